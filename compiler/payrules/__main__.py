@@ -1,0 +1,5 @@
+"""`python -m payrules` runs the command line."""
+
+from payrules.cli import main
+
+main()

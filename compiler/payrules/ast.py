@@ -1,0 +1,184 @@
+"""Parsed rule file → typed, immutable syntax tree (every node carries its `Span`)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import ClassVar, Union
+
+import attrs
+
+from payrules.source import Span
+
+
+@attrs.frozen(kw_only=True)
+class Node:
+    span: Span
+
+
+@attrs.frozen(kw_only=True)
+class StatementNode(Node):
+    """Base of every statement: what a reason from it means when the author says nothing else."""
+
+    kind: ClassVar[str]
+    """Stable name of the statement kind (used in JSON and by explanation templates)."""
+    severity: ClassVar[str]
+    """`deny` (allowed becomes 0), `reduce` (allowed is lowered) or `warn` (amount unchanged)."""
+    carc: ClassVar[str]
+    """Default claim adjustment reason code."""
+    rarc: ClassVar[str | None] = None
+    """Default remittance advice remark code, if one fits."""
+
+
+# --- literals -------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Word(Node):
+    """A bare word or a quoted string, already unescaped: `DC`, `"ASH's cap"`."""
+
+    value: str
+
+
+@attrs.frozen(kw_only=True)
+class Code(Node):
+    """A procedure code as written: `97140`, `0042T`, `S8990` (shape checked later)."""
+
+    value: str
+
+
+@attrs.frozen(kw_only=True)
+class CodeRange(Node):
+    """Every code from `low` to `high` inclusive, in one family: `98940-98943`."""
+
+    low: Code
+    high: Code
+
+
+@attrs.frozen(kw_only=True)
+class SetRef(Node):
+    """A named code set used in a list: `massage` after `set massage = 97124, 97140`."""
+
+    name: str
+
+
+CodeItem = Union[Code, CodeRange, SetRef]
+
+
+@attrs.frozen(kw_only=True)
+class CodeList(Node):
+    """A comma list of codes, ranges and set names: `97124, 97140, CMT`."""
+
+    items: tuple[CodeItem, ...] = attrs.field(converter=tuple)
+
+
+@attrs.frozen(kw_only=True)
+class Money(Node):
+    """A dollar amount as written: `$45`, `$1,250.00` (decimals checked later)."""
+
+    amount: Decimal
+
+
+# --- statements -----------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Only(StatementNode):
+    """Only these codes are covered; any other code is denied: `only 97140`."""
+
+    kind = "only"
+    severity = "deny"
+    carc = "204"
+
+    codes: CodeList
+
+
+@attrs.frozen(kw_only=True)
+class NoSameDay(StatementNode):
+    """Deny `codes` when the patient has an `other` code on the same date of service:
+    `no 97124, 97140 same day as 98940-98943 unless modifier 59`.
+    """
+
+    kind = "no_same_day"
+    severity = "deny"
+    carc = "97"
+    rarc = "N20"
+
+    codes: CodeList | None
+    """The restricted codes; None means every code that is not in `other`."""
+    other: CodeList
+    unless: tuple[Word, ...] = attrs.field(converter=tuple)
+    """Modifiers on the restricted line that exempt it."""
+
+
+@attrs.frozen(kw_only=True)
+class MaxPerSession(StatementNode):
+    """The whole session is allowed at most this amount: `max $45 per session`."""
+
+    kind = "max_per_session"
+    severity = "reduce"
+    carc = "45"
+
+    amount: Money
+
+
+@attrs.frozen(kw_only=True)
+class RequiresCredential(StatementNode):
+    """The rendering provider must hold one of these credentials: `requires DC or PT NPI for 97124`."""
+
+    kind = "requires_credential"
+    severity = "deny"
+    carc = "170"
+    rarc = "N95"
+
+    credentials: tuple[Word, ...] = attrs.field(converter=tuple)
+    codes: CodeList | None
+    """The codes the requirement applies to; None means every code."""
+
+
+Statement = Union[Only, NoSameDay, MaxPerSession, RequiresCredential]
+
+
+# --- file structure -------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Header(Node):
+    """`payer ASH "American Specialty Health (example)"`: the payer id sessions are routed by."""
+
+    payer_id: Word
+    display_name: Word | None
+
+
+@attrs.frozen(kw_only=True)
+class SetDef(Node):
+    """`set CMT = 98940-98942`: a named code set usable in any code list of the file."""
+
+    name: Word
+    codes: CodeList
+
+
+@attrs.frozen(kw_only=True)
+class Rule(Node):
+    """One policy line: an optional name, a statement, and optional reason-code overrides.
+    `session-cap: max $45 per session carc 119`
+    """
+
+    name: Word | None
+    statement: Statement
+    carc: Word | None = None
+    rarc: Word | None = None
+
+    @property
+    def text(self) -> str:
+        """The statement as written in the file (without the name)."""
+        return self.statement.span.text
+
+
+@attrs.frozen(kw_only=True)
+class Module:
+    """A whole rule file."""
+
+    span: Span
+    header: Header | None
+    sets: tuple[SetDef, ...] = attrs.field(converter=tuple)
+    rules: tuple[Rule, ...] = attrs.field(converter=tuple)

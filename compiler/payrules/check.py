@@ -1,0 +1,240 @@
+"""`ast.Module` → diagnostics, and the resolved facts (`Bindings`) that code generation needs.
+
+Checks append diagnostics; they never print or raise. Each statement kind has one
+`_check_<kind>` function below.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+
+import attrs
+
+from payrules import ast
+from payrules.diagnostics import Diagnostic, InternalError, Severity
+from payrules.domain import (
+    CARC_RE,
+    CODE_EXAMPLES,
+    CODE_RE,
+    CREDENTIALS,
+    MODIFIER_RE,
+    RARC_RE,
+    code_family,
+    code_from_number,
+    code_number,
+    to_cents,
+)
+from payrules.source import Span
+
+MAX_RANGE_SIZE = 10_000
+"""A range wider than this is almost surely a typo (and would be slow to expand)."""
+
+
+@attrs.define
+class Bindings:
+    """Facts resolved from a module, keyed by the AST node they belong to."""
+
+    code_sets: dict[ast.CodeList, frozenset[str]] = attrs.field(factory=dict)
+    cents: dict[ast.Money, int] = attrs.field(factory=dict)
+    sets_by_name: dict[str, frozenset[str]] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Checked:
+    """A module that passed every check, with its resolved facts."""
+
+    module: ast.Module
+    bindings: Bindings
+
+    @property
+    def payer_id(self) -> str:
+        assert self.module.header is not None
+        return self.module.header.payer_id.value
+
+    @property
+    def payer_name(self) -> str:
+        header = self.module.header
+        assert header is not None
+        return header.display_name.value if header.display_name else header.payer_id.value
+
+
+class _Checker:
+    def __init__(self, module: ast.Module) -> None:
+        self.module = module
+        self.diagnostics: list[Diagnostic] = []
+        self.bindings = Bindings()
+        self.set_defs = {s.name.value: s for s in module.sets}
+        self._resolving: list[str] = []
+
+    def error(self, code: str, message: str, span: Span, help: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code=code, severity=Severity.ERROR, message=message,
+                                           span=span, help=help))
+
+    # --- file structure -------------------------------------------------------------
+
+    def run(self) -> None:
+        header = self.module.header
+        if header is not None and not header.payer_id.value.strip():
+            self.error("E105", "the payer id is empty", header.payer_id.span,
+                       "give the id that the `payer` column of your sessions uses")
+        seen_sets: dict[str, ast.SetDef] = {}
+        for set_def in self.module.sets:
+            name = set_def.name.value
+            if name in seen_sets:
+                self.error("E104", f"code set `{name}` is defined twice", set_def.name.span,
+                           f"the first definition is on line {seen_sets[name].span.line}")
+            else:
+                seen_sets[name] = set_def
+            self.bindings.sets_by_name[name] = self.codes(set_def.codes)
+        seen_rules: dict[str, ast.Rule] = {}
+        for rule in self.module.rules:
+            if rule.name is not None:
+                name = rule.name.value
+                if name in seen_rules:
+                    self.error("E103", f"rule name `{name}` is used twice", rule.name.span,
+                               f"the first rule with this name is on line {seen_rules[name].span.line}")
+                else:
+                    seen_rules[name] = rule
+            self.reason_code(rule.carc, CARC_RE, "CARC", "a claim adjustment reason code such as 45 or B7")
+            self.reason_code(rule.rarc, RARC_RE, "RARC", "a remark code such as N130 or M15")
+            _check_statement(rule.statement, self)
+
+    def reason_code(self, word: ast.Word | None, pattern: re.Pattern[str], what: str, expected: str) -> None:
+        if word is not None and not pattern.match(word.value.upper()):
+            self.error("E206", f"`{word.value}` is not a {what}", word.span, f"expected {expected}")
+
+    # --- shared pieces --------------------------------------------------------------
+
+    def codes(self, codes: ast.CodeList) -> frozenset[str]:
+        """Resolve a code list (memoised per node) and report every bad item in it."""
+        if codes in self.bindings.code_sets:
+            return self.bindings.code_sets[codes]
+        result: set[str] = set()
+        for item in codes.items:
+            if isinstance(item, ast.Code):
+                if self.code_shape(item):
+                    result.add(item.value)
+            elif isinstance(item, ast.CodeRange):
+                result |= self.code_range(item)
+            else:
+                result |= self.set_ref(item)
+        frozen = frozenset(result)
+        self.bindings.code_sets[codes] = frozen
+        return frozen
+
+    def code_shape(self, code: ast.Code) -> bool:
+        if CODE_RE.match(code.value):
+            return True
+        help = f"expected {CODE_EXAMPLES}"
+        if CODE_RE.match(code.value.upper()):
+            help = f"write it in capitals: `{code.value.upper()}`"
+        elif code.value.isdigit() and len(code.value) < 5:
+            help = f"procedure codes have 5 characters; {CODE_EXAMPLES[2:]}"
+        self.error("E201", f"`{code.value}` is not a procedure code", code.span, help)
+        return False
+
+    def code_range(self, item: ast.CodeRange) -> frozenset[str]:
+        low_ok, high_ok = self.code_shape(item.low), self.code_shape(item.high)
+        if not (low_ok and high_ok):
+            return frozenset()
+        low, high = item.low.value, item.high.value
+        if code_family(low) != code_family(high) or (low[0].isalpha() and low[0] != high[0]):
+            self.error("E203", f"range `{low}-{high}` mixes {code_family(low)} and {code_family(high)} codes",
+                       item.span, "write one range per kind of code, separated by commas")
+            return frozenset()
+        lo, hi = code_number(low), code_number(high)
+        if lo > hi:
+            self.error("E202", f"range `{low}-{high}` is reversed, so it holds no code", item.span,
+                       f"swap the range ends: {high}-{low}")
+            return frozenset()
+        if hi - lo >= MAX_RANGE_SIZE:
+            self.error("E204", f"range `{low}-{high}` holds {hi - lo + 1:,} codes", item.span,
+                       f"a range may hold at most {MAX_RANGE_SIZE:,} codes; check the range ends")
+            return frozenset()
+        return frozenset(code_from_number(low, n) for n in range(lo, hi + 1))
+
+    def set_ref(self, ref: ast.SetRef) -> frozenset[str]:
+        set_def = self.set_defs.get(ref.name)
+        if set_def is None:
+            suggestion = difflib.get_close_matches(ref.name, self.set_defs, n=1)
+            if suggestion:
+                help = f"did you mean `{suggestion[0]}`?"
+            elif CODE_RE.match(ref.name.upper()):
+                help = f"write the code in capitals: `{ref.name.upper()}`"
+            else:
+                help = f"define it first, as in `set {ref.name} = 97124, 97140`"
+            self.error("E101", f"unknown code set `{ref.name}`", ref.span, help)
+            return frozenset()
+        if ref.name in self._resolving:
+            cycle = " → ".join(self._resolving[self._resolving.index(ref.name):] + [ref.name])
+            self.error("E106", f"code set `{ref.name}` includes itself ({cycle})", ref.span)
+            return frozenset()
+        self._resolving.append(ref.name)
+        try:
+            return self.codes(set_def.codes)
+        finally:
+            self._resolving.pop()
+
+    def money(self, money: ast.Money) -> None:
+        if money.amount != money.amount.quantize(money.amount.__class__("0.01")):
+            self.error("E205", f"`{money.span.text}` has more than two decimals", money.span,
+                       "amounts are in dollars and cents, such as `$45.50`")
+            return
+        self.bindings.cents[money] = to_cents(money.amount)
+
+    def credentials(self, words: tuple[ast.Word, ...]) -> None:
+        for word in words:
+            if word.value.upper() not in CREDENTIALS:
+                suggestion = difflib.get_close_matches(word.value.upper(), CREDENTIALS, n=1, cutoff=0.5)
+                known = ", ".join(CREDENTIALS)
+                help = f"did you mean `{suggestion[0]}`? known credentials: {known}" if suggestion \
+                    else f"known credentials: {known}"
+                self.error("E102", f"unknown credential `{word.value}`", word.span, help)
+
+    def modifiers(self, words: tuple[ast.Word, ...]) -> None:
+        for word in words:
+            if not MODIFIER_RE.match(word.value.upper()):
+                self.error("E207", f"`{word.value}` is not a modifier", word.span,
+                           "a modifier has two letters or digits, such as 59 or XS")
+
+
+# --- one check per statement kind -------------------------------------------------------
+
+
+@functools.singledispatch
+def _check_statement(statement: ast.StatementNode, c: _Checker) -> None:
+    raise InternalError(f"no check for statement kind `{type(statement).__name__}`")
+
+
+@_check_statement.register
+def _check_only(s: ast.Only, c: _Checker) -> None:
+    c.codes(s.codes)
+
+
+@_check_statement.register
+def _check_no_same_day(s: ast.NoSameDay, c: _Checker) -> None:
+    if s.codes is not None:
+        c.codes(s.codes)
+    c.codes(s.other)
+    c.modifiers(s.unless)
+
+
+@_check_statement.register
+def _check_max_per_session(s: ast.MaxPerSession, c: _Checker) -> None:
+    c.money(s.amount)
+
+
+@_check_statement.register
+def _check_requires_credential(s: ast.RequiresCredential, c: _Checker) -> None:
+    c.credentials(s.credentials)
+    if s.codes is not None:
+        c.codes(s.codes)
+
+
+def check(module: ast.Module) -> tuple[Bindings, list[Diagnostic]]:
+    """Run every check on a parsed module; diagnostics come back sorted by position."""
+    checker = _Checker(module)
+    checker.run()
+    return checker.bindings, sorted(checker.diagnostics, key=lambda d: d.sort_key)

@@ -1,0 +1,271 @@
+"""Checked `ast.Module` → Python source of one fused `judge(session, day)` function per payer.
+
+Generated code has three parts per session, in this order:
+
+1. group facts: computed once per session (for example the same-day lines that trigger a rule);
+2. one loop over the session's lines that runs every per-line rule (coverage, same day,
+   credentials) and records all reasons, not only the first;
+3. amount passes over the session, in file order (caps), skipping denied lines.
+
+User text (payer names, rule names, file paths, statement text) reaches the generated
+source only through `repr()`, including inside comments, so a rule file cannot inject code.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import attrs
+
+from payrules import __version__, ast
+from payrules.check import Bindings, Checked
+from payrules.diagnostics import InternalError
+from payrules.domain import describe_codes, dollars
+
+
+class _Writer:
+    """Writes indented source lines."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._depth = 0
+
+    def line(self, text: str = "") -> None:
+        self.lines.append("    " * self._depth + text if text else "")
+
+    def block(self, lines: list[str]) -> None:
+        for text in lines:
+            self.line(text)
+
+    @contextmanager
+    def indent(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+@attrs.define
+class _Emission:
+    """The code one rule contributes to each part of `judge`, plus its explanation params."""
+
+    params: dict[str, str] = attrs.field(factory=dict)
+    group: list[str] = attrs.field(factory=list)
+    per_line: list[str] = attrs.field(factory=list)
+    session: list[str] = attrs.field(factory=list)
+
+
+class _Context:
+    """Constants and helpers shared by the per-statement emitters of one module."""
+
+    def __init__(self, bindings: Bindings) -> None:
+        self.bindings = bindings
+        self.constants: dict[str, str] = {}
+        self._by_value: dict[str, str] = {}
+
+    def const(self, value: frozenset[str]) -> str:
+        """A module-level name holding `value`; equal sets share one name."""
+        literal = _frozenset_literal(value)
+        if literal not in self._by_value:
+            name = f"_SET{len(self._by_value)}"
+            self._by_value[literal] = name
+            self.constants[name] = literal
+        return self._by_value[literal]
+
+    def codes(self, codes: ast.CodeList) -> str:
+        return self.const(self.bindings.code_sets[codes])
+
+    def describe(self, codes: ast.CodeList | None) -> str:
+        """The code list as written, followed by the codes when it names a set: `massage (97124, 97140)`."""
+        if codes is None:
+            return ""
+        if not any(isinstance(item, ast.SetRef) for item in codes.items):
+            return codes.span.text
+        return f"{codes.span.text} ({describe_codes(self.bindings.code_sets[codes])})"
+
+
+def _frozenset_literal(value: frozenset[str]) -> str:
+    if not value:
+        return "frozenset()"
+    items = [repr(v) for v in sorted(value)]
+    rows = [", ".join(items[i : i + 10]) for i in range(0, len(items), 10)]
+    if len(rows) == 1:
+        return f"frozenset({{{rows[0]}}})"
+    return "frozenset({\n    " + ",\n    ".join(rows) + ",\n})"
+
+
+def _hit(index: int, rule: ast.Rule, facts: str) -> list[str]:
+    """Record a reason; a denying rule also marks the line denied."""
+    lines = [f"r.append(({index}, {facts}))"]
+    if rule.statement.severity == "deny":
+        lines.append("d = True")
+    return lines
+
+
+# --- one emitter per statement kind -----------------------------------------------------
+
+
+@functools.singledispatch
+def _emit(statement: ast.StatementNode, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    raise InternalError(f"no code generation for statement kind `{type(statement).__name__}`")
+
+
+@_emit.register
+def _emit_only(s: ast.Only, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    return _Emission(
+        params={"codes": ctx.describe(s.codes)},
+        per_line=[f"if code not in {ctx.codes(s.codes)}:", *_indent(_hit(index, rule, "None"))],
+    )
+
+
+@_emit.register
+def _emit_no_same_day(s: ast.NoSameDay, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    other = ctx.codes(s.other)
+    tests = [f"t{index}"]
+    tests.append(f"code in {ctx.codes(s.codes)}" if s.codes is not None else f"code not in {other}")
+    if s.unless:
+        tests.append(f"not (line.modifiers & {ctx.const(frozenset(w.value.upper() for w in s.unless))})")
+    return _Emission(
+        params={
+            "codes": ctx.describe(s.codes),
+            "other": ctx.describe(s.other),
+            "unless": " or ".join(w.value.upper() for w in s.unless),
+        },
+        group=[f"t{index} = [o for o in day if o.code in {other}]"],
+        per_line=[
+            f"if {' and '.join(tests)}:",
+            f"    h = [o for o in t{index} if o is not line]",
+            "    if h:",
+            *_indent(_hit(index, rule, "tuple(h)"), 2),
+        ],
+    )
+
+
+@_emit.register
+def _emit_max_per_session(s: ast.MaxPerSession, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    cap = ctx.bindings.cents[s.amount]
+    return _Emission(
+        params={"amount": dollars(cap)},
+        session=[
+            f"left = {cap}",
+            "for k, line in enumerate(lines):",
+            "    if denied[k]:",
+            "        continue",
+            "    a = allowed[k]",
+            "    if a > left:",
+            f"        reasons[k].append(({index}, (a, left)))",
+            "        allowed[k] = a = left",
+            "    left -= a",
+        ],
+    )
+
+
+@_emit.register
+def _emit_requires_credential(s: ast.RequiresCredential, rule: ast.Rule, index: int,
+                              ctx: _Context) -> _Emission:
+    credentials = frozenset(w.value.upper() for w in s.credentials)
+    test = f"line.provider_credential not in {ctx.const(credentials)}"
+    if s.codes is not None:
+        test = f"code in {ctx.codes(s.codes)} and {test}"
+    return _Emission(
+        params={
+            "credentials": " or ".join(w.value.upper() for w in s.credentials),
+            "codes": ctx.describe(s.codes),
+        },
+        per_line=[f"if {test}:", *_indent(_hit(index, rule, "None"))],
+    )
+
+
+def _indent(lines: list[str], depth: int = 1) -> list[str]:
+    return ["    " * depth + text for text in lines]
+
+
+# --- the module -------------------------------------------------------------------------
+
+
+def generate(checked: Checked) -> str:
+    """Python source for a checked module; `exec` it with `payrules.runtime` importable."""
+    module = checked.module
+    ctx = _Context(checked.bindings)
+    emissions = [_emit(rule.statement, rule, i, ctx) for i, rule in enumerate(module.rules)]
+
+    w = _Writer()
+    w.line(f"# Generated by payrules {__version__} from {module.span.file!r}. Do not edit.")
+    w.line("from payrules import runtime as rt")
+    w.line()
+    w.line(f"PAYER_ID = {checked.payer_id!r}")
+    w.line(f"PAYER_NAME = {checked.payer_name!r}")
+    w.line(f"SOURCE = {module.span.file!r}")
+    w.line("RULES = (")
+    with w.indent():
+        for i, (rule, emission) in enumerate(zip(module.rules, emissions)):
+            w.line(_rule_info(i, rule, emission))
+    w.line(")")
+    w.line()
+    for name, literal in ctx.constants.items():
+        w.line(f"{name} = {literal}")
+    w.line()
+    w.line()
+    w.line("def judge(session, day):")
+    with w.indent():
+        w.line('"""Judge one session; `day` holds every line of this patient and payer on its date.')
+        w.line()
+        w.line("Returns the allowed cents, the reasons and the denied flag of each line, in order.")
+        w.line('"""')
+        w.line("lines = session.lines")
+        w.line("allowed = []")
+        w.line("reasons = []")
+        w.line("denied = []")
+        for rule, emission in zip(module.rules, emissions):
+            if emission.group:
+                w.line(_comment(rule))
+                w.block(emission.group)
+        w.line("for line in lines:")
+        with w.indent():
+            w.line("code = line.code")
+            w.line("r = []")
+            w.line("d = False")
+            for rule, emission in zip(module.rules, emissions):
+                if emission.per_line:
+                    w.line(_comment(rule))
+                    w.block(emission.per_line)
+            w.line("allowed.append(0 if d else line.charge)")
+            w.line("reasons.append(r)")
+            w.line("denied.append(d)")
+        for rule, emission in zip(module.rules, emissions):
+            if emission.session:
+                w.line(_comment(rule))
+                w.block(emission.session)
+        w.line("return allowed, reasons, denied")
+    return w.text()
+
+
+def _comment(rule: ast.Rule) -> str:
+    # repr() keeps a carriage return or other line break in user text from ending the comment.
+    return f"# line {rule.span.line}: {rule.text!r}"
+
+
+def _rule_info(index: int, rule: ast.Rule, emission: _Emission) -> str:
+    statement = rule.statement
+    carc = rule.carc.value.upper() if rule.carc is not None else statement.carc
+    rarc = rule.rarc.value.upper() if rule.rarc is not None else statement.rarc
+    fields = [
+        f"index={index}",
+        f"name={rule.name.value if rule.name is not None else None!r}",
+        f"kind={statement.kind!r}",
+        f"file={rule.span.file!r}",
+        f"line={rule.span.line}",
+        f"column={rule.span.column}",
+        f"text={rule.text!r}",
+        f"severity={statement.severity!r}",
+        f"carc={carc!r}",
+        f"rarc={rarc!r}",
+        f"params={tuple(sorted(emission.params.items()))!r}",
+    ]
+    return f"rt.RuleInfo({', '.join(fields)}),"

@@ -1,0 +1,143 @@
+"""Billing vocabulary → shapes and known values: procedure codes, credentials, modifiers, money.
+
+Everything here is plain data shared by the checker (rule files) and the record reader
+(session files), so that both accept and reject exactly the same spellings.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+# A procedure code is a CPT code (5 digits), a CPT category II/III or PLA code
+# (4 digits and F, T or U), or a HCPCS level II code (a letter and 4 digits).
+CODE_RE = re.compile(r"^(?:[0-9]{5}|[0-9]{4}[FTU]|[A-Z][0-9]{4})$")
+
+CODE_EXAMPLES = "a procedure code such as 97140, 0042T or S8990"
+
+
+def code_family(code: str) -> str:
+    """The family a valid code belongs to; a range must stay inside one family."""
+    if code.isdigit():
+        return "CPT"
+    if code[0].isdigit():
+        return f"CPT category {code[-1]}"
+    return f"HCPCS {code[0]}"
+
+
+def code_number(code: str) -> int:
+    """The numeric part of a code, used to order and expand ranges within a family."""
+    return int(code[:5]) if code.isdigit() else int(code[1:] if code[0].isalpha() else code[:4])
+
+
+def code_from_number(family_of: str, number: int) -> str:
+    """The code of the same family as `family_of` whose numeric part is `number`."""
+    if family_of.isdigit():
+        return f"{number:05d}"
+    if family_of[0].isalpha():
+        return f"{family_of[0]}{number:04d}"
+    return f"{number:04d}{family_of[-1]}"
+
+
+# Rendering-provider credentials payrules knows. Matching is case-insensitive.
+CREDENTIALS: dict[str, str] = {
+    "LMT": "licensed massage therapist",
+    "DC": "doctor of chiropractic",
+    "PT": "physical therapist",
+    "PTA": "physical therapist assistant",
+    "MD": "doctor of medicine",
+    "DO": "doctor of osteopathic medicine",
+    "NP": "nurse practitioner",
+    "PA": "physician assistant",
+    "OT": "occupational therapist",
+    "OTA": "occupational therapy assistant",
+    "SLP": "speech-language pathologist",
+    "CA": "chiropractic assistant",
+    "ATC": "certified athletic trainer",
+    "LAC": "licensed acupuncturist",
+}
+
+def with_article(credential: str) -> str:
+    """`an LMT`, `a DC`: the article follows how the letters are spoken."""
+    return f"{'an' if credential[:1] in 'AEFHILMNORSX' else 'a'} {credential}"
+
+
+def describe_codes(codes: frozenset[str]) -> str:
+    """`97124, 97140, 98940-98943`: sorted, with runs of three or more codes as ranges."""
+    by_family: dict[str, list[int]] = {}
+    examples: dict[str, str] = {}
+    for code in codes:
+        family = code_family(code) + (code[0] if code[0].isalpha() else "")
+        by_family.setdefault(family, []).append(code_number(code))
+        examples[family] = code
+    parts: list[tuple[str, str]] = []
+    for family, numbers in by_family.items():
+        numbers.sort()
+        run = [numbers[0]]
+        for n in numbers[1:] + [None]:  # type: ignore[list-item]
+            if n is not None and n == run[-1] + 1:
+                run.append(n)
+                continue
+            low, high = (code_from_number(examples[family], x) for x in (run[0], run[-1]))
+            if len(run) >= 3:
+                parts.append((low, f"{low}-{high}"))
+            else:
+                parts.extend((code_from_number(examples[family], x),) * 2 for x in run)
+            if n is not None:
+                run = [n]
+    return ", ".join(text for _, text in sorted(parts))
+
+
+MODIFIER_RE = re.compile(r"^[A-Z0-9]{2}$")
+
+# CARC: 1-3 digits, or a letter and 1-2 digits (B7, P14). RARC: 1-2 letters and 1-3 digits (N130, MA01).
+CARC_RE = re.compile(r"^(?:[0-9]{1,3}|[A-Z][0-9]{1,2})$")
+RARC_RE = re.compile(r"^[A-Z]{1,2}[0-9]{1,3}$")
+
+_MONEY_RE = re.compile(r"^\$?(-?)([0-9]+(?:,[0-9]{3})*|[0-9]+)(?:\.([0-9]*))?$")
+
+
+def parse_money(text: str) -> Decimal | None:
+    """`$1,234.50` or `45` → Decimal; None when it is not money at all."""
+    match = _MONEY_RE.match(text.strip())
+    if match is None:
+        return None
+    sign, whole, frac = match.groups()
+    try:
+        return Decimal(f"{sign}{whole.replace(',', '')}.{frac or '0'}")
+    except InvalidOperation:  # pragma: no cover - the pattern admits only digits
+        return None
+
+
+def to_cents(amount: Decimal) -> int:
+    """Exact cents of an amount that has at most two decimals."""
+    return int(amount * 100)
+
+
+def format_cents(cents: int) -> str:
+    """1234 → `12.34`; the form amounts take in every output."""
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    return f"{sign}{cents // 100}.{cents % 100:02d}"
+
+
+def dollars(cents: int) -> str:
+    """1234567 → `$12,345.67`; the form amounts take in sentences."""
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    return f"{sign}${cents // 100:,}.{cents % 100:02d}"
+
+
+def npi_is_valid(npi: str) -> bool:
+    """10 digits whose last is the Luhn check digit computed with the 80840 prefix."""
+    if len(npi) != 10 or not npi.isdigit():
+        return False
+    total = 0
+    for i, ch in enumerate(reversed("80840" + npi[:9])):
+        digit = int(ch)
+        if i % 2 == 0:
+            digit *= 2
+            if digit > 9:
+                digit -= 9
+        total += digit
+    return (10 - total % 10) % 10 == int(npi[9])

@@ -1,0 +1,306 @@
+"""Rule file text → `ast.Module` plus syntax diagnostics. The only module that imports lark."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import lark
+from lark import Lark, Token, Transformer, v_args
+from lark.tree import Meta
+
+from payrules import ast
+from payrules.diagnostics import Diagnostic, InternalError, Severity
+from payrules.domain import parse_money
+from payrules.source import Source, Span
+
+STATEMENT_WORDS = ("only", "no", "max", "requires")
+"""The words a statement can start with; used to suggest a fix for an unknown word."""
+
+TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set")
+
+
+def grammar_text() -> str:
+    """The grammar shipped inside the package, or the checkout's `grammar/` when run from source."""
+    packaged = resources.files("payrules").joinpath("grammar/rules.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    checkout = Path(__file__).resolve().parents[2] / "grammar" / "rules.lark"
+    return checkout.read_text(encoding="utf-8")
+
+
+@functools.cache
+def _lark() -> Lark:
+    return Lark(grammar_text(), start="line", parser="lalr", propagate_positions=True)
+
+
+def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
+    """Parse a whole rule file, one line at a time, so that every bad line is reported."""
+    diagnostics: list[Diagnostic] = []
+    header: ast.Header | None = None
+    sets: list[ast.SetDef] = []
+    rules: list[ast.Rule] = []
+    seen_entry = False
+    for lineno, text in enumerate(source.text.split("\n"), start=1):
+        offset = source.line_start(lineno)
+        try:
+            entry = _parse_line(text, source, offset)
+        except _LineError as error:
+            diagnostics.append(error.diagnostic)
+            seen_entry = True
+            continue
+        if entry is None:
+            continue
+        if isinstance(entry, ast.Header):
+            if header is not None:
+                diagnostics.append(_error("E004", "a rule file has one `payer` line", entry.span,
+                                          f"the payer is already given on line {header.span.line}"))
+            elif seen_entry:
+                diagnostics.append(_error("E004", "the `payer` line must come before any rule", entry.span,
+                                          "move this line to the top of the file"))
+            else:
+                header = entry
+        elif isinstance(entry, ast.SetDef):
+            sets.append(entry)
+        else:
+            rules.append(entry)
+        seen_entry = True
+    if header is None and not any(d.code == "E004" for d in diagnostics):
+        diagnostics.append(_error("E004", "missing `payer` line", Span(source, 0, 0),
+                                  'start the file with a line such as `payer ASH "American Specialty Health"`'))
+    module = ast.Module(span=Span(source, 0, len(source.text)), header=header, sets=sets, rules=rules)
+    return module, diagnostics
+
+
+# --- one line -------------------------------------------------------------------------
+
+
+class _LineError(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        self.diagnostic = diagnostic
+
+
+def _parse_line(text: str, source: Source, offset: int) -> ast.Header | ast.SetDef | ast.Rule | None:
+    if not text.strip() or text.lstrip().startswith("#"):
+        return None
+    try:
+        tree = _lark().parse(text)
+    except lark.UnexpectedInput as error:
+        raise _LineError(_syntax_diagnostic(error, text, source, offset)) from None
+    try:
+        entry: ast.Header | ast.SetDef | ast.Rule | None = _ToAst(source, offset).transform(tree)
+    except lark.exceptions.VisitError as error:
+        raise error.orig_exc from None
+    return entry
+
+
+def _error(code: str, message: str, span: Span, help: str | None = None) -> Diagnostic:
+    return Diagnostic(code=code, severity=Severity.ERROR, message=message, span=span, help=help)
+
+
+def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, offset: int) -> Diagnostic:
+    unknown = _unknown_statement_word(text)
+    if unknown is not None:
+        token, start = unknown
+        suggestion = difflib.get_close_matches(token.lower(), TOP_LEVEL_WORDS, n=1, cutoff=0.6)
+        help = (f"did you mean `{suggestion[0]}`?" if suggestion else
+                "a statement starts with " + ", ".join(f"`{w}`" for w in STATEMENT_WORDS))
+        span = Span(source, offset + start, offset + start + len(token))
+        return _error("E002", f"unknown statement word `{token}`", span, help)
+
+    if isinstance(error, lark.UnexpectedCharacters):
+        column = error.column
+        char = text[column - 1] if column - 1 < len(text) else ""
+        span = Span(source, offset + column - 1, offset + column)
+        if char == "$":
+            return _error("E001", "expected an amount after `$`, such as `$45` or `$45.50`", span)
+        if char == '"':
+            return _error("E001", "a quoted text is not closed", span, 'end it with `"` on the same line')
+        return _error("E001", f"unexpected character `{char}`; expected {_expected_words(error.allowed)}", span)
+
+    if isinstance(error, lark.UnexpectedToken):
+        token = error.token
+        if token.type == "$END":
+            start = len(text.rstrip())
+            span = Span(source, offset + start, offset + start)
+            found = "the end of the line"
+        else:
+            assert token.start_pos is not None and token.end_pos is not None
+            span = Span(source, offset + token.start_pos, offset + token.end_pos)
+            found = f"`{token}`"
+        help = None
+        if "COMMA" in error.expected and token.type in ("CODE", "WORD"):
+            help = "separate the items of a list with commas, as in `97124, 97140`"
+        return _error("E001", f"expected {_expected_words(error.expected)}, found {found}", span, help)
+
+    column = getattr(error, "column", 1) or 1  # pragma: no cover - lark raises only the two above per line
+    return _error("E001", "invalid syntax", Span(source, offset + column - 1, offset + column))
+
+
+_NAME_PREFIX = re.compile(r'^\s*(?:[A-Za-z0-9_][A-Za-z0-9_-]*|"(?:[^"\\]|\\.)*")\s*:\s*')
+
+
+def _unknown_statement_word(text: str) -> tuple[str, int] | None:
+    """The first word of the statement, and its column, when it is no statement keyword."""
+    prefix = _NAME_PREFIX.match(text)
+    start = prefix.end() if prefix else len(text) - len(text.lstrip())
+    match = re.match(r"[A-Za-z_][A-Za-z0-9_-]*", text[start:])
+    if match is None:
+        return None
+    word = match.group()
+    if word.lower() in TOP_LEVEL_WORDS:
+        return None
+    # `name: word`, or a line that is a lone word followed by more than a colon.
+    rest = text[start + match.end():].lstrip()
+    if prefix is None and rest.startswith(":"):
+        return None
+    return word, start
+
+
+_TERMINAL_WORDS = {
+    "CODE": "a procedure code such as 97140",
+    "WORD": "a name",
+    "MONEY": "an amount such as $45",
+    "STRING": 'a quoted text such as "Plan name"',
+    "$END": "the end of the line",
+}
+
+
+def _expected_words(names: Iterable[str]) -> str:
+    names = {n for n in names if n != "COMMENT"}
+    if names >= {"ONLY", "NO", "MAX", "REQUIRES"}:
+        return "a statement such as `only 97140`"
+    if {"CODE", "WORD"} <= names:
+        names = names - {"CODE", "WORD"}
+        words = ["a procedure code such as 97140 or a code set name"]
+    else:
+        words = []
+    for name in sorted(names, key=lambda n: (n not in _TERMINAL_WORDS, n)):
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+        else:
+            words.append(f"`{_literal(name)}`")
+    if len(words) <= 2:
+        return " or ".join(words)
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _literal(terminal: str) -> str:
+    pattern = _lark().get_terminal(terminal).pattern
+    value = str(pattern.value)
+    return value if pattern.type == "str" else terminal.lower()
+
+
+# --- tree → AST -----------------------------------------------------------------------
+
+
+def unescape(quoted: str) -> str:
+    """`"a \\"b\\"\\n"` → `a "b"` and a newline. Unknown escapes keep the escaped character."""
+    body = quoted[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+@v_args(meta=True, inline=True)
+class _ToAst(Transformer[Token, Any]):
+    """One method per grammar rule or alias; anything else is a bug in payrules."""
+
+    def __init__(self, source: Source, offset: int) -> None:
+        super().__init__()
+        self.source = source
+        self.offset = offset
+
+    def __default__(self, data: Any, children: Any, meta: Any) -> Any:
+        raise InternalError(f"grammar rule `{data}` has no AST conversion")
+
+    def _span(self, meta: Meta) -> Span:
+        return Span(self.source, self.offset + meta.start_pos, self.offset + meta.end_pos)
+
+    def _tspan(self, token: Token) -> Span:
+        assert token.start_pos is not None and token.end_pos is not None
+        return Span(self.source, self.offset + token.start_pos, self.offset + token.end_pos)
+
+    def _word(self, token: Token) -> ast.Word:
+        value = unescape(token) if token.type == "STRING" else str(token)
+        return ast.Word(span=self._tspan(token), value=value)
+
+    # file structure
+    def line(self, meta: Meta, *children: Any) -> Any:
+        entries = [c for c in children if not isinstance(c, Token)]
+        return entries[0] if entries else None
+
+    def header(self, meta: Meta, payer_id: ast.Word, display: Token | None = None) -> ast.Header:
+        return ast.Header(span=self._span(meta), payer_id=payer_id,
+                          display_name=self._word(display) if display is not None else None)
+
+    def set_def(self, meta: Meta, name: Token, codes: ast.CodeList) -> ast.SetDef:
+        return ast.SetDef(span=self._span(meta), name=self._word(name), codes=codes)
+
+    def rule(self, meta: Meta, *children: Any) -> ast.Rule:
+        name = children[0] if isinstance(children[0], ast.Word) else None
+        rest = children[1:] if name is not None else children
+        statement, options = rest[0], dict(rest[1:])
+        return ast.Rule(span=self._span(meta), name=name, statement=statement,
+                        carc=options.get("carc"), rarc=options.get("rarc"))
+
+    def name(self, meta: Meta, token: Token) -> ast.Word:
+        return self._word(token)
+
+    def carc_option(self, meta: Meta, code: ast.Word) -> tuple[str, ast.Word]:
+        return ("carc", code)
+
+    def rarc_option(self, meta: Meta, code: ast.Word) -> tuple[str, ast.Word]:
+        return ("rarc", code)
+
+    def reason_code(self, meta: Meta, token: Token) -> ast.Word:
+        return self._word(token)
+
+    # statements
+    def only(self, meta: Meta, codes: ast.CodeList) -> ast.Only:
+        return ast.Only(span=self._span(meta), codes=codes)
+
+    def no_same_day(self, meta: Meta, *children: Any) -> ast.NoSameDay:
+        lists = [c for c in children if isinstance(c, ast.CodeList)]
+        unless = next((c for c in children if isinstance(c, tuple)), ())
+        codes, other = (lists[0], lists[1]) if len(lists) == 2 else (None, lists[0])
+        return ast.NoSameDay(span=self._span(meta), codes=codes, other=other, unless=unless)
+
+    def unless(self, meta: Meta, words: tuple[ast.Word, ...]) -> tuple[ast.Word, ...]:
+        return words
+
+    def max_per_session(self, meta: Meta, money: Token) -> ast.MaxPerSession:
+        return ast.MaxPerSession(span=self._span(meta), amount=self._money(money))
+
+    def requires_credential(self, meta: Meta, words: tuple[ast.Word, ...],
+                            codes: ast.CodeList | None = None) -> ast.RequiresCredential:
+        return ast.RequiresCredential(span=self._span(meta), credentials=words, codes=codes)
+
+    # shared pieces
+    def for_codes(self, meta: Meta, codes: ast.CodeList) -> ast.CodeList:
+        return codes
+
+    def codes(self, meta: Meta, *items: ast.CodeItem) -> ast.CodeList:
+        return ast.CodeList(span=self._span(meta), items=items)
+
+    def code(self, meta: Meta, token: Token) -> ast.Code:
+        return ast.Code(span=self._tspan(token), value=str(token))
+
+    def code_range(self, meta: Meta, low: Token, high: Token) -> ast.CodeRange:
+        return ast.CodeRange(span=self._span(meta), low=self.code(meta, low), high=self.code(meta, high))
+
+    def set_ref(self, meta: Meta, token: Token) -> ast.SetRef:
+        return ast.SetRef(span=self._tspan(token), name=str(token))
+
+    def word_list(self, meta: Meta, *tokens: Token) -> tuple[ast.Word, ...]:
+        return tuple(self._word(t) for t in tokens)
+
+    def _money(self, token: Token) -> ast.Money:
+        amount = parse_money(str(token))
+        if amount is None:
+            raise _LineError(_error("E001", f"`{token}` is not an amount; write it like `$45` or `$1,250.00`",
+                                    self._tspan(token)))
+        return ast.Money(span=self._tspan(token), amount=amount)

@@ -1,0 +1,85 @@
+"""What generated policy code sees: the record types it judges and the rule metadata it returns.
+
+Generated modules import only this module. It imports nothing from the front end
+(parser, checker, code generator), so a compiled policy runs without them.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen(kw_only=True)
+class Origin:
+    """Where a record came from: `sessions.csv` row 7, or `visits.jsonl` line 3 at `lines[1]`."""
+
+    file: str
+    row: int
+    path: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.row}"
+        return f"{where} {self.path}" if self.path else where
+
+
+@attrs.frozen(kw_only=True)
+class Line:
+    """One service line, validated: codes upper-case, money in integer cents, dates ISO."""
+
+    session_id: str
+    patient_id: str
+    date: str
+    """Date of service as YYYY-MM-DD (sorts and compares as text)."""
+    payer: str
+    number: int
+    """1-based position of the line in its session."""
+    code: str
+    modifiers: frozenset[str]
+    units: int
+    minutes: int | None
+    charge: int
+    """Billed amount in cents."""
+    provider_npi: str
+    provider_credential: str
+    """Upper-case credential, or "" when none was given."""
+    diagnoses: tuple[str, ...]
+    prescription_by: str
+    """Credential of the prescriber, or "" when there is no prescription."""
+    origin: Origin = attrs.field(eq=False)
+
+
+@attrs.frozen(kw_only=True)
+class Session:
+    """One visit: the lines one patient had on one date, sent to one payer."""
+
+    session_id: str
+    patient_id: str
+    date: str
+    payer: str
+    lines: tuple[Line, ...]
+
+
+@attrs.frozen(kw_only=True)
+class RuleInfo:
+    """What an explanation needs to know about the rule that produced a reason."""
+
+    index: int
+    name: str | None
+    kind: str
+    file: str
+    line: int
+    column: int
+    text: str
+    """The statement as written in the rule file."""
+    severity: str
+    carc: str
+    rarc: str | None
+    params: tuple[tuple[str, str], ...]
+    """Statement details as text, for explanation templates (for example the allowed codes)."""
+
+    def param(self, key: str) -> str:
+        return dict(self.params)[key]
+
+
+Reason = tuple[int, object]
+"""What generated code records: (index into RULES, facts the explanation cites)."""
