@@ -6,14 +6,13 @@ Checks append diagnostics; they never print or raise. Each statement kind has on
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 
 import attrs
 
 from payrules import ast
-from payrules.diagnostics import Diagnostic, InternalError, Severity
+from payrules.diagnostics import Diagnostic, InternalError, Severity, closest
 from payrules.domain import (
     CARC_RE,
     CODE_EXAMPLES,
@@ -131,7 +130,7 @@ class _Checker:
         if CODE_RE.match(code.value.upper()):
             help = f"write it in capitals: `{code.value.upper()}`"
         elif code.value.isdigit() and len(code.value) < 5:
-            help = f"procedure codes have 5 characters; {CODE_EXAMPLES[2:]}"
+            help = "procedure codes have 5 characters, such as 97140, 0042T or S8990"
         self.error("E201", f"`{code.value}` is not a procedure code", code.span, help)
         return False
 
@@ -158,9 +157,9 @@ class _Checker:
     def set_ref(self, ref: ast.SetRef) -> frozenset[str]:
         set_def = self.set_defs.get(ref.name)
         if set_def is None:
-            suggestion = difflib.get_close_matches(ref.name, self.set_defs, n=1)
+            suggestion = closest(ref.name, self.set_defs)
             if suggestion:
-                help = f"did you mean `{suggestion[0]}`?"
+                help = f"did you mean `{suggestion}`?"
             elif CODE_RE.match(ref.name.upper()):
                 help = f"write the code in capitals: `{ref.name.upper()}`"
             else:
@@ -187,9 +186,9 @@ class _Checker:
     def credentials(self, words: tuple[ast.Word, ...]) -> None:
         for word in words:
             if word.value.upper() not in CREDENTIALS:
-                suggestion = difflib.get_close_matches(word.value.upper(), CREDENTIALS, n=1, cutoff=0.5)
+                suggestion = closest(word.value, CREDENTIALS)
                 known = ", ".join(CREDENTIALS)
-                help = f"did you mean `{suggestion[0]}`? known credentials: {known}" if suggestion \
+                help = f"did you mean `{suggestion}`? known credentials: {known}" if suggestion \
                     else f"known credentials: {known}"
                 self.error("E102", f"unknown credential `{word.value}`", word.span, help)
 

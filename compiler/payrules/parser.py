@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections.abc import Iterable
@@ -15,7 +14,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.tree import Meta
 
 from payrules import ast
-from payrules.diagnostics import Diagnostic, InternalError, Severity
+from payrules.diagnostics import Diagnostic, InternalError, Severity, closest
 from payrules.domain import parse_money
 from payrules.source import Source, Span
 
@@ -46,12 +45,14 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
     sets: list[ast.SetDef] = []
     rules: list[ast.Rule] = []
     seen_entry = False
+    header_failed = False
     for lineno, text in enumerate(source.text.split("\n"), start=1):
         offset = source.line_start(lineno)
         try:
             entry = _parse_line(text, source, offset)
         except _LineError as error:
             diagnostics.append(error.diagnostic)
+            header_failed |= text.strip().lower().startswith("payer")
             seen_entry = True
             continue
         if entry is None:
@@ -70,8 +71,8 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
         else:
             rules.append(entry)
         seen_entry = True
-    if header is None and not any(d.code == "E004" for d in diagnostics):
-        diagnostics.append(_error("E004", "missing `payer` line", Span(source, 0, 0),
+    if header is None and not header_failed and not any(d.code == "E004" for d in diagnostics):
+        diagnostics.append(_error("E003", "missing `payer` line", Span(source, 0, 0),
                                   'start the file with a line such as `payer ASH "American Specialty Health"`'))
     module = ast.Module(span=Span(source, 0, len(source.text)), header=header, sets=sets, rules=rules)
     return module, diagnostics
@@ -107,8 +108,8 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
     unknown = _unknown_statement_word(text)
     if unknown is not None:
         token, start = unknown
-        suggestion = difflib.get_close_matches(token.lower(), TOP_LEVEL_WORDS, n=1, cutoff=0.6)
-        help = (f"did you mean `{suggestion[0]}`?" if suggestion else
+        suggestion = closest(token, TOP_LEVEL_WORDS)
+        help = (f"did you mean `{suggestion}`?" if suggestion else
                 "a statement starts with " + ", ".join(f"`{w}`" for w in STATEMENT_WORDS))
         span = Span(source, offset + start, offset + start + len(token))
         return _error("E002", f"unknown statement word `{token}`", span, help)
@@ -133,10 +134,10 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
             assert token.start_pos is not None and token.end_pos is not None
             span = Span(source, offset + token.start_pos, offset + token.end_pos)
             found = f"`{token}`"
-        help = None
         if "COMMA" in error.expected and token.type in ("CODE", "WORD"):
-            help = "separate the items of a list with commas, as in `97124, 97140`"
-        return _error("E001", f"expected {_expected_words(error.expected)}, found {found}", span, help)
+            return _error("E001", f"expected `,` between list items, found {found}", span,
+                          "separate the items of a list with commas, as in `97124, 97140`")
+        return _error("E001", f"expected {_expected_words(error.expected)}, found {found}", span)
 
     column = getattr(error, "column", 1) or 1  # pragma: no cover - lark raises only the two above per line
     return _error("E001", "invalid syntax", Span(source, offset + column - 1, offset + column))

@@ -71,7 +71,7 @@ def report_text(report: Report, colour: bool = False) -> str:
 
 
 def _session_text(session: SessionResult, colour: bool) -> list[str]:
-    payer = session.payer if session.payer_name == session.payer else f"{session.payer} ({session.payer_name})"
+    payer = session.payer if session.payer_name == session.payer else f"{session.payer}, {session.payer_name}"
     out = [f"Session {session.session_id} | patient {session.patient_id} | {session.date} | payer {payer}"]
     codes = [_code_text(line) for line in session.lines]
     code_width = max(len(c) for c in codes)

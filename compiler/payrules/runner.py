@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections import defaultdict
 from collections.abc import Mapping
 
 import attrs
 
 from payrules.compiler import Policy
+from payrules.diagnostics import closest
 from payrules.explain import explain
 from payrules.records import Batch, Problem, RecordError
 from payrules.runtime import Line, Origin, Session
@@ -138,9 +138,9 @@ def _reason(policy: Policy, line: Line, index: int, facts: object) -> Reason:
 def _unknown_payer(session: Session, policies: Mapping[str, Policy]) -> list[RecordError]:
     known = sorted(p.payer_id for p in policies.values())
     message = f"no rule file for payer `{session.payer}`"
-    close = difflib.get_close_matches(session.payer, known, n=1)
+    close = closest(session.payer, known)
     if close:
-        message += f"; did you mean `{close[0]}`?"
+        message += f"; did you mean `{close}`?"
     elif known:
         message += f"; rule files cover {', '.join(f'`{k}`' for k in known)}"
     return [RecordError(origin=line.origin, session_id=session.session_id, line=line.number, code=line.code,
