@@ -56,7 +56,7 @@ def _run_from_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def transcript(args: list[str]) -> tuple[int, str, str]:
     """Run the CLI in-process; return exit code, stdout and stderr, kept apart."""
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    result = CliRunner().invoke(cli, args, prog_name="payrules", catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
 
 

@@ -95,7 +95,7 @@ def _colour(stream: object) -> bool:
 def main() -> None:
     """Entry point: run the CLI and turn a fault in payrules into exit status 3, not a traceback."""
     try:
-        cli.main(standalone_mode=True)
+        cli.main(prog_name="payrules", standalone_mode=True)
     except SystemExit:
         raise
     except Exception:  # noqa: BLE001 - the last line of defence

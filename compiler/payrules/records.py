@@ -285,7 +285,7 @@ def _session_records(obj: Any, file: str, row: int, path: str) -> Iterator[Recor
     for i, line in enumerate(lines):
         where = f"{prefix}lines[{i}]"
         if not isinstance(line, dict):
-            problem = Problem(field=where, value=_json_value(line)[:40], message="expected a service line object")
+            problem = Problem(field="line", value=_json_value(line)[:40], message="expected a service line object")
             yield shared, Origin(file=file, row=row, path=where), problem
             continue
         raw = dict(shared)

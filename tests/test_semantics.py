@@ -1,0 +1,147 @@
+"""What each statement means, on sessions that trigger it and sessions that pass."""
+
+from __future__ import annotations
+
+from helpers import NPI_DC, kinds, line, outcomes, run
+
+# --- only ---------------------------------------------------------------------------------
+
+
+def test_only_pays_listed_codes_and_denies_others() -> None:
+    report = run("only 97140", line("97140"), line("97124"))
+    assert outcomes(report) == [("97140", "paid", "50.00"), ("97124", "denied", "0.00")]
+    reason = report.sessions[0].lines[1].reasons[0]
+    assert (reason.carc, reason.severity, reason.line, reason.text) == ("204", "deny", 2, "only 97140")
+
+
+def test_only_with_ranges_and_sets() -> None:
+    rules = "set CMT = 98940-98942\nonly CMT, S8990"
+    report = run(rules, line("98941"), line("98943"), line("S8990"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "denied", "paid"]
+
+
+def test_carc_override() -> None:
+    report = run("only 97140 carc 96 rarc N130", line("97124"))
+    reason = report.sessions[0].lines[0].reasons[0]
+    assert (reason.carc, reason.rarc) == ("96", "N130")
+
+
+# --- max per session ------------------------------------------------------------------------
+
+
+def test_session_cap_reduces_in_line_order() -> None:
+    report = run("max $45 per session", line("97124", "30.00"), line("97140", "30.00"), line("97140", "10.00"))
+    assert outcomes(report) == [("97124", "paid", "30.00"), ("97140", "reduced", "15.00"),
+                                ("97140", "reduced", "0.00")]
+    assert "already used all of it" in report.sessions[0].lines[2].reasons[0].message
+
+
+def test_session_cap_under_the_cap_pays_in_full() -> None:
+    report = run("max $45 per session", line("97124", "20.00"), line("97140", "25.00"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "paid"]
+
+
+def test_session_cap_with_cents() -> None:
+    report = run("max $45.50 per session", line("97124", "45.51"))
+    assert outcomes(report) == [("97124", "reduced", "45.50")]
+
+
+def test_denied_lines_do_not_use_the_cap() -> None:
+    report = run("only 97124\nmax $45 per session", line("97010", "15.00"), line("97124", "60.00"))
+    assert outcomes(report) == [("97010", "denied", "0.00"), ("97124", "reduced", "45.00")]
+    assert kinds(report) == [["only"], ["max_per_session"]]
+
+
+def test_cap_is_per_session_not_per_day() -> None:
+    report = run("max $45 per session", line("97124", "40.00", session="A"), line("97124", "40.00", session="B"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "paid"]
+
+
+# --- no same day ------------------------------------------------------------------------------
+
+
+NO_MASSAGE = "no 97124, 97140 same day as 98940-98943 unless modifier 59, XS"
+
+
+def test_same_day_in_another_session_by_another_provider() -> None:
+    report = run(NO_MASSAGE, line("98941", session="A", npi=NPI_DC, credential="DC"), line("97124", session="B"))
+    assert outcomes(report) == [("98941", "paid", "50.00"), ("97124", "denied", "0.00")]
+    message = report.sessions[1].lines[0].reasons[0].message
+    assert message.startswith(f"98941 was billed for this patient on 2024-03-05 by NPI {NPI_DC} (in session A, line 1)")
+
+
+def test_same_day_in_the_same_session() -> None:
+    report = run(NO_MASSAGE, line("98940"), line("97140"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "denied"]
+    assert "(in this session, line 1)" in report.sessions[0].lines[1].reasons[0].message
+
+
+def test_same_day_exception_modifier() -> None:
+    report = run(NO_MASSAGE, line("98940"), line("97140", modifiers="59"), line("97124", modifiers="XS GP"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "paid", "paid"]
+
+
+def test_other_day_other_patient_and_other_payer_do_not_trigger() -> None:
+    report = run(NO_MASSAGE,
+                 line("98940", session="A"),
+                 line("97124", session="B", date="2024-03-06"),
+                 line("97124", session="C", patient="P2"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "paid", "paid"]
+
+
+def test_same_day_only_counts_the_same_payer() -> None:
+    # A CMT sent to another payer is not known to this payer; that session has no rule file.
+    report = run(NO_MASSAGE, line("98940", session="A", payer="OTHER"), line("97124", session="B"))
+    assert outcomes(report) == [("97124", "paid", "50.00")]
+    assert report.errors[0].problems[0].field == "payer"
+
+
+def test_without_restricted_codes_every_other_code_is_restricted() -> None:
+    report = run("no same day as 98940-98943", line("98940"), line("98941"), line("97124"), line("99213"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "paid", "denied", "denied"]
+
+
+def test_a_line_does_not_trigger_itself() -> None:
+    report = run("no 97140 same day as 97140", line("97140"))
+    assert [o[1] for o in outcomes(report)] == ["paid"]
+    report = run("no 97140 same day as 97140", line("97140", session="A"), line("97140", session="B"))
+    assert [o[1] for o in outcomes(report)] == ["denied", "denied"]
+
+
+def test_several_triggers_are_counted_in_the_message() -> None:
+    report = run(NO_MASSAGE, line("98940", session="A"), line("98943", session="B"), line("97124", session="C"))
+    message = report.sessions[2].lines[0].reasons[0].message
+    assert "98940 was billed" in message and "and 1 more such line that day" in message
+
+
+# --- requires credential ------------------------------------------------------------------------
+
+
+def test_requires_dc_npi() -> None:
+    report = run("requires DC NPI", line("97140", credential="DC", npi=NPI_DC), line("97140", credential="LMT"),
+                 line("97140", credential=""))
+    assert [o[1] for o in outcomes(report)] == ["paid", "denied", "denied"]
+    messages = [l.reasons[0].message for l in report.sessions[0].lines[1:]]
+    assert "an LMT (licensed massage therapist)" in messages[0]
+    assert "a provider with no credential on record" in messages[1]
+
+
+def test_requires_applies_only_to_named_codes() -> None:
+    report = run("requires DC or PT or MD NPI for 97124, 97140", line("98940", credential="LMT"),
+                 line("97124", credential="PT"), line("97140", credential="LMT"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "paid", "denied"]
+
+
+def test_credentials_in_rules_are_case_insensitive() -> None:
+    report = run("requires dc NPI", line("97140", credential="DC"))
+    assert [o[1] for o in outcomes(report)] == ["paid"]
+
+
+# --- all reasons, not only the first --------------------------------------------------------------
+
+
+def test_every_reason_is_reported() -> None:
+    rules = "only 97140\nno same day as 98940-98943\nrequires DC NPI\nmax $45 per session"
+    report = run(rules, line("98940", session="A", credential="DC"), line("97124", session="B", credential="LMT"))
+    assert kinds(report)[1] == ["only", "no_same_day", "requires_credential"]
+    assert outcomes(report)[1] == ("97124", "denied", "0.00")
