@@ -68,7 +68,7 @@ CodeItem = Union[Code, CodeRange, SetRef]
 class CodeList(Node):
     """A comma list of codes, ranges and set names: `97124, 97140, CMT`."""
 
-    items: tuple[CodeItem, ...] = attrs.field(converter=tuple)
+    items: tuple[CodeItem, ...] = attrs.field(converter=tuple[CodeItem, ...])
 
 
 @attrs.frozen(kw_only=True)
@@ -106,7 +106,7 @@ class NoSameDay(StatementNode):
     codes: CodeList | None
     """The restricted codes; None means every code that is not in `other`."""
     other: CodeList
-    unless: tuple[Word, ...] = attrs.field(converter=tuple)
+    unless: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
     """Modifiers on the restricted line that exempt it."""
 
 
@@ -130,7 +130,7 @@ class RequiresCredential(StatementNode):
     carc = "170"
     rarc = "N95"
 
-    credentials: tuple[Word, ...] = attrs.field(converter=tuple)
+    credentials: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
     codes: CodeList | None
     """The codes the requirement applies to; None means every code."""
 
@@ -180,5 +180,5 @@ class Module:
 
     span: Span
     header: Header | None
-    sets: tuple[SetDef, ...] = attrs.field(converter=tuple)
-    rules: tuple[Rule, ...] = attrs.field(converter=tuple)
+    sets: tuple[SetDef, ...] = attrs.field(converter=tuple[SetDef, ...])
+    rules: tuple[Rule, ...] = attrs.field(converter=tuple[Rule, ...])

@@ -74,7 +74,7 @@ def describe_codes(codes: frozenset[str]) -> str:
     for family, numbers in by_family.items():
         numbers.sort()
         run = [numbers[0]]
-        for n in numbers[1:] + [None]:  # type: ignore[list-item]
+        for n in [*numbers[1:], None]:
             if n is not None and n == run[-1] + 1:
                 run.append(n)
                 continue

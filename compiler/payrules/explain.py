@@ -33,7 +33,7 @@ def _requires_credential(rule: RuleInfo, line: Line, facts: object) -> str:
     credential = line.provider_credential
     who = f"{with_article(credential)} ({CREDENTIALS[credential]})" if credential \
         else "a provider with no credential on record"
-    service = rule.param("codes") or "this service"
+    service = rule.param("codes") or line.code
     wanted = rule.param("credentials")
     return (f"{line.code} was billed under NPI {line.provider_npi}, {who}; "
             f"this payer pays {service} only when the rendering provider is {with_article(wanted)}.")

@@ -47,7 +47,7 @@ class RecordError:
     line: int | None
     """1-based position in its session, when the session is known."""
     code: str | None
-    problems: tuple[Problem, ...] = attrs.field(converter=tuple)
+    problems: tuple[Problem, ...] = attrs.field(converter=tuple[Problem, ...])
 
     @property
     def message(self) -> str:
