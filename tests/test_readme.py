@@ -1,0 +1,39 @@
+"""The README stays true: its commands are the ones CI runs, and its sample output is real."""
+
+from __future__ import annotations
+
+import re
+
+from conftest import ROOT, transcript
+
+README = (ROOT / "README.md").read_text()
+
+
+def commands() -> list[str]:
+    section = README.split("## On a fresh machine", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```\n(python3 -m venv .+)\n```", section)
+
+
+def test_exactly_two_fresh_machine_commands() -> None:
+    setup_and_run, setup_and_test = commands()
+    assert "payrules check examples/*/sessions.csv --rules examples/" in setup_and_run
+    assert setup_and_test.endswith("pytest -q")
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert commands()[1] in ci.splitlines()
+
+
+def test_sample_output_is_what_payrules_prints() -> None:
+    for args, block in re.findall(r"<!-- output: (.+?) -->\n```\n(.*?)```", README, flags=re.S):
+        code, out, err = transcript(args.split())
+        assert err == ""
+        assert out == block
+
+
+def test_every_diagnostic_code_is_documented() -> None:
+    source = "".join(p.read_text() for p in (ROOT / "compiler" / "payrules").glob("*.py"))
+    used = set(re.findall(r'"(E\d{3})"', source))
+    documented = set(re.findall(r"^\| (E\d{3}) \|", README, flags=re.M))
+    assert used == documented
