@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import attrs
 
 from payrules.compiler import Policy, compile_source
 from payrules.records import Batch
@@ -38,7 +37,7 @@ def run_policy(compiled: Policy, *lines: Line) -> Report:
     sessions: dict[str, list[Line]] = {}
     for item in lines:
         group = sessions.setdefault(item.session_id, [])
-        group.append(attrs.evolve(item, number=len(group) + 1))
+        group.append(item._replace(number=len(group) + 1))
     batch = Batch(sessions=[Session(session_id=sid, patient_id=ls[0].patient_id, date=ls[0].date,
                                     payer=ls[0].payer, lines=tuple(ls)) for sid, ls in sessions.items()],
                   lines_read=len(lines))

@@ -59,7 +59,7 @@ def test_internal_error_exits_3_without_traceback(monkeypatch: pytest.MonkeyPatc
     def boom(*args: object) -> None:
         raise RuntimeError("simulated fault")
 
-    monkeypatch.setattr(cli_module.api, "check_files", boom)
+    monkeypatch.setattr(cli_module.api, "start_check", boom)
     monkeypatch.setattr(sys, "argv", ["payrules", "check", "x.csv", "--rules", "examples"])
     with pytest.raises(SystemExit) as exited:
         cli_module.main()
@@ -77,3 +77,13 @@ def test_python_dash_m_runs_the_cli() -> None:
 def test_output_is_deterministic() -> None:
     args = ["check", "examples/no-massage-with-cmt/sessions.csv", "--rules", "examples", "--format", "json"]
     assert transcript(args) == transcript(args)
+
+
+def test_ungrouped_input_is_pointed_out_and_still_judged_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli_module, "LARGE_INPUT_LINES", 5)
+    code, out, err = transcript(["check", "examples/no-massage-with-cmt/sessions.csv", "--rules", "examples",
+                                 "--format", "json"])
+    assert err.startswith("note: the sessions are not grouped by patient (patient `P-3001` appears again at "
+                          "examples/no-massage-with-cmt/sessions.csv:6); reading all 9 lines into memory.")
+    # Judged whole: the massage in L-202 still sees the adjustment in L-201.
+    assert '"status": "denied"' in out and code == 1

@@ -79,8 +79,8 @@ def test_json_errors_shape() -> None:
     error = json.loads(out)["errors"][0]
     assert error == {
         "file": str(MESSY), "row": 3, "path": None, "session_id": "M-2", "line": 1, "code": "97140",
-        "message": "date: expected a date as YYYY-MM-DD, found `2024-02-30`",
-        "problems": [{"field": "date", "value": "2024-02-30", "message": "expected a date as YYYY-MM-DD, found `2024-02-30`"}],
+        "message": "date: `2024-02-30` is not a calendar date",
+        "problems": [{"field": "date", "value": "2024-02-30", "message": "`2024-02-30` is not a calendar date"}],
     }
 
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+
+import attrs
 
 from payrules.compiler import Policy, compile_file, compile_source, emit_python, read_source
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
-from payrules.records import read_sessions
-from payrules.runner import Report, evaluate, policies_by_payer
+from payrules.records import Columns, RecordError, Scan, read_blocks, scan
+from payrules.runner import Block, Report, SessionResult, Tally, judge_batch, policies_by_payer
 from payrules.source import Span
 
-__all__ = ["Policy", "Report", "check_files", "compile_file", "compile_source", "emit_python", "load_policies",
-           "read_source", "rule_files"]
+__all__ = ["CheckRun", "Columns", "Policy", "Report", "check_files", "compile_file", "compile_source",
+           "emit_python", "load_policies", "read_source", "rule_files", "start_check"]
 
 
 def rule_files(path: Path) -> list[Path]:
@@ -53,7 +56,36 @@ def load_policies(path: Path) -> list[Policy]:
     return policies
 
 
-def check_files(sessions: list[Path], rules: Path) -> Report:
-    """Judge the sessions in `sessions` against the rule files under `rules`."""
+@attrs.frozen
+class CheckRun:
+    """A check ready to stream: the compiled policies and what a first pass learnt of the input."""
+
+    sessions: list[Path]
+    policies: Mapping[str, Policy]
+    columns: Columns | None
+    scan: Scan
+
+    def blocks(self) -> Iterator[Block]:
+        """Judged blocks in input order: one per patient when the input is grouped by patient,
+        else one for the whole input (held in memory)."""
+        for batch in read_blocks(self.sessions, self.columns, grouped=self.scan.grouped):
+            yield judge_batch(batch, self.policies)
+
+
+def start_check(sessions: list[Path], rules: Path, columns: Columns | None = None) -> CheckRun:
+    """Compile the rules and scan the sessions; raises before any output is produced."""
     policies = policies_by_payer(load_policies(rules))
-    return evaluate(read_sessions(sessions), policies)
+    return CheckRun(sessions, policies, columns, scan(sessions, columns))
+
+
+def check_files(sessions: list[Path], rules: Path, columns: Columns | None = None) -> Report:
+    """Judge the sessions in `sessions` against the rule files under `rules`, into one `Report`."""
+    run = start_check(sessions, rules, columns)
+    results: list[SessionResult] = []
+    errors: list[RecordError] = []
+    tally = Tally()
+    for block in run.blocks():
+        results.extend(block.sessions)
+        errors.extend(block.errors)
+        tally.add(block)
+    return Report(sessions=tuple(results), errors=tuple(errors), summary=tally.summary())

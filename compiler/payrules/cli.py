@@ -2,32 +2,44 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import io
 import os
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import click
 
 from payrules import __version__, api, render
 from payrules.diagnostics import CompileError, InputError
+from payrules.records import Columns
+from payrules.runner import Tally
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_INTERNAL = 3
 
+LARGE_INPUT_LINES = 50_000
+"""From this size on, a progress bar is shown on a terminal, and ungrouped input is pointed out."""
+
 
 class OutputFormat(enum.Enum):
     TEXT = "text"
     JSON = "json"
+    JSONL = "jsonl"
+    CSV = "csv"
 
 
 _EPILOG = """\b
 Examples:
   payrules check visits.csv --rules payers/
   payrules check visits.jsonl --rules payers/ash.payer --format json
+  payrules check export.csv --rules payers/ --columns export-columns.toml --format csv -o decisions.csv
   payrules compile payers/ash.payer
 """
 
@@ -44,26 +56,80 @@ def cli() -> None:
               help="A .payer rule file, or a folder searched for them.")
 @click.option("--format", "output_format", type=click.Choice([f.value for f in OutputFormat]),
               default=OutputFormat.TEXT.value, show_default=True, help="How to print the decisions.")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the decisions to this file instead of stdout.")
+@click.option("--columns", "columns_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="A TOML file mapping session fields to the CSV's own headers.")
 @click.pass_context
-def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_format: str) -> None:
+def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_format: str,
+          output: Path | None, columns_file: Path | None) -> None:
     """Judge the service lines in SESSIONS (.csv, .json, .jsonl) against payer rules.
+
+    Input grouped by patient (all rows of a patient together) is judged one patient at a time,
+    in constant memory; other input is read whole first.
 
     Exit status: 0 every line paid in full, 1 some line denied, reduced or not judged,
     2 bad usage or unreadable input (including rule files with errors).
     """
     try:
-        report = api.check_files(list(sessions), rules)
+        columns = Columns.load(columns_file) if columns_file else None
+        run = api.start_check(list(sessions), rules, columns)
+        if not run.scan.grouped and run.scan.lines >= LARGE_INPUT_LINES:
+            where = run.scan.regrouped_at
+            click.echo(f"note: the sessions are not grouped by patient (patient `{run.scan.patient}` appears "
+                       f"again at {where}); reading all {run.scan.lines} lines into memory. Sort the rows by "
+                       "patient to judge them one patient at a time.", err=True)
+        with _open_output(output) as out:
+            tally = _write(run, OutputFormat(output_format), out, colour=output is None and _colour(sys.stdout))
     except CompileError as error:
         click.echo(render.diagnostics(error.diagnostics), err=True, nl=False)
         ctx.exit(EXIT_USAGE)
     except InputError as error:
         click.echo(f"error: {error}", err=True)
         ctx.exit(EXIT_USAGE)
-    if OutputFormat(output_format) is OutputFormat.JSON:
-        click.echo(render.report_json(report), nl=False)
+    ctx.exit(EXIT_OK if tally.paid == tally.lines_read else EXIT_FINDINGS)
+
+
+def _write(run: api.CheckRun, output_format: OutputFormat, out: TextIO, colour: bool) -> Tally:
+    writer: render.Writer
+    if output_format is OutputFormat.JSON:
+        writer = render.JsonWriter(out)
+    elif output_format is OutputFormat.JSONL:
+        writer = render.JsonlWriter(out)
+    elif output_format is OutputFormat.CSV:
+        writer = render.CsvWriter(out)
     else:
-        click.echo(render.report_text(report, colour=_colour(sys.stdout)), nl=False, color=_colour(sys.stdout))
-    ctx.exit(EXIT_OK if report.all_paid else EXIT_FINDINGS)
+        writer = render.TextWriter(out, colour)
+    tally = Tally()
+    show_progress = _is_tty(sys.stderr) and run.scan.lines >= LARGE_INPUT_LINES
+    with click.progressbar(length=run.scan.lines, label="Judging", file=sys.stderr if show_progress else _Null(),
+                           show_pos=True) as bar:
+        for block in run.blocks():
+            writer.block(block)
+            tally.add(block)
+            bar.update(block.lines_read)
+    writer.close(tally.summary())
+    return tally
+
+
+@contextlib.contextmanager
+def _open_output(path: Path | None) -> Iterator[TextIO]:
+    if path is None:
+        yield sys.stdout
+        return
+    try:
+        stream = open(path, "w", encoding="utf-8", newline="")
+    except OSError as error:
+        raise InputError(f"{path}: cannot write ({error.strerror})") from None
+    with stream:
+        yield stream
+
+
+class _Null(io.StringIO):
+    """Where the progress bar goes when nobody is watching."""
+
+    def isatty(self) -> bool:
+        return False
 
 
 @cli.command(name="compile")
@@ -87,9 +153,13 @@ def compile_command(ctx: click.Context, rule_file: Path) -> None:
     ctx.exit(EXIT_OK)
 
 
-def _colour(stream: object) -> bool:
+def _is_tty(stream: object) -> bool:
     isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty()) and "NO_COLOR" not in os.environ
+    return bool(isatty and isatty())
+
+
+def _colour(stream: object) -> bool:
+    return _is_tty(stream) and "NO_COLOR" not in os.environ
 
 
 def main() -> None:

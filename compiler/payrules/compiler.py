@@ -32,6 +32,9 @@ class Policy:
     judge: Judge = attrs.field(repr=False)
     python: str = attrs.field(repr=False)
     """The generated Python source."""
+    reason_cache: dict[tuple[int, object], Any] = attrs.field(factory=dict, eq=False, repr=False)
+    """Explained reasons by (rule, facts), filled by the runner. Races between threads only
+    recompute equal values."""
 
 
 def check_source(source: Source) -> Checked:

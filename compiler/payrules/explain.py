@@ -1,18 +1,52 @@
-"""A reason recorded by generated code → a sentence for a biller. One template per statement kind."""
+"""A reason recorded by generated code → a sentence for a biller. One template per statement kind.
+
+Each template is registered with a key function that returns exactly the facts its sentence
+reads, so the runner can reuse a sentence for lines with equal facts.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import attrs
+
 from payrules.diagnostics import InternalError
 from payrules.domain import CREDENTIALS, dollars, with_article
 from payrules.runtime import Line, RuleInfo
 
+Template = Callable[[RuleInfo, Line, object], str]
+Key = Callable[[Line, object], object]
 
+
+@attrs.frozen
+class _Entry:
+    template: Template
+    key: Key
+
+
+_TEMPLATES: dict[str, _Entry] = {}
+
+
+def _template(kind: str, key: Key) -> Callable[[Template], Template]:
+    def register(template: Template) -> Template:
+        _TEMPLATES[kind] = _Entry(template, key)
+        return template
+
+    return register
+
+
+@_template("only", key=lambda line, facts: line.code)
 def _only(rule: RuleInfo, line: Line, facts: object) -> str:
     return f"{line.code} is not covered: this payer pays only for {rule.param('codes')}."
 
 
+def _same_day_key(line: Line, facts: object) -> object:
+    assert isinstance(facts, tuple) and facts
+    first: Line = facts[0]
+    return (line.session_id, first.code, first.date, first.provider_npi, first.session_id, first.number, len(facts))
+
+
+@_template("no_same_day", key=_same_day_key)
 def _no_same_day(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple) and facts
     first: Line = facts[0]
@@ -29,6 +63,7 @@ def _no_same_day(rule: RuleInfo, line: Line, facts: object) -> str:
     return sentence
 
 
+@_template("requires_credential", key=lambda line, facts: (line.code, line.provider_npi, line.provider_credential))
 def _requires_credential(rule: RuleInfo, line: Line, facts: object) -> str:
     credential = line.provider_credential
     who = f"{with_article(credential)} ({CREDENTIALS[credential]})" if credential \
@@ -39,6 +74,7 @@ def _requires_credential(rule: RuleInfo, line: Line, facts: object) -> str:
             f"this payer pays {service} only when the rendering provider is {with_article(wanted)}.")
 
 
+@_template("max_per_session", key=lambda line, facts: facts)
 def _max_per_session(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple)
     before, after = facts
@@ -50,17 +86,18 @@ def _max_per_session(rule: RuleInfo, line: Line, facts: object) -> str:
             f"{dollars(before)} to {dollars(after)}.")
 
 
-_TEMPLATES: dict[str, Callable[[RuleInfo, Line, object], str]] = {
-    "only": _only,
-    "no_same_day": _no_same_day,
-    "requires_credential": _requires_credential,
-    "max_per_session": _max_per_session,
-}
+def _entry(rule: RuleInfo) -> _Entry:
+    entry = _TEMPLATES.get(rule.kind)
+    if entry is None:
+        raise InternalError(f"no explanation template for statement kind `{rule.kind}`")
+    return entry
 
 
 def explain(rule: RuleInfo, line: Line, facts: object) -> str:
     """The sentence for one reason; it cites the facts the rule used."""
-    template = _TEMPLATES.get(rule.kind)
-    if template is None:
-        raise InternalError(f"no explanation template for statement kind `{rule.kind}`")
-    return template(rule, line, facts)
+    return _entry(rule).template(rule, line, facts)
+
+
+def explanation_key(rule: RuleInfo, line: Line, facts: object) -> object:
+    """What `explain` reads from the line and facts for this rule, as a hashable value."""
+    return _entry(rule).key(line, facts)

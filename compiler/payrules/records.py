@@ -1,18 +1,20 @@
 """Session files (CSV, JSON, JSONL) → validated `runtime.Session` values and located record errors.
 
 Every service line read comes back exactly once: inside a session, or as a `RecordError`.
+Input that is grouped by patient is read one patient block at a time (see `read_blocks`), so
+memory does not grow with the file.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
-import io
 import json
 import re
-from collections.abc import Iterator
+import tomllib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import attrs
 
@@ -25,8 +27,13 @@ LINE_FIELDS = ("provider_npi", "provider_credential", "code", "modifiers", "unit
                "diagnoses", "prescription_by")
 ALL_FIELDS = SESSION_FIELDS + LINE_FIELDS
 REQUIRED_FIELDS = ("session_id", "patient_id", "date", "payer", "provider_npi", "code", "charge")
+LIST_FIELDS = ("modifiers", "diagnoses")
+"""Fields that several columns of an export may feed (Mod 1, Mod 2, ...)."""
 
 ICD10_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?$")
+_ISO_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
+_US_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$")
+_LIST_SPLIT = re.compile(r"[\s;,]+")
 
 
 @attrs.frozen(kw_only=True)
@@ -56,202 +63,267 @@ class RecordError:
 
 @attrs.define
 class Batch:
-    """Sessions read from one or more files, in input order, with the lines that were rejected."""
+    """Sessions read from the input, in input order, with the lines that were rejected."""
 
     sessions: list[Session] = attrs.field(factory=list)
     errors: list[RecordError] = attrs.field(factory=list)
     lines_read: int = 0
 
 
-# --- field validation ------------------------------------------------------------------
+# --- field parsers: raw text → (value, message when wrong) --------------------------------
+#
+# Exports repeat the same NPIs, codes, dates and charges on many rows, so each parser keeps
+# the answers it has given (bounded) and most fields cost one dict lookup.
+
+Parsed = tuple[Any, str | None]
+
+
+def _memo(parse: Callable[[str], Parsed]) -> Callable[[str], Parsed]:
+    cache: dict[str, Parsed] = {}
+
+    def cached(raw: str) -> Parsed:
+        try:
+            return cache[raw]
+        except KeyError:
+            if len(cache) >= 100_000:
+                cache.clear()
+            result = cache[raw] = parse(raw)
+            return result
+
+    return cached
+
+
+@_memo
+def _date(raw: str) -> Parsed:
+    iso, us = _ISO_DATE.match(raw), _US_DATE.match(raw)
+    try:
+        if iso:
+            return datetime.date(int(iso[1]), int(iso[2]), int(iso[3])).isoformat(), None
+        if us:
+            return datetime.date(int(us[3]), int(us[1]), int(us[2])).isoformat(), None
+    except ValueError:
+        return None, f"`{raw}` is not a calendar date"
+    return None, f"expected a date as YYYY-MM-DD or MM/DD/YYYY, found `{raw}`"
+
+
+@_memo
+def _npi(raw: str) -> Parsed:
+    if not (len(raw) == 10 and raw.isdigit()):
+        return None, f"expected an NPI of 10 digits, found `{raw}`"
+    if not npi_is_valid(raw):
+        return None, f"`{raw}` fails the NPI check digit"
+    return raw, None
+
+
+@_memo
+def _credential(raw: str) -> Parsed:
+    credential = raw.upper()
+    if credential and credential not in CREDENTIALS:
+        return None, f"unknown credential `{raw}`; expected one of {', '.join(CREDENTIALS)}"
+    return credential, None
+
+
+@_memo
+def _code(raw: str) -> Parsed:
+    code = raw.upper()
+    if not CODE_RE.match(code):
+        return None, f"expected a procedure code such as 97140, 0042T or S8990, found `{raw}`"
+    return code, None
+
+
+@_memo
+def _modifiers(raw: str) -> Parsed:
+    modifiers = [m for m in _LIST_SPLIT.split(raw.upper()) if m]
+    wrong = [m for m in modifiers if not MODIFIER_RE.match(m)]
+    if wrong:
+        return None, f"a modifier has two letters or digits, found `{wrong[0]}`"
+    return frozenset(modifiers), None
+
+
+@_memo
+def _units(raw: str) -> Parsed:
+    if not raw:
+        return 1, None
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw), None
+    return None, f"expected a positive whole number, found `{raw}`"
+
+
+@_memo
+def _minutes(raw: str) -> Parsed:
+    if not raw:
+        return None, None
+    if raw.isdigit():
+        return int(raw), None
+    return None, f"expected a whole number of minutes, found `{raw}`"
+
+
+@_memo
+def _charge(raw: str) -> Parsed:
+    amount = parse_money(raw)
+    if amount is None:
+        return None, f"expected an amount such as 45.00, found `{raw}`"
+    if amount < 0:
+        return None, f"a charge cannot be negative, found `{raw}`"
+    if amount != amount.quantize(amount.__class__("0.01")):
+        return None, f"an amount has at most two decimals, found `{raw}`"
+    return to_cents(amount), None
+
+
+@_memo
+def _diagnoses(raw: str) -> Parsed:
+    diagnoses = [d for d in _LIST_SPLIT.split(raw.upper()) if d]
+    wrong = [d for d in diagnoses if not ICD10_RE.match(d)]
+    if wrong:
+        return None, f"expected ICD-10-CM codes such as M54.50, found `{wrong[0]}`"
+    return tuple(diagnoses), None
+
+
+def _text(raw: str) -> Parsed:
+    return raw, None
+
+
+_PARSERS: tuple[tuple[str, Callable[[str], Parsed]], ...] = (
+    ("session_id", _text), ("patient_id", _text), ("date", _date), ("payer", _text),
+    ("provider_npi", _npi), ("provider_credential", _credential), ("code", _code),
+    ("modifiers", _modifiers), ("units", _units), ("minutes", _minutes), ("charge", _charge),
+    ("diagnoses", _diagnoses), ("prescription_by", _credential),
+)
 
 
 def _validate(raw: dict[str, str]) -> tuple[dict[str, Any], list[Problem]]:
     """Check every field of one flat record; return the clean values and the problems found."""
     values: dict[str, Any] = {}
     problems: list[Problem] = []
-
-    def bad(field: str, message: str) -> None:
-        problems.append(Problem(field=field, value=raw.get(field, ""), message=message))
-
-    for field in REQUIRED_FIELDS:
-        if not raw.get(field, "").strip():
-            bad(field, "is empty")
-    for field in ("session_id", "patient_id", "payer"):
-        values[field] = raw.get(field, "").strip()
-
-    date = raw.get("date", "").strip()
-    if date:
-        try:
-            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", date):
-                raise ValueError
-            values["date"] = datetime.date.fromisoformat(date).isoformat()
-        except ValueError:
-            bad("date", f"expected a date as YYYY-MM-DD, found `{date}`")
-
-    npi = raw.get("provider_npi", "").strip()
-    if npi:
-        if not (len(npi) == 10 and npi.isdigit()):
-            bad("provider_npi", f"expected an NPI of 10 digits, found `{npi}`")
-        elif not npi_is_valid(npi):
-            bad("provider_npi", f"`{npi}` fails the NPI check digit")
-    values["provider_npi"] = npi
-
-    for field in ("provider_credential", "prescription_by"):
-        credential = raw.get(field, "").strip().upper()
-        if credential and credential not in CREDENTIALS:
-            bad(field, f"unknown credential `{raw[field].strip()}`; expected one of {', '.join(CREDENTIALS)}")
-        values[field] = credential
-
-    code = raw.get("code", "").strip().upper()
-    if code and not CODE_RE.match(code):
-        bad("code", f"expected a procedure code such as 97140, 0042T or S8990, found `{raw['code'].strip()}`")
-    values["code"] = code
-
-    modifiers = [m for m in re.split(r"[\s;,]+", raw.get("modifiers", "").strip().upper()) if m]
-    wrong = [m for m in modifiers if not MODIFIER_RE.match(m)]
-    if wrong:
-        bad("modifiers", f"a modifier has two letters or digits, found `{wrong[0]}`")
-    values["modifiers"] = frozenset(modifiers)
-
-    units = raw.get("units", "").strip()
-    if not units:
-        values["units"] = 1
-    elif units.isdigit() and int(units) > 0:
-        values["units"] = int(units)
-    else:
-        bad("units", f"expected a positive whole number, found `{units}`")
-
-    minutes = raw.get("minutes", "").strip()
-    if not minutes:
-        values["minutes"] = None
-    elif minutes.isdigit():
-        values["minutes"] = int(minutes)
-    else:
-        bad("minutes", f"expected a whole number of minutes, found `{minutes}`")
-
-    charge = raw.get("charge", "").strip()
-    if charge:
-        amount = parse_money(charge)
-        if amount is None:
-            bad("charge", f"expected an amount such as 45.00, found `{charge}`")
-        elif amount < 0:
-            bad("charge", f"a charge cannot be negative, found `{charge}`")
-        elif amount != amount.quantize(amount.__class__("0.01")):
-            bad("charge", f"an amount has at most two decimals, found `{charge}`")
-        else:
-            values["charge"] = to_cents(amount)
-
-    diagnoses = [d for d in re.split(r"[\s;,]+", raw.get("diagnoses", "").strip().upper()) if d]
-    wrong = [d for d in diagnoses if not ICD10_RE.match(d)]
-    if wrong:
-        bad("diagnoses", f"expected ICD-10-CM codes such as M54.50, found `{wrong[0]}`")
-    values["diagnoses"] = tuple(diagnoses)
+    for field, parse in _PARSERS:
+        text = raw.get(field, "").strip()
+        if not text and field in REQUIRED_FIELDS:
+            problems.append(Problem(field=field, value=raw.get(field, ""), message="is empty"))
+            values[field] = ""
+            continue
+        value, message = parse(text)
+        if message is not None:
+            problems.append(Problem(field=field, value=raw.get(field, ""), message=message))
+        values[field] = value
     return values, problems
 
 
-# --- grouping flat records into sessions -------------------------------------------------
+# --- column mapping ------------------------------------------------------------------------
 
 
-@attrs.define
-class _Grouper:
-    """Collects flat records into sessions by session_id, keeping first-seen order."""
+@attrs.frozen
+class Columns:
+    """Which CSV header feeds each field. Without a mapping file, a header feeds the field of
+    the same name (ignoring case, spaces and dashes)."""
 
-    batch: Batch
-    _open: dict[str, dict[str, Any]] = attrs.field(factory=dict)
-    _order: list[str] = attrs.field(factory=list)
+    mapping: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+    """field → normalised header names, for the fields the mapping file names."""
+    source: str | None = None
 
-    def add(self, raw: dict[str, str], origin: Origin, structural: Problem | None = None) -> None:
-        self.batch.lines_read += 1
-        values, problems = _validate(raw)
-        if structural is not None:
-            problems = [structural]
-        session_id = values["session_id"] or None
-        entry = self._open.get(session_id) if session_id else None
-        number: int | None = None
-        if session_id is not None:
-            if entry is None:
-                entry = {"head": None, "lines": [], "count": 0}
-                self._open[session_id] = entry
-                self._order.append(session_id)
-            entry["count"] += 1
-            number = entry["count"]
-            head = entry["head"]
-            if head is not None and not problems:
-                for field in ("patient_id", "date", "payer"):
-                    if values[field] != head[field]:
-                        problems.append(Problem(
-                            field=field, value=raw.get(field, ""),
-                            message=f"session {session_id} has {field} `{head[field]}` "
-                                    f"(row {head['origin'].row}), this row has `{values[field]}`"))
-        if problems:
-            self.batch.errors.append(RecordError(origin=origin, session_id=session_id, line=number,
-                                                 code=values.get("code") or None, problems=problems))
-            return
-        assert entry is not None and number is not None
-        if entry["head"] is None:
-            entry["head"] = {**values, "origin": origin}
-        entry["lines"].append(Line(number=number, origin=origin, **values))
+    @classmethod
+    def load(cls, path: Path) -> Columns:
+        """Read a TOML mapping: a `[columns]` table of `field = "Header"` or `field = ["H1", "H2"]`."""
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        except FileNotFoundError:
+            raise InputError(f"{path}: no such column mapping file") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"{path}: cannot read ({error})") from None
+        except tomllib.TOMLDecodeError as error:
+            raise InputError(f"{path}: not valid TOML ({error})") from None
+        table = data.get("columns")
+        if not isinstance(table, dict):
+            raise InputError(f'{path}: expected a [columns] table, such as [columns] date = "DOS"')
+        mapping: dict[str, tuple[str, ...]] = {}
+        for field, headers in table.items():
+            if field not in ALL_FIELDS:
+                raise InputError(f"{path}: `{field}` is not a session field; fields are {', '.join(ALL_FIELDS)}")
+            names = [headers] if isinstance(headers, str) else headers
+            if not isinstance(names, list) or not names or not all(isinstance(h, str) for h in names):
+                raise InputError(f"{path}: `{field}` must name a column header or a list of them")
+            if len(names) > 1 and field not in LIST_FIELDS:
+                raise InputError(f"{path}: only {' and '.join(LIST_FIELDS)} can take several columns")
+            mapping[field] = tuple(_normal_header(h) for h in names)
+        return cls(mapping, str(path))
 
-    def finish(self) -> None:
-        for session_id in self._order:
-            entry = self._open[session_id]
-            if entry["lines"]:
-                head = entry["head"]
-                self.batch.sessions.append(Session(
-                    session_id=session_id, patient_id=head["patient_id"], date=head["date"],
-                    payer=head["payer"], lines=tuple(entry["lines"])))
-        self._open.clear()
-        self._order.clear()
-
-
-# --- file formats ------------------------------------------------------------------------
+    def resolve(self, path: Path, header: list[str]) -> list[tuple[str, list[int]]]:
+        """For each field present, the indexes of the columns that feed it."""
+        normal = [_normal_header(h) for h in header]
+        index = {name: i for i, name in reversed(list(enumerate(normal)))}
+        resolved: list[tuple[str, list[int]]] = []
+        for field in ALL_FIELDS:
+            names = self.mapping.get(field, (field,))
+            found = [index[n] for n in names if n in index]
+            if field in self.mapping and len(found) < len(names):
+                missing = next(n for n in names if n not in index)
+                raise InputError(f"{path}:1: column `{missing}` (mapped to {field} in {self.source}) "
+                                 f"is not in the header; the header has {', '.join(f'`{h}`' for h in header)}")
+            if found:
+                resolved.append((field, found))
+        present = {field for field, _ in resolved}
+        missing_fields = [f for f in REQUIRED_FIELDS if f not in present]
+        if missing_fields:
+            raise InputError(f"{path}:1: missing column{'s' if len(missing_fields) > 1 else ''} "
+                             + ", ".join(f"`{m}`" for m in missing_fields)
+                             + f"; the header has {', '.join(f'`{h}`' for h in header)}"
+                             + ("" if self.mapping else "; map other names with --columns"))
+        return resolved
 
 
 def _normal_header(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
-def _read_text(path: Path) -> str:
+# --- reading files ---------------------------------------------------------------------------
+
+Record = tuple[dict[str, str], Origin, Problem | None]
+"""A flat record, where it came from, and a structural problem that rejects it outright."""
+
+
+def _open(path: Path) -> TextIO:
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return open(path, encoding="utf-8-sig", newline="")
     except FileNotFoundError:
         raise InputError(f"{path}: no such sessions file") from None
     except IsADirectoryError:
         raise InputError(f"{path}: is a folder; give a .csv, .json or .jsonl file") from None
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: not UTF-8 text (byte {error.start})") from None
     except OSError as error:
         raise InputError(f"{path}: cannot read ({error.strerror})") from None
 
 
-def _csv_records(path: Path, text: str) -> Iterator[Record]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InputError(f"{path}: the file is empty; expected a header row") from None
-    except csv.Error as error:
-        raise InputError(f"{path}:1: {error}") from None
-    columns = [_normal_header(h) for h in header]
-    missing = [f for f in REQUIRED_FIELDS if f not in columns]
-    if missing:
-        raise InputError(f"{path}:1: missing column{'s' if len(missing) > 1 else ''} "
-                         + ", ".join(f"`{m}`" for m in missing)
-                         + f"; the header has {', '.join(f'`{h}`' for h in header)}")
-    row = reader.line_num
-    while True:
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".json", ".jsonl"):
+        raise InputError(f"{path}: unknown sessions format `{suffix or path.name}`; use .csv, .json or .jsonl")
+    return suffix
+
+
+def _csv_records(path: Path, columns: Columns) -> Iterator[Record]:
+    with _open(path) as stream:
+        reader = csv.reader(stream)
         try:
-            cells = next(reader)
-        except StopIteration:
-            return
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise InputError(f"{path}: the file is empty; expected a header row") from None
+            fields = columns.resolve(path, header)
+            singles = [(f, idx[0]) for f, idx in fields if len(idx) == 1]
+            multis = [(f, idx) for f, idx in fields if len(idx) > 1]
+            file = str(path)
+            row = reader.line_num
+            for cells in reader:
+                start, row = row + 1, reader.line_num
+                if not any(cells) or not any(cell.strip() for cell in cells):
+                    continue
+                width = len(cells)
+                raw = {f: cells[i] for f, i in singles if i < width}
+                for f, idx in multis:
+                    raw[f] = ";".join(cells[i] for i in idx if i < width)
+                yield raw, Origin(file=file, row=start), None
         except csv.Error as error:
             raise InputError(f"{path}:{reader.line_num}: {error}") from None
-        start, row = row + 1, reader.line_num
-        if not any(cell.strip() for cell in cells):
-            continue
-        raw = {col: cell for col, cell in zip(columns, cells) if col in ALL_FIELDS}
-        yield raw, Origin(file=str(path), row=start), None
+        except UnicodeDecodeError as error:
+            raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
 
 
 def _json_value(value: Any) -> str:
@@ -262,10 +334,6 @@ def _json_value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
-
-
-Record = tuple[dict[str, str], Origin, Problem | None]
-"""A flat record, where it came from, and a structural problem that rejects it outright."""
 
 
 def _session_records(obj: Any, file: str, row: int, path: str) -> Iterator[Record]:
@@ -293,7 +361,12 @@ def _session_records(obj: Any, file: str, row: int, path: str) -> Iterator[Recor
         yield raw, Origin(file=file, row=row, path=where), None
 
 
-def _json_records(path: Path, text: str) -> Iterator[Record]:
+def _json_sessions(path: Path) -> tuple[list[Any], list[int]]:
+    with _open(path) as stream:
+        try:
+            text = stream.read()
+        except UnicodeDecodeError as error:
+            raise InputError(f"{path}: not UTF-8 text (byte {error.start})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -301,10 +374,12 @@ def _json_records(path: Path, text: str) -> Iterator[Record]:
     sessions = data.get("sessions") if isinstance(data, dict) else data
     if not isinstance(sessions, list):
         raise InputError(f'{path}: expected a list of sessions, or an object with a "sessions" list')
-    # Report each session at the line of the file where it starts.
     starts = _array_item_lines(text)
-    if len(starts) != len(sessions):
-        starts = [1] * len(sessions)
+    return sessions, starts if len(starts) == len(sessions) else [1] * len(sessions)
+
+
+def _json_records(path: Path) -> Iterator[Record]:
+    sessions, starts = _json_sessions(path)
     for i, session in enumerate(sessions):
         yield from _session_records(session, str(path), starts[i], f"sessions[{i}]")
 
@@ -337,33 +412,196 @@ def _array_item_lines(text: str) -> list[int]:
     return lines
 
 
-def _jsonl_records(path: Path, text: str) -> Iterator[Record]:
-    for row, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+def _jsonl_objects(path: Path) -> Iterator[tuple[int, Any]]:
+    with _open(path) as stream:
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}:{row}:{error.colno}: not valid JSON ({error.msg})") from None
+            for row, line in enumerate(stream, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield row, json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise InputError(f"{path}:{row}:{error.colno}: not valid JSON ({error.msg})") from None
+        except UnicodeDecodeError as error:
+            raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
+
+
+def _jsonl_records(path: Path) -> Iterator[Record]:
+    for row, obj in _jsonl_objects(path):
         yield from _session_records(obj, str(path), row, "")
 
 
-def read_sessions(paths: list[Path]) -> Batch:
-    """Read every file; sessions from all files share one pool (same-day facts span files)."""
-    batch = Batch()
-    grouper = _Grouper(batch)
+def records(paths: list[Path], columns: Columns | None = None) -> Iterator[Record]:
+    """Every flat record of every file, in input order."""
+    columns = columns or Columns()
     for path in paths:
-        text = _read_text(path)
-        suffix = path.suffix.lower()
-        if suffix == ".csv":
-            records = _csv_records(path, text)
-        elif suffix == ".json":
-            records = _json_records(path, text)
-        elif suffix == ".jsonl":
-            records = _jsonl_records(path, text)
+        kind = _kind(path)
+        if kind == ".csv":
+            yield from _csv_records(path, columns)
+        elif kind == ".json":
+            yield from _json_records(path)
         else:
-            raise InputError(f"{path}: unknown sessions format `{suffix or path.name}`; use .csv, .json or .jsonl")
-        for raw, origin, problem in records:
-            grouper.add(raw, origin, problem)
-    grouper.finish()
-    return batch
+            yield from _jsonl_records(path)
+
+
+# --- grouping ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Scan:
+    """What a first, cheap pass over the input found out."""
+
+    lines: int
+    """Service lines (and rejected records) in the input."""
+    grouped: bool
+    """True when every patient's records are contiguous, so patients can be judged one by one."""
+    regrouped_at: Origin | None = None
+    """Where a patient reappeared after other patients, when not grouped."""
+    patient: str | None = None
+
+
+def scan(paths: list[Path], columns: Columns | None = None) -> Scan:
+    """Count the lines and check that the input is grouped by patient, reading as little as possible."""
+    columns = columns or Columns()
+    seen: set[str] = set()
+    current: str | None = None
+    count = 0
+    first_break: tuple[Origin, str] | None = None
+    for path in paths:
+        kind = _kind(path)
+        if kind == ".csv":
+            with _open(path) as stream:
+                reader = csv.reader(stream)
+                try:
+                    header = next(reader, None)
+                    if header is None:
+                        raise InputError(f"{path}: the file is empty; expected a header row")
+                    index = dict(columns.resolve(path, header))["patient_id"][0]
+                    row = reader.line_num
+                    for cells in reader:
+                        start, row = row + 1, reader.line_num
+                        if not any(cell.strip() for cell in cells):
+                            continue
+                        count += 1
+                        patient = cells[index].strip() if index < len(cells) else ""
+                        if patient != current:
+                            if patient in seen and first_break is None:
+                                first_break = (Origin(file=str(path), row=start), patient)
+                            if current is not None:
+                                seen.add(current)
+                            current = patient
+                except csv.Error as error:
+                    raise InputError(f"{path}:{reader.line_num}: {error}") from None
+                except UnicodeDecodeError as error:
+                    raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
+            continue
+        objects: Iterator[tuple[int, Any]]
+        if kind == ".json":
+            sessions, starts = _json_sessions(path)
+            objects = zip(starts, sessions)
+        else:
+            objects = _jsonl_objects(path)
+        for row, obj in objects:
+            lines = obj.get("lines") if isinstance(obj, dict) else None
+            count += len(lines) if isinstance(lines, list) and lines else 1
+            patient = _json_value(obj.get("patient_id")).strip() if isinstance(obj, dict) else ""
+            if patient != current:
+                if patient in seen and first_break is None:
+                    first_break = (Origin(file=str(path), row=row), patient)
+                if current is not None:
+                    seen.add(current)
+                current = patient
+    if first_break is None:
+        return Scan(lines=count, grouped=True)
+    return Scan(lines=count, grouped=False, regrouped_at=first_break[0], patient=first_break[1])
+
+
+@attrs.define
+class _Grouper:
+    """Collects flat records into sessions by session_id, keeping first-seen order."""
+
+    _open: dict[str, dict[str, Any]] = attrs.field(factory=dict)
+    _order: list[str] = attrs.field(factory=list)
+    _closed: dict[str, tuple[str, int]] = attrs.field(factory=dict)
+    """Sessions already handed out: id → (patient, row of its first line)."""
+    errors: list[RecordError] = attrs.field(factory=list)
+    lines_read: int = 0
+
+    def add(self, raw: dict[str, str], origin: Origin, structural: Problem | None = None) -> None:
+        self.lines_read += 1
+        values, problems = _validate(raw)
+        if structural is not None:
+            problems = [structural]
+        session_id = values["session_id"] or None
+        entry = self._open.get(session_id) if session_id else None
+        number: int | None = None
+        if session_id is not None:
+            if entry is None:
+                entry = {"head": None, "lines": [], "count": 0}
+                self._open[session_id] = entry
+                self._order.append(session_id)
+                closed = self._closed.get(session_id)
+                if closed is not None and not problems:
+                    problems.append(Problem(
+                        field="session_id", value=session_id,
+                        message=f"session {session_id} already appeared for patient `{closed[0]}` at row "
+                                f"{closed[1]}; a session's rows must share one patient"))
+            entry["count"] += 1
+            number = entry["count"]
+            head = entry["head"]
+            if head is not None and not problems:
+                for field in ("patient_id", "date", "payer"):
+                    if values[field] != head[field]:
+                        problems.append(Problem(
+                            field=field, value=raw.get(field, ""),
+                            message=f"session {session_id} has {field} `{head[field]}` "
+                                    f"(row {head['origin'].row}), this row has `{values[field]}`"))
+        if problems:
+            self.errors.append(RecordError(origin=origin, session_id=session_id, line=number,
+                                           code=values.get("code") or None, problems=problems))
+            return
+        assert entry is not None and number is not None
+        if entry["head"] is None:
+            entry["head"] = {**values, "origin": origin}
+        entry["lines"].append(Line(
+            values["session_id"], values["patient_id"], values["date"], values["payer"], number, values["code"],
+            values["modifiers"], values["units"], values["minutes"], values["charge"], values["provider_npi"],
+            values["provider_credential"], values["diagnoses"], values["prescription_by"], origin))
+
+    def take(self) -> Batch:
+        """The sessions and errors gathered so far; the grouper starts afresh (it remembers ids)."""
+        batch = Batch(errors=self.errors, lines_read=self.lines_read)
+        for session_id in self._order:
+            entry = self._open[session_id]
+            head = entry["head"]
+            if head is not None:
+                self._closed[session_id] = (head["patient_id"], head["origin"].row)
+                batch.sessions.append(Session(
+                    session_id=session_id, patient_id=head["patient_id"], date=head["date"],
+                    payer=head["payer"], lines=tuple(entry["lines"])))
+        self._open, self._order, self.errors, self.lines_read = {}, [], [], 0
+        return batch
+
+
+def read_blocks(paths: list[Path], columns: Columns | None = None, *, grouped: bool = True) -> Iterator[Batch]:
+    """Batches of sessions: one per patient block when `grouped`, else one for the whole input.
+
+    Facts that span sessions (same patient, same day) never cross patients, so a block holds
+    all a rule can need. Use `scan` first to know whether the input is grouped.
+    """
+    grouper = _Grouper()
+    current: str | None = None
+    for raw, origin, problem in records(paths, columns):
+        if grouped:
+            patient = raw.get("patient_id", "").strip()
+            if patient != current and current is not None and grouper.lines_read:
+                yield grouper.take()
+            current = patient
+        grouper.add(raw, origin, problem)
+    if grouper.lines_read:
+        yield grouper.take()
+
+
+def read_sessions(paths: list[Path], columns: Columns | None = None) -> Batch:
+    """Read the whole input as one batch."""
+    return next(read_blocks(paths, columns, grouped=False), Batch())

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import json
 import textwrap
-from typing import Any
+from typing import Any, Protocol, TextIO
 
 import click
 
 from payrules.diagnostics import Diagnostic
 from payrules.domain import dollars, format_cents
 from payrules.records import RecordError
-from payrules.runner import LineResult, Report, SessionResult
+from payrules.runner import Block, LineResult, Report, SessionResult, Summary
 
 # --- diagnostics ---------------------------------------------------------------------------
 
@@ -58,16 +61,17 @@ _STATUS_COLOURS = {"paid": "green", "reduced": "yellow", "denied": "red"}
 
 
 def report_text(report: Report, colour: bool = False) -> str:
-    out: list[str] = []
-    for session in report.sessions:
-        out += _session_text(session, colour)
-        out.append("")
-    if report.errors:
-        out.append("Lines not judged (fix them and run again):")
-        out += [f"  {_error_text(e)}" for e in report.errors]
-        out.append("")
-    out.append(_summary_text(report))
-    return "\n".join(out) + "\n"
+    out = io.StringIO()
+    writer = TextWriter(out, colour)
+    writer.block(Block(sessions=report.sessions, errors=report.errors, lines_read=report.summary.lines_read))
+    writer.close(report.summary)
+    return out.getvalue()
+
+
+@functools.lru_cache(maxsize=20_000)
+def _wrapped(message: str) -> tuple[str, ...]:
+    return tuple(textwrap.wrap(message, width=100, initial_indent=" " * 8, subsequent_indent=" " * 8,
+                               break_on_hyphens=False, break_long_words=False))
 
 
 def _session_text(session: SessionResult, colour: bool) -> list[str]:
@@ -90,8 +94,7 @@ def _session_text(session: SessionResult, colour: bool) -> list[str]:
             rarc = f" RARC {reason.rarc}" if reason.rarc else ""
             out.append(f"      {reason.severity} CARC {reason.carc}{rarc}: {reason.text}{name} "
                        f"({reason.location})")
-            out += textwrap.wrap(reason.message, width=100, initial_indent=" " * 8, subsequent_indent=" " * 8,
-                                 break_on_hyphens=False, break_long_words=False)
+            out += _wrapped(reason.message)
     return out
 
 
@@ -115,62 +118,180 @@ def _error_text(error: RecordError) -> str:
     return f"{prefix}: {error.message}"
 
 
-def _summary_text(report: Report) -> str:
-    s = report.summary
+def _summary_text(s: Summary) -> str:
     return (f"{s.lines_read} line{'s' if s.lines_read != 1 else ''} read: {s.judged} judged "
             f"({s.paid} paid, {s.reduced} reduced, {s.denied} denied), {s.rejected} not judged. "
             f"Charged {dollars(s.charged)}, allowed {dollars(s.allowed)}.")
 
 
-# --- reports: JSON ---------------------------------------------------------------------
+# --- reports: data for JSON ---------------------------------------------------------------
+
+
+def session_data(s: SessionResult) -> dict[str, Any]:
+    return {
+        "session_id": s.session_id,
+        "patient_id": s.patient_id,
+        "date": s.date,
+        "payer": s.payer,
+        "payer_name": s.payer_name,
+        "rules": s.rules_file,
+        "lines": [{
+            "line": line.line,
+            "code": line.code,
+            "modifiers": list(line.modifiers),
+            "units": line.units,
+            "charge": format_cents(line.charge),
+            "allowed": format_cents(line.allowed),
+            "status": line.status,
+            "reasons": [{
+                "rule": r.rule, "kind": r.kind, "file": r.file, "line": r.line, "column": r.column,
+                "text": r.text, "message": r.message, "severity": r.severity, "carc": r.carc, "rarc": r.rarc,
+            } for r in line.reasons],
+        } for line in s.lines],
+    }
+
+
+def error_data(e: RecordError) -> dict[str, Any]:
+    return {
+        "file": e.origin.file,
+        "row": e.origin.row,
+        "path": e.origin.path or None,
+        "session_id": e.session_id,
+        "line": e.line,
+        "code": e.code,
+        "message": e.message,
+        "problems": [{"field": p.field, "value": p.value, "message": p.message} for p in e.problems],
+    }
+
+
+def summary_data(s: Summary) -> dict[str, Any]:
+    return {
+        "lines_read": s.lines_read,
+        "judged": s.judged,
+        "paid": s.paid,
+        "reduced": s.reduced,
+        "denied": s.denied,
+        "rejected": s.rejected,
+        "charged": format_cents(s.charged),
+        "allowed": format_cents(s.allowed),
+    }
 
 
 def report_data(report: Report) -> dict[str, Any]:
     """The JSON shape of a report; amounts are strings with two decimals."""
     return {
-        "sessions": [{
-            "session_id": s.session_id,
-            "patient_id": s.patient_id,
-            "date": s.date,
-            "payer": s.payer,
-            "payer_name": s.payer_name,
-            "rules": s.rules_file,
-            "lines": [{
-                "line": line.line,
-                "code": line.code,
-                "modifiers": list(line.modifiers),
-                "units": line.units,
-                "charge": format_cents(line.charge),
-                "allowed": format_cents(line.allowed),
-                "status": line.status,
-                "reasons": [{
-                    "rule": r.rule, "kind": r.kind, "file": r.file, "line": r.line, "column": r.column,
-                    "text": r.text, "message": r.message, "severity": r.severity, "carc": r.carc, "rarc": r.rarc,
-                } for r in line.reasons],
-            } for line in s.lines],
-        } for s in report.sessions],
-        "errors": [{
-            "file": e.origin.file,
-            "row": e.origin.row,
-            "path": e.origin.path or None,
-            "session_id": e.session_id,
-            "line": e.line,
-            "code": e.code,
-            "message": e.message,
-            "problems": [{"field": p.field, "value": p.value, "message": p.message} for p in e.problems],
-        } for e in report.errors],
-        "summary": {
-            "lines_read": report.summary.lines_read,
-            "judged": report.summary.judged,
-            "paid": report.summary.paid,
-            "reduced": report.summary.reduced,
-            "denied": report.summary.denied,
-            "rejected": report.summary.rejected,
-            "charged": format_cents(report.summary.charged),
-            "allowed": format_cents(report.summary.allowed),
-        },
+        "sessions": [session_data(s) for s in report.sessions],
+        "errors": [error_data(e) for e in report.errors],
+        "summary": summary_data(report.summary),
     }
 
 
 def report_json(report: Report) -> str:
-    return json.dumps(report_data(report), indent=2) + "\n"
+    out = io.StringIO()
+    writer = JsonWriter(out)
+    writer.block(Block(sessions=report.sessions, errors=report.errors, lines_read=report.summary.lines_read))
+    writer.close(report.summary)
+    return out.getvalue()
+
+
+# --- writers: one block at a time ----------------------------------------------------------
+
+
+class Writer(Protocol):
+    def block(self, block: Block) -> None: ...
+
+    def close(self, summary: Summary) -> None: ...
+
+
+class TextWriter:
+    """Sessions as they are judged; the lines not judged and the summary at the end."""
+
+    def __init__(self, out: TextIO, colour: bool = False) -> None:
+        self.out, self.colour = out, colour
+        self.errors: list[RecordError] = []
+
+    def block(self, block: Block) -> None:
+        for session in block.sessions:
+            self.out.write("\n".join(_session_text(session, self.colour)) + "\n\n")
+        self.errors.extend(block.errors)
+
+    def close(self, summary: Summary) -> None:
+        if self.errors:
+            self.out.write("Lines not judged (fix them and run again):\n")
+            self.out.write("".join(f"  {_error_text(e)}\n" for e in self.errors) + "\n")
+        self.out.write(_summary_text(summary) + "\n")
+
+
+class JsonWriter:
+    """One JSON object with one session (and one error) per line, written session by session."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.errors: list[RecordError] = []
+        self.count = 0
+
+    def block(self, block: Block) -> None:
+        for session in block.sessions:
+            self.out.write('{"sessions": [\n' if self.count == 0 else ",\n")
+            self.out.write(json.dumps(session_data(session)))
+            self.count += 1
+        self.errors.extend(block.errors)
+
+    def close(self, summary: Summary) -> None:
+        self.out.write('{"sessions": [' if self.count == 0 else "\n")
+        self.out.write('],\n"errors": [')
+        self.out.write(",".join("\n" + json.dumps(error_data(e)) for e in self.errors))
+        self.out.write("\n" if self.errors else "")
+        self.out.write('],\n"summary": ' + json.dumps(summary_data(summary)) + "}\n")
+
+
+class JsonlWriter:
+    """One JSON object per line: each session and each line not judged as they come, then the summary."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def block(self, block: Block) -> None:
+        for session in block.sessions:
+            self.out.write(json.dumps({"type": "session", **session_data(session)}) + "\n")
+        for error in block.errors:
+            self.out.write(json.dumps({"type": "error", **error_data(error)}) + "\n")
+
+    def close(self, summary: Summary) -> None:
+        self.out.write(json.dumps({"type": "summary", **summary_data(summary)}) + "\n")
+
+
+CSV_COLUMNS = ("file", "row", "session_id", "patient_id", "date", "payer", "line", "code", "modifiers", "units",
+               "charge", "allowed", "status", "carc", "rarc", "rules", "reasons")
+
+
+class CsvWriter:
+    """One row per service line, judged or not, ready for a spreadsheet."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.csv = csv.writer(out)
+        self.csv.writerow(CSV_COLUMNS)
+
+    def block(self, block: Block) -> None:
+        for s in block.sessions:
+            session = [_cell(s.session_id), _cell(s.patient_id), s.date, _cell(s.payer)]
+            for line in s.lines:
+                reasons = line.reasons
+                self.csv.writerow([
+                    _cell(line.origin.file), line.origin.row, *session, line.line, line.code,
+                    " ".join(line.modifiers), line.units, format_cents(line.charge), format_cents(line.allowed),
+                    line.status, ";".join(r.carc for r in reasons), ";".join(r.rarc or "" for r in reasons),
+                    "; ".join(r.location + (f" [{_cell(r.rule)}]" if r.rule else "") for r in reasons),
+                    " | ".join(r.message for r in reasons)])
+        for e in block.errors:
+            self.csv.writerow([_cell(e.origin.file), e.origin.row, _cell(e.session_id or ""), "", "", "",
+                               e.line if e.line is not None else "", _cell(e.code or ""), "", "", "", "",
+                               "not judged", "", "", "", _cell(e.message)])
+
+    def close(self, summary: Summary) -> None:
+        pass
+
+
+def _cell(text: str) -> str:
+    """User text for a spreadsheet cell: text that a spreadsheet would run as a formula is quoted."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

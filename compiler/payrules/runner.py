@@ -9,11 +9,13 @@ import attrs
 
 from payrules.compiler import Policy
 from payrules.diagnostics import closest
-from payrules.explain import explain
+from payrules.explain import explain, explanation_key
 from payrules.records import Batch, Problem, RecordError
 from payrules.runtime import Line, Origin, Session
 
 PAID, REDUCED, DENIED = "paid", "reduced", "denied"
+
+REASON_CACHE_SIZE = 50_000
 
 
 @attrs.frozen(kw_only=True)
@@ -40,17 +42,40 @@ class Reason:
 
 @attrs.frozen(kw_only=True)
 class LineResult:
-    line: int
-    code: str
-    modifiers: tuple[str, ...]
-    units: int
-    charge: int
-    """Billed amount in cents."""
+    """The decision on one service line."""
+
+    input: Line
+    """The line as read (code, modifiers, units, charge, provider, where it came from)."""
     allowed: int
     """Allowed amount in cents."""
     status: str
+    """`paid`, `reduced` or `denied`."""
     reasons: tuple[Reason, ...]
-    origin: Origin
+
+    @property
+    def line(self) -> int:
+        return self.input.number
+
+    @property
+    def code(self) -> str:
+        return self.input.code
+
+    @property
+    def modifiers(self) -> tuple[str, ...]:
+        return tuple(sorted(self.input.modifiers))
+
+    @property
+    def units(self) -> int:
+        return self.input.units
+
+    @property
+    def charge(self) -> int:
+        """Billed amount in cents."""
+        return self.input.charge
+
+    @property
+    def origin(self) -> Origin:
+        return self.input.origin
 
 
 @attrs.frozen(kw_only=True)
@@ -90,13 +115,58 @@ class Report:
         return s.paid == s.lines_read
 
 
+@attrs.frozen(kw_only=True)
+class Block:
+    """The judged sessions and rejected lines of one batch of input."""
+
+    sessions: tuple[SessionResult, ...]
+    errors: tuple[RecordError, ...]
+    lines_read: int
+
+
+@attrs.define
+class Tally:
+    """Running counts over blocks, for the summary."""
+
+    lines_read: int = 0
+    judged: int = 0
+    paid: int = 0
+    reduced: int = 0
+    denied: int = 0
+    rejected: int = 0
+    charged: int = 0
+    allowed: int = 0
+
+    def add(self, block: Block) -> None:
+        self.lines_read += block.lines_read
+        self.rejected += len(block.errors)
+        for session in block.sessions:
+            for line in session.lines:
+                self.judged += 1
+                self.charged += line.charge
+                self.allowed += line.allowed
+                if line.status == PAID:
+                    self.paid += 1
+                elif line.status == REDUCED:
+                    self.reduced += 1
+                else:
+                    self.denied += 1
+
+    def summary(self) -> Summary:
+        return Summary(lines_read=self.lines_read, judged=self.judged, paid=self.paid, reduced=self.reduced,
+                       denied=self.denied, rejected=self.rejected, charged=self.charged, allowed=self.allowed)
+
+
 def policies_by_payer(policies: list[Policy]) -> dict[str, Policy]:
     """Index policies by payer id (case-insensitive)."""
     return {p.payer_id.casefold(): p for p in policies}
 
 
-def evaluate(batch: Batch, policies: Mapping[str, Policy]) -> Report:
-    """Judge every session of `batch` with the policy of its payer (keys from `policies_by_payer`)."""
+def judge_batch(batch: Batch, policies: Mapping[str, Policy]) -> Block:
+    """Judge every session of `batch` with the policy of its payer (keys from `policies_by_payer`).
+
+    Same-day facts come from the lines of the batch, so a batch must hold all of a patient's lines.
+    """
     day_lines: dict[tuple[str, str, str], list[Line]] = defaultdict(list)
     for session in batch.sessions:
         day_lines[(session.payer.casefold(), session.patient_id, session.date)].extend(session.lines)
@@ -111,7 +181,15 @@ def evaluate(batch: Batch, policies: Mapping[str, Policy]) -> Report:
         day = day_lines[(session.payer.casefold(), session.patient_id, session.date)]
         results.append(_judge(session, day, policy))
     errors.sort(key=lambda e: (e.origin.file, e.origin.row, e.origin.path))
-    return Report(sessions=tuple(results), errors=tuple(errors), summary=_summary(batch, results, errors))
+    return Block(sessions=tuple(results), errors=tuple(errors), lines_read=batch.lines_read)
+
+
+def evaluate(batch: Batch, policies: Mapping[str, Policy]) -> Report:
+    """Judge a whole batch into a `Report`."""
+    block = judge_batch(batch, policies)
+    tally = Tally()
+    tally.add(block)
+    return Report(sessions=block.sessions, errors=block.errors, summary=tally.summary())
 
 
 def _judge(session: Session, day: list[Line], policy: Policy) -> SessionResult:
@@ -120,19 +198,27 @@ def _judge(session: Session, day: list[Line], policy: Policy) -> SessionResult:
     for line, cents, found, is_denied in zip(session.lines, allowed, reasons, denied):
         status = DENIED if is_denied else REDUCED if cents < line.charge else PAID
         lines.append(LineResult(
-            line=line.number, code=line.code, modifiers=tuple(sorted(line.modifiers)), units=line.units,
-            charge=line.charge, allowed=cents, status=status, origin=line.origin,
-            reasons=tuple(_reason(policy, line, index, facts) for index, facts in found)))
+            input=line, allowed=cents, status=status,
+            reasons=tuple(_reason(policy, index, line, facts) for index, facts in found) if found else ()))
     return SessionResult(session_id=session.session_id, patient_id=session.patient_id, date=session.date,
                          payer=session.payer, payer_name=policy.payer_name, rules_file=policy.source,
                          lines=tuple(lines))
 
 
-def _reason(policy: Policy, line: Line, index: int, facts: object) -> Reason:
+def _reason(policy: Policy, index: int, line: Line, facts: object) -> Reason:
+    # Equal facts give equal reasons; most lines repeat a few, so each is built once per policy.
     rule = policy.rules[index]
-    return Reason(rule=rule.name, kind=rule.kind, file=rule.file, line=rule.line, column=rule.column,
-                  text=rule.text, message=explain(rule, line, facts), severity=rule.severity,
-                  carc=rule.carc, rarc=rule.rarc)
+    key = (index, explanation_key(rule, line, facts))
+    cache = policy.reason_cache
+    reason = cache.get(key)
+    if reason is None:
+        reason = Reason(rule=rule.name, kind=rule.kind, file=rule.file, line=rule.line, column=rule.column,
+                        text=rule.text, message=explain(rule, line, facts), severity=rule.severity,
+                        carc=rule.carc, rarc=rule.rarc)
+        if len(cache) >= REASON_CACHE_SIZE:
+            cache.clear()
+        cache[key] = reason
+    return reason
 
 
 def _unknown_payer(session: Session, policies: Mapping[str, Policy]) -> list[RecordError]:
@@ -146,17 +232,3 @@ def _unknown_payer(session: Session, policies: Mapping[str, Policy]) -> list[Rec
     return [RecordError(origin=line.origin, session_id=session.session_id, line=line.number, code=line.code,
                         problems=(Problem(field="payer", value=session.payer, message=message),))
             for line in session.lines]
-
-
-def _summary(batch: Batch, results: list[SessionResult], errors: list[RecordError]) -> Summary:
-    lines = [line for session in results for line in session.lines]
-    return Summary(
-        lines_read=batch.lines_read,
-        judged=len(lines),
-        paid=sum(1 for line in lines if line.status == PAID),
-        reduced=sum(1 for line in lines if line.status == REDUCED),
-        denied=sum(1 for line in lines if line.status == DENIED),
-        rejected=len(errors),
-        charged=sum(line.charge for line in lines),
-        allowed=sum(line.allowed for line in lines),
-    )
