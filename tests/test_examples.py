@@ -13,7 +13,7 @@ from payrules import api, render
 
 from conftest import EXAMPLES, render_transcript, transcript, without_origins
 
-EXAMPLE_DIRS = sorted(p for p in EXAMPLES.iterdir() if (p / "rules.payer").exists())
+EXAMPLE_DIRS = sorted(p for p in EXAMPLES.iterdir() if (p / "sessions.csv").exists())
 IDS = [p.name for p in EXAMPLE_DIRS]
 
 

@@ -80,7 +80,8 @@ def test_json_errors_shape() -> None:
     assert error == {
         "file": str(MESSY), "row": 3, "path": None, "session_id": "M-2", "line": 1, "code": "97140",
         "message": "date: `2024-02-30` is not a calendar date",
-        "problems": [{"field": "date", "value": "2024-02-30", "message": "`2024-02-30` is not a calendar date"}],
+        "problems": [{"field": "date", "column": None, "value": "2024-02-30",
+                      "message": "`2024-02-30` is not a calendar date"}],
     }
 
 

@@ -145,3 +145,29 @@ def test_every_reason_is_reported() -> None:
     report = run(rules, line("98940", session="A", credential="DC"), line("97124", session="B", credential="LMT"))
     assert kinds(report)[1] == ["only", "no_same_day", "requires_credential"]
     assert outcomes(report)[1] == ("97124", "denied", "0.00")
+
+
+# --- max units ------------------------------------------------------------------------------------
+
+
+def test_unit_cap_per_session_in_line_order() -> None:
+    report = run("max 4 units of 97124, 97140 per session", line("97124", "90.00", units=3),
+                 line("97140", "60.00", units=2), line("97140", "35.00", units=1), line("97010", "15.00"))
+    assert outcomes(report) == [("97124", "paid", "90.00"), ("97140", "reduced", "30.00"),
+                                ("97140", "reduced", "0.00"), ("97010", "paid", "15.00")]
+    message = report.sessions[0].lines[1].reasons[0].message
+    assert message == ("Earlier lines of this session used 3 of the 4 units of 97124, 97140 this payer allows per "
+                       "session; 2 were billed on this line, 1 can be paid: allowed reduced from $60.00 to $30.00.")
+
+
+def test_unit_cap_per_line_rounds_half_up() -> None:
+    report = run("max 2 units per line", line("97124", "100.01", units=3), line("97140", "50.00", units=2))
+    # 100.01 x 2/3 = 66.6733... -> 66.67
+    assert outcomes(report) == [("97124", "reduced", "66.67"), ("97140", "paid", "50.00")]
+    report = run("max 1 units per line", line("97124", "0.03", units=2))
+    assert outcomes(report) == [("97124", "reduced", "0.02")]  # 1.5 cents rounds up
+
+
+def test_unit_cap_skips_denied_lines() -> None:
+    report = run("only 97140\nmax 2 units per session", line("97124", units=3), line("97140", "40.00", units=2))
+    assert outcomes(report) == [("97124", "denied", "0.00"), ("97140", "paid", "40.00")]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -14,7 +17,15 @@ from payrules.runner import Block, Report, SessionResult, Tally, judge_batch, po
 from payrules.source import Span
 
 __all__ = ["CheckRun", "Columns", "Policy", "Report", "check_files", "compile_file", "compile_source",
-           "emit_python", "load_policies", "read_source", "rule_files", "start_check"]
+           "emit_python", "load_policies", "read_source", "report_schema", "rule_files", "start_check"]
+
+
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of `payrules check --format json`; `$defs/jsonlRecord`
+    describes each line of `--format jsonl`."""
+    text = resources.files("payrules").joinpath("schemas/report.schema.json").read_text(encoding="utf-8")
+    data: dict[str, Any] = json.loads(text)
+    return data
 
 
 def rule_files(path: Path) -> list[Path]:

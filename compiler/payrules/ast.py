@@ -122,6 +122,25 @@ class MaxPerSession(StatementNode):
 
 
 @attrs.frozen(kw_only=True)
+class MaxUnits(StatementNode):
+    """At most `count` units of `codes` per line or per session; extra units are not paid:
+    `max 4 units of 97124, 97140 per session`.
+    """
+
+    kind = "max_units"
+    severity = "reduce"
+    carc = "151"
+    rarc = "N362"
+
+    count: Code
+    """The limit as written (a whole number, checked later)."""
+    codes: CodeList | None
+    """The codes counted; None means every code."""
+    scope: str
+    """`line` or `session`."""
+
+
+@attrs.frozen(kw_only=True)
 class RequiresCredential(StatementNode):
     """The rendering provider must hold one of these credentials: `requires DC or PT NPI for 97124`."""
 
@@ -135,7 +154,7 @@ class RequiresCredential(StatementNode):
     """The codes the requirement applies to; None means every code."""
 
 
-Statement = Union[Only, NoSameDay, MaxPerSession, RequiresCredential]
+Statement = Union[Only, NoSameDay, MaxPerSession, MaxUnits, RequiresCredential]
 
 
 # --- file structure -------------------------------------------------------------------

@@ -226,6 +226,15 @@ def _check_max_per_session(s: ast.MaxPerSession, c: _Checker) -> None:
 
 
 @_check_statement.register
+def _check_max_units(s: ast.MaxUnits, c: _Checker) -> None:
+    if not s.count.value.isdigit():
+        c.error("E208", f"`{s.count.value}` is not a whole number of units", s.count.span,
+                "write the limit as digits, such as `max 4 units per session`")
+    if s.codes is not None:
+        c.codes(s.codes)
+
+
+@_check_statement.register
 def _check_requires_credential(s: ast.RequiresCredential, c: _Checker) -> None:
     c.credentials(s.credentials)
     if s.codes is not None:

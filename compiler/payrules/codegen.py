@@ -167,6 +167,40 @@ def _emit_max_per_session(s: ast.MaxPerSession, rule: ast.Rule, index: int, ctx:
 
 
 @_emit.register
+def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    limit = int(s.count.value)
+    skip = "denied[k]" if s.codes is None else f"denied[k] or line.code not in {ctx.codes(s.codes)}"
+    # Extra units are not paid: the allowed amount keeps `kept / billed` of itself, to the nearest
+    # cent with halves rounded up.
+    if s.scope == "line":
+        body = [
+            f"    if line.units > {limit}:",
+            "        a = allowed[k]",
+            f"        b = (a * {limit} * 2 + line.units) // (2 * line.units)",
+            f"        reasons[k].append(({index}, (line.units, {limit}, a, b)))",
+            "        allowed[k] = b",
+        ]
+        setup: list[str] = []
+    else:
+        body = [
+            "    u = line.units",
+            "    if u > left:",
+            "        a = allowed[k]",
+            "        b = (a * left * 2 + u) // (2 * u)",
+            f"        reasons[k].append(({index}, (u, left, a, b)))",
+            "        allowed[k] = b",
+            "        left = 0",
+            "    else:",
+            "        left -= u",
+        ]
+        setup = [f"left = {limit}"]
+    return _Emission(
+        params={"count": str(limit), "codes": ctx.describe(s.codes), "scope": s.scope},
+        session=[*setup, "for k, line in enumerate(lines):", f"    if {skip}:", "        continue", *body],
+    )
+
+
+@_emit.register
 def _emit_requires_credential(s: ast.RequiresCredential, rule: ast.Rule, index: int,
                               ctx: _Context) -> _Emission:
     credentials = frozenset(w.value.upper() for w in s.credentials)

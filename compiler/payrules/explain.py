@@ -86,6 +86,21 @@ def _max_per_session(rule: RuleInfo, line: Line, facts: object) -> str:
             f"{dollars(before)} to {dollars(after)}.")
 
 
+@_template("max_units", key=lambda line, facts: (line.code, facts))
+def _max_units(rule: RuleInfo, line: Line, facts: object) -> str:
+    assert isinstance(facts, tuple)
+    billed, kept, before, after = facts
+    limit, scope = int(rule.param("count")), rule.param("scope")
+    what = f"units of {rule.param('codes')}" if rule.param("codes") else "units"
+    if scope == "line":
+        sentence = f"{line.code} was billed with {billed} units; this payer allows at most {limit} {what} per line"
+    else:
+        used = limit - kept
+        sentence = (f"Earlier lines of this session used {used} of the {limit} {what} this payer allows per "
+                    f"session; {billed} were billed on this line, {kept} can be paid")
+    return f"{sentence}: allowed reduced from {dollars(before)} to {dollars(after)}."
+
+
 def _entry(rule: RuleInfo) -> _Entry:
     entry = _TEMPLATES.get(rule.kind)
     if entry is None:

@@ -176,6 +176,8 @@ def _expected_words(names: Iterable[str]) -> str:
     names = {n for n in names if n != "COMMENT"}
     if names >= {"ONLY", "NO", "MAX", "REQUIRES"}:
         return "a statement such as `only 97140`"
+    if names == {"CODE", "MONEY"}:
+        return "an amount such as $45 or a number of units such as 4"
     if {"CODE", "WORD"} <= names:
         names = names - {"CODE", "WORD"}
         words = ["a procedure code such as 97140 or a code set name"]
@@ -275,6 +277,20 @@ class _ToAst(Transformer[Token, Any]):
 
     def max_per_session(self, meta: Meta, money: Token) -> ast.MaxPerSession:
         return ast.MaxPerSession(span=self._span(meta), amount=self._money(money))
+
+    def max_units(self, meta: Meta, count: Token, *rest: Any) -> ast.MaxUnits:
+        codes = rest[0] if len(rest) == 2 else None
+        return ast.MaxUnits(span=self._span(meta), count=ast.Code(span=self._tspan(count), value=str(count)),
+                            codes=codes, scope=rest[-1])
+
+    def scope_line(self, meta: Meta) -> str:
+        return "line"
+
+    def scope_session(self, meta: Meta) -> str:
+        return "session"
+
+    def of_codes(self, meta: Meta, codes: ast.CodeList) -> ast.CodeList:
+        return codes
 
     def requires_credential(self, meta: Meta, words: tuple[ast.Word, ...],
                             codes: ast.CodeList | None = None) -> ast.RequiresCredential:

@@ -246,6 +246,12 @@ class Columns:
             mapping[field] = tuple(_normal_header(h) for h in names)
         return cls(mapping, str(path))
 
+    def headers(self, header: list[str], fields: list[tuple[str, list[int]]]) -> dict[str, str] | None:
+        """Field → the header text it was read from, for fields whose column has another name."""
+        renamed = {field: " + ".join(header[i].strip() for i in idx) for field, idx in fields
+                   if [_normal_header(header[i]) for i in idx] != [field]}
+        return renamed or None
+
     def resolve(self, path: Path, header: list[str]) -> list[tuple[str, list[int]]]:
         """For each field present, the indexes of the columns that feed it."""
         normal = [_normal_header(h) for h in header]
@@ -307,6 +313,7 @@ def _csv_records(path: Path, columns: Columns) -> Iterator[Record]:
             except StopIteration:
                 raise InputError(f"{path}: the file is empty; expected a header row") from None
             fields = columns.resolve(path, header)
+            headers = columns.headers(header, fields)
             singles = [(f, idx[0]) for f, idx in fields if len(idx) == 1]
             multis = [(f, idx) for f, idx in fields if len(idx) > 1]
             file = str(path)
@@ -319,7 +326,7 @@ def _csv_records(path: Path, columns: Columns) -> Iterator[Record]:
                 raw = {f: cells[i] for f, i in singles if i < width}
                 for f, idx in multis:
                     raw[f] = ";".join(cells[i] for i in idx if i < width)
-                yield raw, Origin(file=file, row=start), None
+                yield raw, Origin(file, start, "", headers), None
         except csv.Error as error:
             raise InputError(f"{path}:{reader.line_num}: {error}") from None
         except UnicodeDecodeError as error:

@@ -115,7 +115,11 @@ def _error_text(error: RecordError) -> str:
     if error.line is not None:
         subject.append(f"line {error.line}")
     prefix = f"{where} ({' '.join(subject)})" if subject else where
-    return f"{prefix}: {error.message}"
+    problems = []
+    for p in error.problems:
+        column = error.origin.column(p.field)
+        problems.append(f"{p.field} (column `{column}`): {p.message}" if column else f"{p.field}: {p.message}")
+    return f"{prefix}: {'; '.join(problems)}"
 
 
 def _summary_text(s: Summary) -> str:
@@ -160,7 +164,8 @@ def error_data(e: RecordError) -> dict[str, Any]:
         "line": e.line,
         "code": e.code,
         "message": e.message,
-        "problems": [{"field": p.field, "value": p.value, "message": p.message} for p in e.problems],
+        "problems": [{"field": p.field, "column": e.origin.column(p.field), "value": p.value, "message": p.message}
+                     for p in e.problems],
     }
 
 

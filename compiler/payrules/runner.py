@@ -180,7 +180,11 @@ def judge_batch(batch: Batch, policies: Mapping[str, Policy]) -> Block:
             continue
         day = day_lines[(session.payer.casefold(), session.patient_id, session.date)]
         results.append(_judge(session, day, policy))
-    errors.sort(key=lambda e: (e.origin.file, e.origin.row, e.origin.path))
+    # Input order: files in the order they were read, then rows.
+    files: dict[str, int] = {}
+    for origin in [s.lines[0].origin for s in batch.sessions] + [e.origin for e in batch.errors]:
+        files.setdefault(origin.file, len(files))
+    errors.sort(key=lambda e: (files.get(e.origin.file, len(files)), e.origin.row, e.origin.path))
     return Block(sessions=tuple(results), errors=tuple(errors), lines_read=batch.lines_read)
 
 

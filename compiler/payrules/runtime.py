@@ -6,22 +6,28 @@ Generated modules import only this module. It imports nothing from the front end
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import attrs
 
 
-@attrs.frozen(kw_only=True)
-class Origin:
+class Origin(NamedTuple):
     """Where a record came from: `sessions.csv` row 7, or `visits.jsonl` line 3 at `lines[1]`."""
 
     file: str
     row: int
     path: str = ""
+    headers: Mapping[str, str] | None = None
+    """The input's own column name for each field, where a column mapping renamed it."""
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.row}"
         return f"{where} {self.path}" if self.path else where
+
+    def column(self, field: str) -> str | None:
+        """The input's name for `field`, when it differs from the field's own name."""
+        return self.headers.get(field) if self.headers else None
 
 
 class Line(NamedTuple):

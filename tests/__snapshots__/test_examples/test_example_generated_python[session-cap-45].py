@@ -5,8 +5,9 @@ PAYER_ID = 'SUMMIT-ADMIN'
 PAYER_NAME = 'Summit Wellness Administrators (example)'
 SOURCE = 'examples/session-cap-45/rules.payer'
 RULES = (
-    rt.RuleInfo(index=0, name='massage-only', kind='only', file='examples/session-cap-45/rules.payer', line=6, column=1, text='only massage', severity='deny', carc='204', rarc=None, params=(('codes', 'massage (97124, 97140)'),)),
-    rt.RuleInfo(index=1, name='session-cap', kind='max_per_session', file='examples/session-cap-45/rules.payer', line=7, column=1, text='max $45 per session', severity='reduce', carc='45', rarc=None, params=(('amount', '$45.00'),)),
+    rt.RuleInfo(index=0, name='massage-only', kind='only', file='examples/session-cap-45/rules.payer', line=7, column=1, text='only massage', severity='deny', carc='204', rarc=None, params=(('codes', 'massage (97124, 97140)'),)),
+    rt.RuleInfo(index=1, name='massage-units', kind='max_units', file='examples/session-cap-45/rules.payer', line=8, column=1, text='max 4 units of massage per session', severity='reduce', carc='151', rarc='N362', params=(('codes', 'massage (97124, 97140)'), ('count', '4'), ('scope', 'session'))),
+    rt.RuleInfo(index=2, name='session-cap', kind='max_per_session', file='examples/session-cap-45/rules.payer', line=9, column=1, text='max $45 per session', severity='reduce', carc='45', rarc=None, params=(('amount', '$45.00'),)),
 )
 
 _SET0 = frozenset({'97124', '97140'})
@@ -25,21 +26,35 @@ def judge(session, day):
         code = line.code
         r = []
         d = False
-        # line 6: 'only massage'
+        # line 7: 'only massage'
         if code not in _SET0:
             r.append((0, None))
             d = True
         allowed.append(0 if d else line.charge)
         reasons.append(r)
         denied.append(d)
-    # line 7: 'max $45 per session'
+    # line 8: 'max 4 units of massage per session'
+    left = 4
+    for k, line in enumerate(lines):
+        if denied[k] or line.code not in _SET0:
+            continue
+        u = line.units
+        if u > left:
+            a = allowed[k]
+            b = (a * left * 2 + u) // (2 * u)
+            reasons[k].append((1, (u, left, a, b)))
+            allowed[k] = b
+            left = 0
+        else:
+            left -= u
+    # line 9: 'max $45 per session'
     left = 4500
     for k, line in enumerate(lines):
         if denied[k]:
             continue
         a = allowed[k]
         if a > left:
-            reasons[k].append((1, (a, left)))
+            reasons[k].append((2, (a, left)))
             allowed[k] = a = left
         left -= a
     return allowed, reasons, denied
