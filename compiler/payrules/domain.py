@@ -6,6 +6,7 @@ Everything here is plain data shared by the checker (rule files) and the record 
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -114,6 +115,7 @@ def to_cents(amount: Decimal) -> int:
     return int(amount * 100)
 
 
+@functools.lru_cache(maxsize=65_536)
 def format_cents(cents: int) -> str:
     """1234 → `12.34`; the form amounts take in every output."""
     sign = "-" if cents < 0 else ""

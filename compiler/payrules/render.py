@@ -14,7 +14,7 @@ import click
 from payrules.diagnostics import Diagnostic
 from payrules.domain import dollars, format_cents
 from payrules.records import RecordError
-from payrules.runner import Block, LineResult, Report, SessionResult, Summary
+from payrules.runner import Block, LineResult, Reason, Report, SessionResult, Summary
 
 # --- diagnostics ---------------------------------------------------------------------------
 
@@ -278,16 +278,15 @@ class CsvWriter:
         self.csv.writerow(CSV_COLUMNS)
 
     def block(self, block: Block) -> None:
+        rows = []
         for s in block.sessions:
             session = [_cell(s.session_id), _cell(s.patient_id), s.date, _cell(s.payer)]
             for line in s.lines:
-                reasons = line.reasons
-                self.csv.writerow([
-                    _cell(line.origin.file), line.origin.row, *session, line.line, line.code,
-                    " ".join(line.modifiers), line.units, format_cents(line.charge), format_cents(line.allowed),
-                    line.status, ";".join(r.carc for r in reasons), ";".join(r.rarc or "" for r in reasons),
-                    "; ".join(r.location + (f" [{_cell(r.rule)}]" if r.rule else "") for r in reasons),
-                    " | ".join(r.message for r in reasons)])
+                origin = line.input.origin
+                rows.append([_cell(origin.file), origin.row, *session, line.input.number, line.input.code,
+                             " ".join(line.modifiers), line.input.units, format_cents(line.input.charge),
+                             format_cents(line.allowed), line.status, *_reason_cells(line.reasons)])
+        self.csv.writerows(rows)
         for e in block.errors:
             self.csv.writerow([_cell(e.origin.file), e.origin.row, _cell(e.session_id or ""), "", "", "",
                                e.line if e.line is not None else "", _cell(e.code or ""), "", "", "", "",
@@ -295,6 +294,14 @@ class CsvWriter:
 
     def close(self, summary: Summary) -> None:
         pass
+
+
+@functools.lru_cache(maxsize=20_000)
+def _reason_cells(reasons: tuple[Reason, ...]) -> tuple[str, str, str, str]:
+    """The carc, rarc, rules and reasons cells of a line (equal reasons repeat on many lines)."""
+    return (";".join(r.carc for r in reasons), ";".join(r.rarc or "" for r in reasons),
+            "; ".join(r.location + (f" [{_cell(r.rule)}]" if r.rule else "") for r in reasons),
+            " | ".join(r.message for r in reasons))
 
 
 def _cell(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Mapping
 
@@ -62,7 +63,7 @@ class LineResult:
 
     @property
     def modifiers(self) -> tuple[str, ...]:
-        return tuple(sorted(self.input.modifiers))
+        return _sorted_modifiers(self.input.modifiers)
 
     @property
     def units(self) -> int:
@@ -76,6 +77,11 @@ class LineResult:
     @property
     def origin(self) -> Origin:
         return self.input.origin
+
+
+@functools.lru_cache(maxsize=4096)
+def _sorted_modifiers(modifiers: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(modifiers))
 
 
 @attrs.frozen(kw_only=True)
@@ -180,11 +186,12 @@ def judge_batch(batch: Batch, policies: Mapping[str, Policy]) -> Block:
             continue
         day = day_lines[(session.payer.casefold(), session.patient_id, session.date)]
         results.append(_judge(session, day, policy))
-    # Input order: files in the order they were read, then rows.
-    files: dict[str, int] = {}
-    for origin in [s.lines[0].origin for s in batch.sessions] + [e.origin for e in batch.errors]:
-        files.setdefault(origin.file, len(files))
-    errors.sort(key=lambda e: (files.get(e.origin.file, len(files)), e.origin.row, e.origin.path))
+    if errors:
+        # Input order: files in the order they were read, then rows.
+        files: dict[str, int] = {}
+        for origin in [s.lines[0].origin for s in batch.sessions] + [e.origin for e in batch.errors]:
+            files.setdefault(origin.file, len(files))
+        errors.sort(key=lambda e: (files.get(e.origin.file, len(files)), e.origin.row, e.origin.path))
     return Block(sessions=tuple(results), errors=tuple(errors), lines_read=batch.lines_read)
 
 
