@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from payrules import api, render
+from payrules import api
 
 from conftest import EXAMPLES, render_transcript, transcript, without_origins
 
@@ -40,7 +40,7 @@ def test_example_json(example: Path, json_snapshot: SnapshotAssertion) -> None:
 def test_example_json_input_decides_like_csv(example: Path) -> None:
     from_csv = api.check_files([Path(rel(example / "sessions.csv"))], Path(rel(example)))
     from_json = api.check_files([Path(rel(example / "sessions.json"))], Path(rel(example)))
-    assert without_origins(render.report_data(from_json)) == without_origins(render.report_data(from_csv))
+    assert without_origins(from_json.to_dict()) == without_origins(from_csv.to_dict())
 
 
 @pytest.mark.parametrize("example", EXAMPLE_DIRS, ids=IDS)

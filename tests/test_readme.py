@@ -37,3 +37,15 @@ def test_every_diagnostic_code_is_documented() -> None:
     used = set(re.findall(r'"(E\d{3})"', source))
     documented = set(re.findall(r"^\| (E\d{3}) \|", README, flags=re.M))
     assert used == documented
+
+
+def test_embedding_example_in_readme_is_the_file() -> None:
+    example = (ROOT / "examples" / "embedding" / "embed.py").read_text()
+    assert f"```python\n{example}```" in README
+    import subprocess
+    import sys
+
+    printed = subprocess.run([sys.executable, "examples/embedding/embed.py"], capture_output=True, text=True,
+                             check=True, cwd=ROOT).stdout
+    (block,) = re.findall(r"<!-- output-of: examples/embedding/embed.py -->\n```\n(.*?)```", README, flags=re.S)
+    assert block == printed

@@ -1,3 +1,23 @@
-"""payrules: payer policy rules for massage, manual therapy and chiropractic claims."""
+"""payrules: payer policy rules for massage, manual therapy and chiropractic claims.
+
+    import payrules
+
+    rules = payrules.load("payers/")            # a .payer file or a folder of them
+    report = rules.check([{"session_id": "S-1", "patient_id": "P-1", ...}])
+    report.sessions[0].lines[0].status          # "paid", "reduced" or "denied"
+    report.to_json()
+"""
 
 __version__ = "0.1.0"
+
+from payrules.api import RuleSet, compile_text, load, report_schema  # noqa: E402
+from payrules.diagnostics import CompileError, Diagnostic, InputError, InternalError, RulesError  # noqa: E402
+from payrules.records import Problem, RecordError  # noqa: E402
+from payrules.runner import LineResult, Reason, Report, SessionResult, Summary  # noqa: E402
+from payrules.runtime import Line, Origin, Session  # noqa: E402
+
+__all__ = [
+    "CompileError", "Diagnostic", "InputError", "InternalError", "Line", "LineResult", "Origin", "Problem",
+    "Reason", "RecordError", "Report", "RuleSet", "RulesError", "Session", "SessionResult", "Summary",
+    "__version__", "compile_text", "load", "report_schema",
+]

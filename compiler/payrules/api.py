@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import attrs
 
 from payrules.compiler import Policy, compile_file, compile_source, emit_python, read_source
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
-from payrules.records import Columns, RecordError, Scan, read_blocks, scan
-from payrules.runner import Block, Report, SessionResult, Tally, judge_batch, policies_by_payer
-from payrules.source import Span
+from payrules.records import Columns, RecordError, Scan, read_blocks, read_sessions, scan, session_batch
+from payrules.runner import (
+    Block,
+    DayKey,
+    Report,
+    SessionResult,
+    Tally,
+    day_index,
+    evaluate,
+    judge_batch,
+    policies_by_payer,
+)
+from payrules.runtime import Line, Session
+from payrules.source import Source, Span
 
-__all__ = ["CheckRun", "Columns", "Policy", "Report", "check_files", "compile_file", "compile_source",
-           "emit_python", "load_policies", "read_source", "report_schema", "rule_files", "start_check"]
+__all__ = ["CheckRun", "Columns", "Policy", "Report", "RuleSet", "check_files", "compile_file", "compile_source",
+           "compile_text", "emit_python", "load", "load_policies", "read_source", "report_schema", "rule_files",
+           "start_check"]
 
 
 def report_schema() -> dict[str, Any]:
@@ -67,6 +80,16 @@ def load_policies(path: Path) -> list[Policy]:
     return policies
 
 
+def read_history(paths: list[Path], columns: Columns | None = None) -> dict[DayKey, list[Line]]:
+    """Earlier sessions, counted by same-day rules but never judged. They must be valid."""
+    batch = read_sessions(paths, columns)
+    if batch.errors:
+        first = batch.errors[0]
+        more = f" (and {len(batch.errors) - 1} more)" if len(batch.errors) > 1 else ""
+        raise InputError(f"history {first.origin}: {first.message}{more}; history records must be valid")
+    return day_index(batch.sessions)
+
+
 @attrs.frozen
 class CheckRun:
     """A check ready to stream: the compiled policies and what a first pass learnt of the input."""
@@ -75,23 +98,27 @@ class CheckRun:
     policies: Mapping[str, Policy]
     columns: Columns | None
     scan: Scan
+    history: Mapping[DayKey, list[Line]] | None = None
 
     def blocks(self) -> Iterator[Block]:
         """Judged blocks in input order: one per patient when the input is grouped by patient,
         else one for the whole input (held in memory)."""
         for batch in read_blocks(self.sessions, self.columns, grouped=self.scan.grouped):
-            yield judge_batch(batch, self.policies)
+            yield judge_batch(batch, self.policies, self.history)
 
 
-def start_check(sessions: list[Path], rules: Path, columns: Columns | None = None) -> CheckRun:
-    """Compile the rules and scan the sessions; raises before any output is produced."""
+def start_check(sessions: list[Path], rules: Path, columns: Columns | None = None,
+                history: list[Path] | None = None) -> CheckRun:
+    """Compile the rules, read the history and scan the sessions; raises before any output."""
     policies = policies_by_payer(load_policies(rules))
-    return CheckRun(sessions, policies, columns, scan(sessions, columns))
+    past = read_history(history, columns) if history else None
+    return CheckRun(sessions, policies, columns, scan(sessions, columns), past)
 
 
-def check_files(sessions: list[Path], rules: Path, columns: Columns | None = None) -> Report:
+def check_files(sessions: list[Path], rules: Path, columns: Columns | None = None,
+                history: list[Path] | None = None) -> Report:
     """Judge the sessions in `sessions` against the rule files under `rules`, into one `Report`."""
-    run = start_check(sessions, rules, columns)
+    run = start_check(sessions, rules, columns, history)
     results: list[SessionResult] = []
     errors: list[RecordError] = []
     tally = Tally()
@@ -100,3 +127,56 @@ def check_files(sessions: list[Path], rules: Path, columns: Columns | None = Non
         errors.extend(block.errors)
         tally.add(block)
     return Report(sessions=tuple(results), errors=tuple(errors), summary=tally.summary())
+
+
+# --- embedding ---------------------------------------------------------------------------------
+
+SessionInput = Mapping[str, Any] | Session
+"""A session as a dict in the JSON input format (with its `lines`), or a typed `Session`."""
+
+
+def _as_policies(policies: Mapping[str, Policy]) -> Mapping[str, Policy]:
+    return MappingProxyType(dict(policies))
+
+
+@attrs.frozen
+class RuleSet:
+    """Compiled payer policies by payer id. Immutable, and safe to share between threads."""
+
+    policies: Mapping[str, Policy] = attrs.field(converter=_as_policies)
+    """Policies keyed by payer id in lower case."""
+
+    @property
+    def payers(self) -> tuple[str, ...]:
+        """The payer ids, as their rule files spell them, sorted."""
+        return tuple(sorted(p.payer_id for p in self.policies.values()))
+
+    def policy(self, payer: str) -> Policy:
+        """The policy of one payer (case-insensitive); KeyError when there is none."""
+        return self.policies[payer.casefold()]
+
+    def check(self, sessions: Iterable[SessionInput], *, history: Iterable[SessionInput] = ()) -> Report:
+        """Judge sessions. Dicts are validated like a JSON sessions file (a bad line comes back
+        in `Report.errors`, located as `<sessions>` row N); typed `Session` values are used as
+        they are. `history` sessions count for same-day rules but are not judged; a bad
+        history record raises `InputError`."""
+        past = None
+        history = list(history)
+        if history:
+            batch = session_batch(history, "<history>")
+            if batch.errors:
+                first = batch.errors[0]
+                raise InputError(f"history {first.origin}: {first.message}; history records must be valid")
+            past = day_index(batch.sessions)
+        return evaluate(session_batch(list(sessions), "<sessions>"), self.policies, past)
+
+
+def load(path: str | Path) -> RuleSet:
+    """Compile a `.payer` file, or every one under a folder. Raises `CompileError` (with every
+    diagnostic of every file) or `InputError` (missing or unreadable files)."""
+    return RuleSet(policies_by_payer(load_policies(Path(path))))
+
+
+def compile_text(text: str, name: str = "<rules>") -> RuleSet:
+    """Compile rule text; `name` is the file name used in diagnostics and explanations."""
+    return RuleSet(policies_by_payer([compile_source(Source(name, text))]))

@@ -60,9 +60,11 @@ def cli() -> None:
               help="Write the decisions to this file instead of stdout.")
 @click.option("--columns", "columns_file", type=click.Path(path_type=Path, dir_okay=False),
               help="A TOML file mapping session fields to the CSV's own headers.")
+@click.option("--history", "history", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="Earlier sessions that same-day rules count but that are not judged (repeatable).")
 @click.pass_context
 def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_format: str,
-          output: Path | None, columns_file: Path | None) -> None:
+          output: Path | None, columns_file: Path | None, history: tuple[Path, ...]) -> None:
     """Judge the service lines in SESSIONS (.csv, .json, .jsonl) against payer rules.
 
     Input grouped by patient (all rows of a patient together) is judged one patient at a time,
@@ -73,7 +75,7 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_fo
     """
     try:
         columns = Columns.load(columns_file) if columns_file else None
-        run = api.start_check(list(sessions), rules, columns)
+        run = api.start_check(list(sessions), rules, columns, list(history))
         if not run.scan.grouped and run.scan.lines >= LARGE_INPUT_LINES:
             where = run.scan.regrouped_at
             click.echo(f"note: the sessions are not grouped by patient (patient `{run.scan.patient}` appears "

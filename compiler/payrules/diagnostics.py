@@ -76,9 +76,9 @@ class CompileError(RulesError):
 
     def __init__(self, diagnostics: list[Diagnostic]) -> None:
         self.diagnostics = sorted(diagnostics, key=lambda d: d.sort_key)
-        first = self.diagnostics[0] if self.diagnostics else None
-        summary = f"{first.span}: {first.code} {first.message}" if first else "compile error"
-        super().__init__(summary)
+        """Every problem found, sorted by file and position."""
+        lines = [f"{d.span}: {d.code} {d.message}" for d in self.diagnostics]
+        super().__init__("\n".join(lines) or "compile error")
 
 
 class InputError(RulesError):

@@ -61,6 +61,20 @@ class RecordError:
     def message(self) -> str:
         return "; ".join(f"{p.field}: {p.message}" for p in self.problems)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of this error (see the shipped schema)."""
+        return {
+            "file": self.origin.file,
+            "row": self.origin.row,
+            "path": self.origin.path or None,
+            "session_id": self.session_id,
+            "line": self.line,
+            "code": self.code,
+            "message": self.message,
+            "problems": [{"field": p.field, "column": self.origin.column(p.field), "value": p.value,
+                          "message": p.message} for p in self.problems],
+        }
+
 
 @attrs.define
 class Batch:
@@ -654,6 +668,30 @@ def read_blocks(paths: list[Path], columns: Columns | None = None, *, grouped: b
         grouper.add(raw, origin, problem)
     if grouper.lines_read:
         yield grouper.take()
+
+
+def session_batch(sessions: list[Any], name: str) -> Batch:
+    """Sessions given in memory (dicts in the JSON input shape, or typed `Session` values) as one
+    batch; dicts are validated and located as `name` row N (the Nth session)."""
+    grouper = _Grouper()
+    order: list[Session | str] = []
+    for row, session in enumerate(sessions, start=1):
+        if isinstance(session, Session):
+            order.append(session)
+            grouper.lines_read += len(session.lines)
+            continue
+        for raw, origin, problem in _session_records(session, name, row, ""):
+            grouper.add(raw, origin, problem)
+        if isinstance(session, dict):
+            order.append(_json_value(session.get("session_id")).strip())
+    batch = grouper.take()
+    by_id = {s.session_id: s for s in batch.sessions}
+    batch.sessions = []
+    for item in order:
+        found = item if isinstance(item, Session) else by_id.pop(item, None)
+        if found is not None:
+            batch.sessions.append(found)
+    return batch
 
 
 def read_sessions(paths: list[Path], columns: Columns | None = None) -> Batch:

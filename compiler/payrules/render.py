@@ -128,69 +128,6 @@ def _summary_text(s: Summary) -> str:
             f"Charged {dollars(s.charged)}, allowed {dollars(s.allowed)}.")
 
 
-# --- reports: data for JSON ---------------------------------------------------------------
-
-
-def session_data(s: SessionResult) -> dict[str, Any]:
-    return {
-        "session_id": s.session_id,
-        "patient_id": s.patient_id,
-        "date": s.date,
-        "payer": s.payer,
-        "payer_name": s.payer_name,
-        "rules": s.rules_file,
-        "lines": [{
-            "line": line.line,
-            "code": line.code,
-            "modifiers": list(line.modifiers),
-            "units": line.units,
-            "charge": format_cents(line.charge),
-            "allowed": format_cents(line.allowed),
-            "status": line.status,
-            "reasons": [{
-                "rule": r.rule, "kind": r.kind, "file": r.file, "line": r.line, "column": r.column,
-                "text": r.text, "message": r.message, "severity": r.severity, "carc": r.carc, "rarc": r.rarc,
-            } for r in line.reasons],
-        } for line in s.lines],
-    }
-
-
-def error_data(e: RecordError) -> dict[str, Any]:
-    return {
-        "file": e.origin.file,
-        "row": e.origin.row,
-        "path": e.origin.path or None,
-        "session_id": e.session_id,
-        "line": e.line,
-        "code": e.code,
-        "message": e.message,
-        "problems": [{"field": p.field, "column": e.origin.column(p.field), "value": p.value, "message": p.message}
-                     for p in e.problems],
-    }
-
-
-def summary_data(s: Summary) -> dict[str, Any]:
-    return {
-        "lines_read": s.lines_read,
-        "judged": s.judged,
-        "paid": s.paid,
-        "reduced": s.reduced,
-        "denied": s.denied,
-        "rejected": s.rejected,
-        "charged": format_cents(s.charged),
-        "allowed": format_cents(s.allowed),
-    }
-
-
-def report_data(report: Report) -> dict[str, Any]:
-    """The JSON shape of a report; amounts are strings with two decimals."""
-    return {
-        "sessions": [session_data(s) for s in report.sessions],
-        "errors": [error_data(e) for e in report.errors],
-        "summary": summary_data(report.summary),
-    }
-
-
 def report_json(report: Report) -> str:
     out = io.StringIO()
     writer = JsonWriter(out)
@@ -238,16 +175,16 @@ class JsonWriter:
     def block(self, block: Block) -> None:
         for session in block.sessions:
             self.out.write('{"sessions": [\n' if self.count == 0 else ",\n")
-            self.out.write(json.dumps(session_data(session)))
+            self.out.write(json.dumps(session.to_dict()))
             self.count += 1
         self.errors.extend(block.errors)
 
     def close(self, summary: Summary) -> None:
         self.out.write('{"sessions": [' if self.count == 0 else "\n")
         self.out.write('],\n"errors": [')
-        self.out.write(",".join("\n" + json.dumps(error_data(e)) for e in self.errors))
+        self.out.write(",".join("\n" + json.dumps(e.to_dict()) for e in self.errors))
         self.out.write("\n" if self.errors else "")
-        self.out.write('],\n"summary": ' + json.dumps(summary_data(summary)) + "}\n")
+        self.out.write('],\n"summary": ' + json.dumps(summary.to_dict()) + "}\n")
 
 
 class JsonlWriter:
@@ -258,12 +195,12 @@ class JsonlWriter:
 
     def block(self, block: Block) -> None:
         for session in block.sessions:
-            self.out.write(json.dumps({"type": "session", **session_data(session)}) + "\n")
+            self.out.write(json.dumps({"type": "session", **session.to_dict()}) + "\n")
         for error in block.errors:
-            self.out.write(json.dumps({"type": "error", **error_data(error)}) + "\n")
+            self.out.write(json.dumps({"type": "error", **error.to_dict()}) + "\n")
 
     def close(self, summary: Summary) -> None:
-        self.out.write(json.dumps({"type": "summary", **summary_data(summary)}) + "\n")
+        self.out.write(json.dumps({"type": "summary", **summary.to_dict()}) + "\n")
 
 
 CSV_COLUMNS = ("file", "row", "session_id", "patient_id", "date", "payer", "line", "code", "modifiers", "units",

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+
+from typing import Any
 
 import attrs
 
 from payrules.compiler import Policy
 from payrules.diagnostics import closest
+from payrules.domain import format_cents
 from payrules.explain import explain, explanation_key
 from payrules.records import Batch, Problem, RecordError
 from payrules.runtime import Line, Origin, Session
@@ -39,6 +43,11 @@ class Reason:
     @property
     def location(self) -> str:
         return f"{self.file}:{self.line}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.rule, "kind": self.kind, "file": self.file, "line": self.line, "column": self.column,
+                "text": self.text, "message": self.message, "severity": self.severity, "carc": self.carc,
+                "rarc": self.rarc}
 
 
 @attrs.frozen(kw_only=True)
@@ -78,6 +87,11 @@ class LineResult:
     def origin(self) -> Origin:
         return self.input.origin
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "code": self.code, "modifiers": list(self.modifiers), "units": self.units,
+                "charge": format_cents(self.charge), "allowed": format_cents(self.allowed), "status": self.status,
+                "reasons": [r.to_dict() for r in self.reasons]}
+
 
 @functools.lru_cache(maxsize=4096)
 def _sorted_modifiers(modifiers: frozenset[str]) -> tuple[str, ...]:
@@ -94,6 +108,12 @@ class SessionResult:
     rules_file: str
     lines: tuple[LineResult, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of this session (see the shipped schema)."""
+        return {"session_id": self.session_id, "patient_id": self.patient_id, "date": self.date,
+                "payer": self.payer, "payer_name": self.payer_name, "rules": self.rules_file,
+                "lines": [line.to_dict() for line in self.lines]}
+
 
 @attrs.frozen(kw_only=True)
 class Summary:
@@ -108,6 +128,11 @@ class Summary:
     charged: int
     allowed: int
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"lines_read": self.lines_read, "judged": self.judged, "paid": self.paid, "reduced": self.reduced,
+                "denied": self.denied, "rejected": self.rejected, "charged": format_cents(self.charged),
+                "allowed": format_cents(self.allowed)}
+
 
 @attrs.frozen(kw_only=True)
 class Report:
@@ -119,6 +144,15 @@ class Report:
     def all_paid(self) -> bool:
         s = self.summary
         return s.paid == s.lines_read
+
+    def to_dict(self) -> dict[str, Any]:
+        """The same content as `payrules check --format json`: sessions, errors and summary."""
+        return {"sessions": [s.to_dict() for s in self.sessions], "errors": [e.to_dict() for e in self.errors],
+                "summary": self.summary.to_dict()}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """`to_dict()` as JSON text; it validates against the shipped schema."""
+        return json.dumps(self.to_dict(), indent=indent)
 
 
 @attrs.frozen(kw_only=True)
@@ -168,14 +202,30 @@ def policies_by_payer(policies: list[Policy]) -> dict[str, Policy]:
     return {p.payer_id.casefold(): p for p in policies}
 
 
-def judge_batch(batch: Batch, policies: Mapping[str, Policy]) -> Block:
+DayKey = tuple[str, str, str]
+"""(payer id in lower case, patient id, date of service): the lines a same-day rule looks at."""
+
+
+def day_index(sessions: Iterable[Session]) -> dict[DayKey, list[Line]]:
+    """Every line of `sessions`, by payer, patient and date."""
+    index: dict[DayKey, list[Line]] = defaultdict(list)
+    for session in sessions:
+        index[(session.payer.casefold(), session.patient_id, session.date)].extend(session.lines)
+    return index
+
+
+def judge_batch(batch: Batch, policies: Mapping[str, Policy],
+                history: Mapping[DayKey, list[Line]] | None = None) -> Block:
     """Judge every session of `batch` with the policy of its payer (keys from `policies_by_payer`).
 
-    Same-day facts come from the lines of the batch, so a batch must hold all of a patient's lines.
+    Same-day facts come from the lines of the batch, so a batch must hold all of a patient's
+    lines, and from `history`: earlier sessions that are counted but not judged.
     """
-    day_lines: dict[tuple[str, str, str], list[Line]] = defaultdict(list)
-    for session in batch.sessions:
-        day_lines[(session.payer.casefold(), session.patient_id, session.date)].extend(session.lines)
+    day_lines = day_index(batch.sessions)
+    if history:
+        for key in list(day_lines):
+            if key in history:
+                day_lines[key] = history[key] + day_lines[key]
 
     results: list[SessionResult] = []
     errors = list(batch.errors)
@@ -195,9 +245,10 @@ def judge_batch(batch: Batch, policies: Mapping[str, Policy]) -> Block:
     return Block(sessions=tuple(results), errors=tuple(errors), lines_read=batch.lines_read)
 
 
-def evaluate(batch: Batch, policies: Mapping[str, Policy]) -> Report:
+def evaluate(batch: Batch, policies: Mapping[str, Policy],
+             history: Mapping[DayKey, list[Line]] | None = None) -> Report:
     """Judge a whole batch into a `Report`."""
-    block = judge_batch(batch, policies)
+    block = judge_batch(batch, policies, history)
     tally = Tally()
     tally.add(block)
     return Report(sessions=block.sessions, errors=block.errors, summary=tally.summary())
