@@ -25,12 +25,13 @@ from payrules.runner import (
     judge_batch,
     policies_by_payer,
 )
-from payrules.runtime import Line, Session
+from payrules.runtime import Line, RuleInfo, Session
+from payrules.testing import CaseResult, TestRun, case_files, run_cases
 from payrules.source import Source, Span
 
 __all__ = ["CheckRun", "Columns", "Policy", "Report", "RuleSet", "check_files", "compile_file", "compile_source",
            "compile_text", "emit_python", "load", "load_policies", "read_source", "report_schema", "rule_files",
-           "start_check"]
+           "run_tests", "start_check"]
 
 
 def report_schema() -> dict[str, Any]:
@@ -180,3 +181,26 @@ def load(path: str | Path) -> RuleSet:
 def compile_text(text: str, name: str = "<rules>") -> RuleSet:
     """Compile rule text; `name` is the file name used in diagnostics and explanations."""
     return RuleSet(policies_by_payer([compile_source(Source(name, text))]))
+
+
+# --- payrules test -------------------------------------------------------------------------------
+
+
+def run_tests(paths: list[Path]) -> TestRun:
+    """Run every case file under `paths` against the rule files of its folder."""
+    results: list[CaseResult] = []
+    rules: dict[tuple[str, int], RuleInfo] = {}
+    loaded: dict[Path, Mapping[str, Policy]] = {}
+    files = [f for path in paths for f in case_files(path)]
+    if not files:
+        raise InputError(f"no *.cases.csv files under {', '.join(str(p) for p in paths)}")
+    for file in files:
+        folder = file.parent
+        if folder not in loaded:
+            loaded[folder] = policies_by_payer(load_policies(folder))
+            for policy in loaded[folder].values():
+                rules.update({(r.file, r.line): r for r in policy.rules})
+        results.extend(run_cases(file, loaded[folder]))
+    exercised = frozenset((r.file, r.line) for case in results for outcome in case.outcomes
+                          if outcome.actual is not None for r in outcome.actual.reasons)
+    return TestRun(cases=tuple(results), rules=tuple(rules.values()), exercised=exercised)

@@ -160,6 +160,33 @@ def _is_tty(stream: object) -> bool:
     return bool(isatty and isatty())
 
 
+@cli.command(name="test")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--coverage", is_flag=True, help="List the rules that no case exercised.")
+@click.option("--format", "output_format", type=click.Choice(["text", "junit"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file.")
+@click.pass_context
+def test_command(ctx: click.Context, paths: tuple[Path, ...], coverage: bool, output_format: str,
+                 output: Path | None) -> None:
+    """Run the worked examples in *.cases.csv files against the rule files beside them.
+
+    Exit status: 0 every case passed, 1 a case failed, 2 bad usage or an unreadable case or
+    rule file.
+    """
+    try:
+        run = api.run_tests(list(paths))
+        text = render.test_junit(run) if output_format == "junit" else render.test_text(run, coverage)
+        with _open_output(output) as out:
+            out.write(text)
+    except CompileError as error:
+        click.echo(render.diagnostics(error.diagnostics), err=True, nl=False)
+        ctx.exit(EXIT_USAGE)
+    except InputError as error:
+        click.echo(f"error: {error}", err=True)
+        ctx.exit(EXIT_USAGE)
+    ctx.exit(EXIT_FINDINGS if run.failed else EXIT_OK)
+
+
 def _colour(stream: object) -> bool:
     return _is_tty(stream) and "NO_COLOR" not in os.environ
 

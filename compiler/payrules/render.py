@@ -7,6 +7,7 @@ import functools
 import io
 import json
 import textwrap
+import xml.etree.ElementTree as ET
 from typing import Any, Protocol, TextIO
 
 import click
@@ -15,6 +16,7 @@ from payrules.diagnostics import Diagnostic
 from payrules.domain import dollars, format_cents
 from payrules.records import RecordError
 from payrules.runner import Block, LineResult, Reason, Report, SessionResult, Summary
+from payrules.testing import Outcome, TestRun, actual_text, expected_text
 
 # --- diagnostics ---------------------------------------------------------------------------
 
@@ -244,3 +246,88 @@ def _reason_cells(reasons: tuple[Reason, ...]) -> tuple[str, str, str, str]:
 def _cell(text: str) -> str:
     """User text for a spreadsheet cell: text that a spreadsheet would run as a formula is quoted."""
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+# --- payrules test ---------------------------------------------------------------------------------
+
+
+def test_text(run: TestRun, coverage: bool = False) -> str:
+    """Each case file, a line per case, and for a failure the line, the expected and actual
+    outcome, and the reasons that made the difference."""
+    out: list[str] = []
+    current = None
+    for case in run.cases:
+        if case.file != current:
+            if current is not None:
+                out.append("")
+            out.append(case.file)
+            current = case.file
+        out.append(f"  {'PASS' if case.passed else 'FAIL'}  {case.name}")
+        for outcome in case.outcomes:
+            if not outcome.passed:
+                out += _failure_lines(outcome, "        ")
+    passed = len(run.cases) - len(run.failed)
+    out.append("")
+    if coverage:
+        out += _coverage_lines(run)
+    out.append(f"{len(run.cases)} case{'s' if len(run.cases) != 1 else ''}: {passed} passed, {len(run.failed)} failed")
+    return "\n".join(out) + "\n"
+
+
+def _failure_lines(outcome: Outcome, indent: str) -> list[str]:
+    e, actual = outcome.expectation, outcome.actual
+    assert actual is not None
+    line = actual.input
+    out = [f"{indent}{e.origin}: session {line.session_id} line {line.number} {line.code}"
+           f"{' x' + str(line.units)} charge {dollars(line.charge)}",
+           f"{indent}  expected: {expected_text(e)}",
+           f"{indent}  actual:   {actual_text(actual)}"]
+    if outcome.problems == ("reasons",) or outcome.missing or outcome.unexpected:
+        for token in outcome.missing:
+            out.append(f"{indent}  missing:  {token} gave no reason for this line")
+        for reason in outcome.unexpected:
+            out += _because(reason, f"{indent}  because:  ", f"{indent}            ")
+    if set(outcome.problems) - {"reasons"} and not outcome.unexpected:
+        if actual.reasons:
+            for reason in actual.reasons:
+                out += _because(reason, f"{indent}  because:  ", f"{indent}            ")
+        else:
+            out.append(f"{indent}  because:  no rule applied to this line")
+    return out
+
+
+def _because(reason: Reason, first: str, rest: str) -> list[str]:
+    name = f" [{reason.rule}]" if reason.rule else ""
+    head = f"{first}{reason.severity} CARC {reason.carc}: {reason.text}{name} ({reason.location})"
+    return [head, *textwrap.wrap(reason.message, width=100, initial_indent=rest, subsequent_indent=rest,
+                                 break_on_hyphens=False, break_long_words=False)]
+
+
+def _coverage_lines(run: TestRun) -> list[str]:
+    total, missed = len(run.rules), run.unexercised
+    out = [f"coverage: {total - len(missed)} of {total} rules gave a reason in some case"]
+    for rule in missed:
+        name = f" [{rule.name}]" if rule.name else ""
+        out.append(f"  not exercised: {rule.file}:{rule.line}{name} {rule.text}")
+    return out + [""]
+
+
+def test_junit(run: TestRun) -> str:
+    """JUnit XML: one test suite per case file, one test case per case (no timings)."""
+    root = ET.Element("testsuites", name="payrules", tests=str(len(run.cases)), failures=str(len(run.failed)))
+    files: dict[str, ET.Element] = {}
+    for case in run.cases:
+        suite = files.get(case.file)
+        if suite is None:
+            suite = files[case.file] = ET.SubElement(root, "testsuite", name=case.file, tests="0", failures="0")
+        suite.set("tests", str(int(suite.get("tests", "0")) + 1))
+        element = ET.SubElement(suite, "testcase", classname=case.file, name=case.name)
+        if not case.passed:
+            suite.set("failures", str(int(suite.get("failures", "0")) + 1))
+            details = [text for o in case.outcomes if not o.passed for text in _failure_lines(o, "")]
+            failed = next(o for o in case.outcomes if not o.passed)
+            message = f"expected {expected_text(failed.expectation)}"
+            failure = ET.SubElement(element, "failure", message=message, type="expectation")
+            failure.text = "\n".join(details)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,0 +1,201 @@
+"""Case files (`*.cases.csv`) → results of `payrules test`: does each rule file still say what
+the payer's manual says?
+
+A case file is a sessions CSV with four more columns: `case` (a name for the worked example;
+rows with the same name form one case, judged on its own), `expect_status`, and optionally
+`expect_allowed` and `expect_reasons` (rule names or `CARC n` codes, separated by `;`; `-`
+means no reason at all). The rule files tested are those in the case file's folder and below.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from payrules.compiler import Policy
+from payrules.diagnostics import InputError
+from payrules.domain import dollars, parse_money, to_cents
+from payrules.records import ALL_FIELDS, _Grouper, _normal_header
+from payrules.runner import LineResult, Reason, evaluate
+from payrules.runtime import Origin, RuleInfo
+
+EXPECT_FIELDS = ("case", "expect_status", "expect_allowed", "expect_reasons")
+STATUSES = ("paid", "reduced", "denied")
+
+
+@attrs.frozen(kw_only=True)
+class Expectation:
+    origin: Origin
+    case: str
+    status: str
+    allowed: int | None
+    reasons: tuple[str, ...] | None
+    """Rule names and `CARC n` codes, or None when reasons are not checked."""
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """One checked line: what was expected, what payrules decided, and what differs."""
+
+    expectation: Expectation
+    actual: LineResult | None
+    """None when the line itself was rejected as a bad record."""
+    problems: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[Reason, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+@attrs.frozen(kw_only=True)
+class CaseResult:
+    file: str
+    name: str
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outcomes)
+
+
+@attrs.frozen(kw_only=True)
+class TestRun:
+    cases: tuple[CaseResult, ...]
+    rules: tuple[RuleInfo, ...]
+    """Every rule of every rule file tested."""
+    exercised: frozenset[tuple[str, int]]
+    """(file, line) of every rule that gave a reason in some case."""
+
+    @property
+    def failed(self) -> tuple[CaseResult, ...]:
+        return tuple(c for c in self.cases if not c.passed)
+
+    @property
+    def unexercised(self) -> tuple[RuleInfo, ...]:
+        return tuple(r for r in self.rules if (r.file, r.line) not in self.exercised)
+
+
+def case_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*.cases.csv") if p.is_file())
+    if not path.exists():
+        raise InputError(f"{path}: no such case file or folder")
+    return [path]
+
+
+def _read_cases(path: Path) -> list[tuple[list[str], Expectation]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"{path}: cannot read ({error})") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = [_normal_header(h) for h in next(reader, [])]
+    missing = [f for f in ("case", "expect_status") if f not in header]
+    if missing:
+        raise InputError(f"{path}:1: a case file needs the columns {', '.join(f'`{m}`' for m in missing)}")
+    index = {name: i for i, name in enumerate(header)}
+    rows: list[tuple[list[str], Expectation]] = []
+    row = reader.line_num
+    for cells in reader:
+        start, row = row + 1, reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+
+        def cell(name: str) -> str:
+            i = index.get(name)
+            return cells[i].strip() if i is not None and i < len(cells) else ""
+
+        where = f"{path}:{start}"
+        if not cell("case"):
+            raise InputError(f"{where}: `case` is empty; give each worked example a name")
+        status = cell("expect_status").lower()
+        if status not in STATUSES:
+            raise InputError(f"{where}: expect_status must be paid, reduced or denied, found `{status}`")
+        allowed = None
+        if cell("expect_allowed"):
+            amount = parse_money(cell("expect_allowed"))
+            if amount is None or amount != amount.quantize(amount.__class__("0.01")):
+                raise InputError(f"{where}: expect_allowed must be an amount such as 45.00, "
+                                 f"found `{cell('expect_allowed')}`")
+            allowed = to_cents(amount)
+        reasons: tuple[str, ...] | None = None
+        if cell("expect_reasons"):
+            tokens = [t.strip() for t in cell("expect_reasons").split(";") if t.strip()]
+            reasons = () if tokens == ["-"] else tuple(_normal_reason(t) for t in tokens)
+        origin = Origin(str(path), start)
+        rows.append(([cell(f) for f in ALL_FIELDS],
+                     Expectation(origin=origin, case=cell("case"), status=status, allowed=allowed, reasons=reasons)))
+    return rows
+
+
+def _normal_reason(token: str) -> str:
+    match = re.fullmatch(r"(?i)carc\s*([A-Za-z0-9]+)", token)
+    return f"CARC {match.group(1).upper()}" if match else token
+
+
+def _reason_matches(token: str, reason: Reason) -> bool:
+    return token == f"CARC {reason.carc}" or token == reason.rule
+
+
+def run_cases(path: Path, policies: Mapping[str, Policy]) -> list[CaseResult]:
+    """Judge every case of one case file on its own, and compare with its expectations."""
+    rows = _read_cases(path)
+    by_case: dict[str, list[tuple[list[str], Expectation]]] = {}
+    for raw, expectation in rows:
+        by_case.setdefault(expectation.case, []).append((raw, expectation))
+    results = []
+    for name, case_rows in by_case.items():
+        grouper = _Grouper()
+        for raw, expectation in case_rows:
+            grouper.add(raw, expectation.origin)
+        report = evaluate(grouper.take(), policies)
+        decided = {line.origin.row: line for session in report.sessions for line in session.lines}
+        rejected = {error.origin.row: error for error in report.errors}
+        outcomes = []
+        for _, expectation in case_rows:
+            row = expectation.origin.row
+            if row in rejected:
+                raise InputError(f"{expectation.origin}: {rejected[row].message}")
+            outcomes.append(_compare(expectation, decided[row]))
+        results.append(CaseResult(file=str(path), name=name, outcomes=tuple(outcomes)))
+    return results
+
+
+def _compare(expectation: Expectation, actual: LineResult) -> Outcome:
+    problems = []
+    if actual.status != expectation.status:
+        problems.append("status")
+    if expectation.allowed is not None and actual.allowed != expectation.allowed:
+        problems.append("allowed")
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[Reason, ...] = ()
+    if expectation.reasons is not None:
+        missing = tuple(t for t in expectation.reasons if not any(_reason_matches(t, r) for r in actual.reasons))
+        unexpected = tuple(r for r in actual.reasons
+                           if not any(_reason_matches(t, r) for t in expectation.reasons))
+        if missing or unexpected:
+            problems.append("reasons")
+    return Outcome(expectation=expectation, actual=actual, problems=tuple(problems), missing=missing,
+                   unexpected=unexpected)
+
+
+def expected_text(e: Expectation) -> str:
+    text = e.status
+    if e.allowed is not None:
+        text += f", allowed {dollars(e.allowed)}"
+    if e.reasons is not None:
+        text += f", reasons: {'; '.join(e.reasons) if e.reasons else 'none'}"
+    return text
+
+
+def actual_text(line: LineResult) -> str:
+    reasons = "; ".join(r.rule or f"CARC {r.carc}" for r in line.reasons) or "none"
+    return f"{line.status}, allowed {dollars(line.allowed)}, reasons: {reasons}"
+
