@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -46,6 +47,12 @@ def json_snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
 @pytest.fixture
 def python_snapshot(snapshot: SnapshotAssertion) -> SnapshotAssertion:
     return snapshot.with_defaults(extension_class=PythonSnapshot)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_rule_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Compiled rules are cached in a folder of the test run, never in the user's cache."""
+    os.environ["PAYRULES_CACHE_DIR"] = str(tmp_path_factory.mktemp("rule-cache"))
 
 
 @pytest.fixture(autouse=True)

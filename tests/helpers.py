@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from payrules.compiler import Policy, compile_source
-from payrules.records import Batch
+from payrules.fields import Batch
 from payrules.runner import Report, evaluate, policies_by_payer
 from payrules.runtime import Line, Origin, Session
 from payrules.source import Source

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 from payrules.api import RuleSet, compile_text, load, report_schema  # noqa: E402
 from payrules.diagnostics import CompileError, Diagnostic, InputError, InternalError, RulesError  # noqa: E402
-from payrules.records import Problem, RecordError  # noqa: E402
+from payrules.fields import Problem, RecordError  # noqa: E402
 from payrules.runner import LineResult, Reason, Report, SessionResult, Summary  # noqa: E402
 from payrules.runtime import Line, Origin, Session  # noqa: E402
 

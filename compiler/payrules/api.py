@@ -13,14 +13,14 @@ import attrs
 
 from payrules.compiler import Policy, compile_file, compile_source, emit_python, read_source
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
-from payrules.records import Columns, RecordError, Scan, read_blocks, read_sessions, scan, session_batch
+from payrules.fields import RecordError, session_batch
+from payrules.judging import DayKey, day_index
+from payrules.records import Columns, Scan, read_blocks, read_sessions, scan
 from payrules.runner import (
     Block,
-    DayKey,
     Report,
     SessionResult,
     Tally,
-    day_index,
     evaluate,
     judge_batch,
     policies_by_payer,

@@ -14,7 +14,7 @@ from typing import TextIO
 
 import click
 
-from payrules import __version__, api, render
+from payrules import __version__, api, render, standalone
 from payrules.diagnostics import CompileError, InputError
 from payrules.records import Columns
 from payrules.runner import Tally
@@ -185,6 +185,30 @@ def test_command(ctx: click.Context, paths: tuple[Path, ...], coverage: bool, ou
         click.echo(f"error: {error}", err=True)
         ctx.exit(EXIT_USAGE)
     ctx.exit(EXIT_FINDINGS if run.failed else EXIT_OK)
+
+
+@cli.command(name="build")
+@click.argument("rules", type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
+              help="Write the module to this file instead of stdout.")
+@click.pass_context
+def build_command(ctx: click.Context, rules: Path, output: Path | None) -> None:
+    """Write a Python module with the rules in RULES (a .payer file or a folder) that needs only
+    the standard library: `import rules_module; rules_module.check(sessions)`.
+
+    Exit status: 0 built, 1 a rule file has errors, 2 bad usage or unreadable file.
+    """
+    try:
+        text = standalone.build(api.load_policies(rules))
+        with _open_output(output) as out:
+            out.write(text)
+    except CompileError as error:
+        click.echo(render.diagnostics(error.diagnostics), err=True, nl=False)
+        ctx.exit(EXIT_FINDINGS)
+    except InputError as error:
+        click.echo(f"error: {error}", err=True)
+        ctx.exit(EXIT_USAGE)
+    ctx.exit(EXIT_OK)
 
 
 def _colour(stream: object) -> bool:

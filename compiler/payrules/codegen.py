@@ -290,7 +290,7 @@ def _rule_info(index: int, rule: ast.Rule, emission: _Emission) -> str:
     carc = rule.carc.value.upper() if rule.carc is not None else statement.carc
     rarc = rule.rarc.value.upper() if rule.rarc is not None else statement.rarc
     fields = [
-        f"index={index}",
+        f"position={index}",
         f"name={rule.name.value if rule.name is not None else None!r}",
         f"kind={statement.kind!r}",
         f"file={rule.span.file!r}",

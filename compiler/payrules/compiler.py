@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import linecache
+import marshal
+import os
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,16 +56,76 @@ def emit_python(source: Source) -> str:
     return generate(check_source(source))
 
 
+CACHE_DIR_ENV = "PAYRULES_CACHE_DIR"
+NO_CACHE_ENV = "PAYRULES_NO_CACHE"
+
+_compiled: dict[str, Policy] = {}
+"""Policies compiled in this process, by cache key."""
+
+
+def cache_dir() -> Path | None:
+    """Where compiled rules are kept between runs; None when caching is off."""
+    if os.environ.get(NO_CACHE_ENV):
+        return None
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "payrules"
+
+
+def cache_key(source: Source) -> str:
+    """Changes with the rule text, its name (it appears in explanations), payrules' version and
+    the Python version (compiled code is version specific)."""
+    text = f"{__version__}\0{sys.implementation.cache_tag}\0{source.name}\0{source.text}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def compile_source(source: Source) -> Policy:
-    """Compile rule text into a `Policy`."""
-    checked = check_source(source)
-    python = generate(checked)
-    digest = hashlib.sha256(f"{__version__}\0{source.name}\0{source.text}".encode()).hexdigest()[:12]
-    filename = f"<payrules:{source.name}:{digest}>"
-    code = compile(python, filename, "exec")
+    """Compile rule text into a `Policy`; unchanged text is served from the cache."""
+    key = cache_key(source)
+    policy = _compiled.get(key)
+    if policy is None:
+        policy = _load_cached(key) or _compile_and_store(source, key)
+        _compiled[key] = policy
+    return policy
+
+
+def _compile_and_store(source: Source, key: str) -> Policy:
+    python = generate(check_source(source))
+    code = compile(python, _filename(source.name, key), "exec")
+    directory = cache_dir()
+    if directory is not None:
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            temporary = directory / f"{key}.{os.getpid()}.tmp"
+            temporary.write_bytes(marshal.dumps((python, code)))
+            os.replace(temporary, directory / f"{key}.marshal")
+        except OSError:
+            pass  # the cache only saves time; a read-only or full disk must not stop a check
+    return _policy(python, code, key)
+
+
+def _load_cached(key: str) -> Policy | None:
+    directory = cache_dir()
+    if directory is None:
+        return None
+    try:
+        python, code = marshal.loads((directory / f"{key}.marshal").read_bytes())
+        if not (isinstance(python, str) and isinstance(code, types.CodeType)):
+            return None
+        return _policy(python, code, key)
+    except (OSError, ValueError, EOFError, TypeError, KeyError):
+        return None  # missing or damaged: compile afresh
+
+
+def _filename(name: str, key: str) -> str:
+    return f"<payrules:{name}:{key[:12]}>"
+
+
+def _policy(python: str, code: types.CodeType, key: str) -> Policy:
     # Tracebacks through generated code show its source.
-    linecache.cache[filename] = (len(python), None, python.splitlines(True), filename)
-    namespace: dict[str, Any] = {"__name__": f"payrules_policy_{digest}"}
+    linecache.cache[code.co_filename] = (len(python), None, python.splitlines(True), code.co_filename)
+    namespace: dict[str, Any] = {"__name__": f"payrules_policy_{key[:12]}"}
     exec(code, namespace)  # noqa: S102 - our own generated code; user text is only ever repr()'d in it
     return Policy(payer_id=namespace["PAYER_ID"], payer_name=namespace["PAYER_NAME"],
                   source=namespace["SOURCE"], rules=namespace["RULES"], judge=namespace["judge"], python=python)

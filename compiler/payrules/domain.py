@@ -7,7 +7,9 @@ Everything here is plain data shared by the checker (rule files) and the record 
 from __future__ import annotations
 
 import functools
+import os
 import re
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 
 # A procedure code is a CPT code (5 digits), a CPT category II/III or PLA code
@@ -91,6 +93,9 @@ def describe_codes(codes: frozenset[str]) -> str:
 
 MODIFIER_RE = re.compile(r"^[A-Z0-9]{2}$")
 
+# ICD-10-CM: a letter, a digit, a letter or digit, then up to four more after an optional dot.
+ICD10_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?$")
+
 # CARC: 1-3 digits, or a letter and 1-2 digits (B7, P14). RARC: 1-2 letters and 1-3 digits (N130, MA01).
 CARC_RE = re.compile(r"^(?:[0-9]{1,3}|[A-Z][0-9]{1,2})$")
 RARC_RE = re.compile(r"^[A-Z]{1,2}[0-9]{1,3}$")
@@ -143,3 +148,36 @@ def npi_is_valid(npi: str) -> bool:
                 digit -= 9
         total += digit
     return (10 - total % 10) % 10 == int(npi[9])
+
+
+def closest(word: str, options: Iterable[str]) -> str | None:
+    """The option nearest to `word` by edit distance (ignoring case), for "did you mean" help.
+
+    Ties go to the option that shares the longest prefix with `word`, then to the first listed.
+    """
+    target = word.casefold()
+    best: tuple[int, int, int] | None = None
+    choice = None
+    for order, option in enumerate(options):
+        candidate = option.casefold()
+        distance = _edit_distance(target, candidate)
+        if distance > max(1, min(len(target), len(candidate)) // 3):
+            continue
+        prefix = len(os.path.commonprefix([target, candidate]))
+        key = (distance, -prefix, order)
+        if best is None or key < best:
+            best, choice = key, option
+    return choice
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[i - 2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]

@@ -1,16 +1,15 @@
 """A reason recorded by generated code → a sentence for a biller. One template per statement kind.
 
 Each template is registered with a key function that returns exactly the facts its sentence
-reads, so the runner can reuse a sentence for lines with equal facts.
+reads, so the runner can reuse a sentence for lines with equal facts. Standard library only:
+`payrules build` copies this module into standalone modules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
-import attrs
-
-from payrules.diagnostics import InternalError
 from payrules.domain import CREDENTIALS, dollars, with_article
 from payrules.runtime import Line, RuleInfo
 
@@ -18,8 +17,7 @@ Template = Callable[[RuleInfo, Line, object], str]
 Key = Callable[[Line, object], object]
 
 
-@attrs.frozen
-class _Entry:
+class _Entry(NamedTuple):
     template: Template
     key: Key
 
@@ -103,8 +101,8 @@ def _max_units(rule: RuleInfo, line: Line, facts: object) -> str:
 
 def _entry(rule: RuleInfo) -> _Entry:
     entry = _TEMPLATES.get(rule.kind)
-    if entry is None:
-        raise InternalError(f"no explanation template for statement kind `{rule.kind}`")
+    if entry is None:  # a statement kind without a template is a bug in payrules
+        raise LookupError(f"no explanation template for statement kind `{rule.kind}`")
     return entry
 
 

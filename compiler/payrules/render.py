@@ -8,13 +8,14 @@ import io
 import json
 import textwrap
 import xml.etree.ElementTree as ET
-from typing import Any, Protocol, TextIO
+from typing import Protocol, TextIO
 
 import click
 
 from payrules.diagnostics import Diagnostic
 from payrules.domain import dollars, format_cents
-from payrules.records import RecordError
+from payrules.fields import RecordError
+from payrules.judging import error_dict
 from payrules.runner import Block, LineResult, Reason, Report, SessionResult, Summary
 from payrules.testing import Outcome, TestRun, actual_text, expected_text
 
@@ -184,7 +185,7 @@ class JsonWriter:
     def close(self, summary: Summary) -> None:
         self.out.write('{"sessions": [' if self.count == 0 else "\n")
         self.out.write('],\n"errors": [')
-        self.out.write(",".join("\n" + json.dumps(e.to_dict()) for e in self.errors))
+        self.out.write(",".join("\n" + json.dumps(error_dict(e)) for e in self.errors))
         self.out.write("\n" if self.errors else "")
         self.out.write('],\n"summary": ' + json.dumps(summary.to_dict()) + "}\n")
 
@@ -199,7 +200,7 @@ class JsonlWriter:
         for session in block.sessions:
             self.out.write(json.dumps({"type": "session", **session.to_dict()}) + "\n")
         for error in block.errors:
-            self.out.write(json.dumps({"type": "error", **error.to_dict()}) + "\n")
+            self.out.write(json.dumps({"type": "error", **error_dict(error)}) + "\n")
 
     def close(self, summary: Summary) -> None:
         self.out.write(json.dumps({"type": "summary", **summary.to_dict()}) + "\n")

@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import functools
 import json
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from typing import Any
 
 import attrs
 
 from payrules.compiler import Policy
-from payrules.diagnostics import closest
-from payrules.domain import format_cents
 from payrules.explain import explain, explanation_key
-from payrules.records import Batch, Problem, RecordError
-from payrules.runtime import Line, Origin, Session
+from payrules.fields import Batch, RecordError
+from payrules.judging import (
+    PAID,
+    REDUCED,
+    DayKey,
+    days_with_history,
+    error_dict,
+    judge_session,
+    line_dict,
+    reason_dict,
+    session_dict,
+    sort_errors,
+    summary_dict,
+    unknown_payer,
+)
+from payrules.runtime import Line, Origin, RuleInfo, Session
 
-PAID, REDUCED, DENIED = "paid", "reduced", "denied"
 
 REASON_CACHE_SIZE = 50_000
 
@@ -39,15 +49,15 @@ class Reason:
     severity: str
     carc: str
     rarc: str | None
+    info: RuleInfo = attrs.field(eq=False, repr=False)
+    """The compiled rule this reason came from."""
 
     @property
     def location(self) -> str:
         return f"{self.file}:{self.line}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"rule": self.rule, "kind": self.kind, "file": self.file, "line": self.line, "column": self.column,
-                "text": self.text, "message": self.message, "severity": self.severity, "carc": self.carc,
-                "rarc": self.rarc}
+        return reason_dict(self.info, self.message)
 
 
 @attrs.frozen(kw_only=True)
@@ -88,9 +98,7 @@ class LineResult:
         return self.input.origin
 
     def to_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "code": self.code, "modifiers": list(self.modifiers), "units": self.units,
-                "charge": format_cents(self.charge), "allowed": format_cents(self.allowed), "status": self.status,
-                "reasons": [r.to_dict() for r in self.reasons]}
+        return line_dict(self.input, self.allowed, self.status, [r.to_dict() for r in self.reasons])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -110,9 +118,8 @@ class SessionResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of this session (see the shipped schema)."""
-        return {"session_id": self.session_id, "patient_id": self.patient_id, "date": self.date,
-                "payer": self.payer, "payer_name": self.payer_name, "rules": self.rules_file,
-                "lines": [line.to_dict() for line in self.lines]}
+        session = Session(self.session_id, self.patient_id, self.date, self.payer, ())
+        return session_dict(session, self.payer_name, self.rules_file, [line.to_dict() for line in self.lines])
 
 
 @attrs.frozen(kw_only=True)
@@ -129,9 +136,8 @@ class Summary:
     allowed: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lines_read": self.lines_read, "judged": self.judged, "paid": self.paid, "reduced": self.reduced,
-                "denied": self.denied, "rejected": self.rejected, "charged": format_cents(self.charged),
-                "allowed": format_cents(self.allowed)}
+        return summary_dict(self.lines_read, self.judged, self.paid, self.reduced, self.denied, self.rejected,
+                            self.charged, self.allowed)
 
 
 @attrs.frozen(kw_only=True)
@@ -147,7 +153,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The same content as `payrules check --format json`: sessions, errors and summary."""
-        return {"sessions": [s.to_dict() for s in self.sessions], "errors": [e.to_dict() for e in self.errors],
+        return {"sessions": [s.to_dict() for s in self.sessions], "errors": [error_dict(e) for e in self.errors],
                 "summary": self.summary.to_dict()}
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -202,18 +208,6 @@ def policies_by_payer(policies: list[Policy]) -> dict[str, Policy]:
     return {p.payer_id.casefold(): p for p in policies}
 
 
-DayKey = tuple[str, str, str]
-"""(payer id in lower case, patient id, date of service): the lines a same-day rule looks at."""
-
-
-def day_index(sessions: Iterable[Session]) -> dict[DayKey, list[Line]]:
-    """Every line of `sessions`, by payer, patient and date."""
-    index: dict[DayKey, list[Line]] = defaultdict(list)
-    for session in sessions:
-        index[(session.payer.casefold(), session.patient_id, session.date)].extend(session.lines)
-    return index
-
-
 def judge_batch(batch: Batch, policies: Mapping[str, Policy],
                 history: Mapping[DayKey, list[Line]] | None = None) -> Block:
     """Judge every session of `batch` with the policy of its payer (keys from `policies_by_payer`).
@@ -221,27 +215,18 @@ def judge_batch(batch: Batch, policies: Mapping[str, Policy],
     Same-day facts come from the lines of the batch, so a batch must hold all of a patient's
     lines, and from `history`: earlier sessions that are counted but not judged.
     """
-    day_lines = day_index(batch.sessions)
-    if history:
-        for key in list(day_lines):
-            if key in history:
-                day_lines[key] = history[key] + day_lines[key]
+    day_lines = days_with_history(batch.sessions, history)
 
     results: list[SessionResult] = []
     errors = list(batch.errors)
     for session in batch.sessions:
         policy = policies.get(session.payer.casefold())
         if policy is None:
-            errors.extend(_unknown_payer(session, policies))
+            errors.extend(unknown_payer(session, [p.payer_id for p in policies.values()]))
             continue
         day = day_lines[(session.payer.casefold(), session.patient_id, session.date)]
         results.append(_judge(session, day, policy))
-    if errors:
-        # Input order: files in the order they were read, then rows.
-        files: dict[str, int] = {}
-        for origin in [s.lines[0].origin for s in batch.sessions] + [e.origin for e in batch.errors]:
-            files.setdefault(origin.file, len(files))
-        errors.sort(key=lambda e: (files.get(e.origin.file, len(files)), e.origin.row, e.origin.path))
+    sort_errors(errors, batch.sessions)
     return Block(sessions=tuple(results), errors=tuple(errors), lines_read=batch.lines_read)
 
 
@@ -255,13 +240,9 @@ def evaluate(batch: Batch, policies: Mapping[str, Policy],
 
 
 def _judge(session: Session, day: list[Line], policy: Policy) -> SessionResult:
-    allowed, reasons, denied = policy.judge(session, day)
-    lines = []
-    for line, cents, found, is_denied in zip(session.lines, allowed, reasons, denied):
-        status = DENIED if is_denied else REDUCED if cents < line.charge else PAID
-        lines.append(LineResult(
-            input=line, allowed=cents, status=status,
-            reasons=tuple(_reason(policy, index, line, facts) for index, facts in found) if found else ()))
+    lines = [LineResult(input=line, allowed=cents, status=status,
+                        reasons=tuple(_reason(policy, index, line, facts) for index, facts in found) if found else ())
+             for line, cents, status, found in judge_session(policy.judge, session, day)]
     return SessionResult(session_id=session.session_id, patient_id=session.patient_id, date=session.date,
                          payer=session.payer, payer_name=policy.payer_name, rules_file=policy.source,
                          lines=tuple(lines))
@@ -276,21 +257,8 @@ def _reason(policy: Policy, index: int, line: Line, facts: object) -> Reason:
     if reason is None:
         reason = Reason(rule=rule.name, kind=rule.kind, file=rule.file, line=rule.line, column=rule.column,
                         text=rule.text, message=explain(rule, line, facts), severity=rule.severity,
-                        carc=rule.carc, rarc=rule.rarc)
+                        carc=rule.carc, rarc=rule.rarc, info=rule)
         if len(cache) >= REASON_CACHE_SIZE:
             cache.clear()
         cache[key] = reason
     return reason
-
-
-def _unknown_payer(session: Session, policies: Mapping[str, Policy]) -> list[RecordError]:
-    known = sorted(p.payer_id for p in policies.values())
-    message = f"no rule file for payer `{session.payer}`"
-    close = closest(session.payer, known)
-    if close:
-        message += f"; did you mean `{close}`?"
-    elif known:
-        message += f"; rule files cover {', '.join(f'`{k}`' for k in known)}"
-    return [RecordError(origin=line.origin, session_id=session.session_id, line=line.number, code=line.code,
-                        problems=(Problem(field="payer", value=session.payer, message=message),))
-            for line in session.lines]

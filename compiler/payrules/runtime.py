@@ -1,15 +1,14 @@
 """What generated policy code sees: the record types it judges and the rule metadata it returns.
 
 Generated modules import only this module. It imports nothing from the front end
-(parser, checker, code generator), so a compiled policy runs without them.
+(parser, checker, code generator) and only the standard library, so a compiled policy runs
+without them; `payrules build` copies it into standalone modules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import NamedTuple
-
-import attrs
 
 
 class Origin(NamedTuple):
@@ -59,8 +58,7 @@ class Line(NamedTuple):
     origin: Origin
 
 
-@attrs.frozen(kw_only=True)
-class Session:
+class Session(NamedTuple):
     """One visit: the lines one patient had on one date, sent to one payer."""
 
     session_id: str
@@ -70,11 +68,11 @@ class Session:
     lines: tuple[Line, ...]
 
 
-@attrs.frozen(kw_only=True)
-class RuleInfo:
+class RuleInfo(NamedTuple):
     """What an explanation needs to know about the rule that produced a reason."""
 
-    index: int
+    position: int
+    """Place of the rule in its file's RULES, from 0."""
     name: str | None
     kind: str
     file: str
@@ -87,14 +85,12 @@ class RuleInfo:
     rarc: str | None
     params: tuple[tuple[str, str], ...]
     """Statement details as text, for explanation templates (for example the allowed codes)."""
-    _lookup: dict[str, str] = attrs.field(init=False, eq=False, repr=False)
-
-    @_lookup.default
-    def _make_lookup(self) -> dict[str, str]:
-        return dict(self.params)
 
     def param(self, key: str) -> str:
-        return self._lookup[key]
+        for name, value in self.params:
+            if name == key:
+                return value
+        raise KeyError(key)
 
 
 Reason = tuple[int, object]

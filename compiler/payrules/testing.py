@@ -20,7 +20,8 @@ import attrs
 from payrules.compiler import Policy
 from payrules.diagnostics import InputError
 from payrules.domain import dollars, parse_money, to_cents
-from payrules.records import ALL_FIELDS, _Grouper, _normal_header
+from payrules.fields import ALL_FIELDS, _Grouper
+from payrules.records import _normal_header
 from payrules.runner import LineResult, Reason, evaluate
 from payrules.runtime import Origin, RuleInfo
 

@@ -1,0 +1,99 @@
+"""Session dicts → the report of `payrules check --format json`, inside standalone modules.
+
+Standard library only. `payrules build` copies this module after domain, runtime, fields,
+explain and judging, then appends each payer's generated code and fills `POLICIES`.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from payrules.explain import explain
+from payrules.fields import session_batch
+from payrules.judging import (
+    DENIED,
+    PAID,
+    REDUCED,
+    Judge,
+    day_index,
+    days_with_history,
+    error_dict,
+    judge_session,
+    line_dict,
+    reason_dict,
+    session_dict,
+    sort_errors,
+    summary_dict,
+    unknown_payer,
+)
+from payrules.runtime import Line, Origin, RuleInfo, Session
+
+
+class Policy(NamedTuple):
+    """One payer's compiled rules, as loaded from generated code."""
+
+    payer_id: str
+    payer_name: str
+    source: str
+    rules: tuple[RuleInfo, ...]
+    judge: Judge
+
+
+POLICIES: dict[str, Policy] = {}
+"""Payer id in lower case → policy."""
+
+
+def load_policy(python: str) -> Policy:
+    """Run one payer's generated code (it only defines constants and `judge`)."""
+    runtime = types.SimpleNamespace(RuleInfo=RuleInfo, Line=Line, Session=Session, Origin=Origin)
+    namespace: dict[str, Any] = {"__name__": "payrules_policy", "rt": runtime}
+    exec(compile(python, "<payrules policy>", "exec"), namespace)  # noqa: S102 - payrules' own output
+    return Policy(namespace["PAYER_ID"], namespace["PAYER_NAME"], namespace["SOURCE"], namespace["RULES"],
+                  namespace["judge"])
+
+
+def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Judge sessions given as dicts in the JSON input shape; returns the same dict as
+    `payrules.RuleSet.check(...).to_dict()`. `history` sessions count for same-day rules but
+    are not judged; a bad history record raises ValueError."""
+    past = None
+    earlier = list(history)
+    if earlier:
+        batch = session_batch(earlier, "<history>")
+        if batch.errors:
+            first = batch.errors[0]
+            raise ValueError(f"history {first.origin}: {first.message}; history records must be valid")
+        past = day_index(batch.sessions)
+    batch = session_batch(list(sessions), "<sessions>")
+    days = days_with_history(batch.sessions, past)
+    results: list[dict[str, Any]] = []
+    errors = list(batch.errors)
+    counts = {PAID: 0, REDUCED: 0, DENIED: 0}
+    charged = allowed_total = 0
+    for session in batch.sessions:
+        policy = POLICIES.get(session.payer.casefold())
+        if policy is None:
+            errors.extend(unknown_payer(session, [p.payer_id for p in POLICIES.values()]))
+            continue
+        lines = []
+        day = days[(session.payer.casefold(), session.patient_id, session.date)]
+        for line, cents, status, found in judge_session(policy.judge, session, day):
+            reasons = [reason_dict(policy.rules[i], explain(policy.rules[i], line, facts)) for i, facts in found]
+            lines.append(line_dict(line, cents, status, reasons))
+            counts[status] += 1
+            charged += line.charge
+            allowed_total += cents
+        results.append(session_dict(session, policy.payer_name, policy.source, lines))
+    sort_errors(errors, batch.sessions)
+    judged = sum(counts.values())
+    summary = summary_dict(batch.lines_read, judged, counts[PAID], counts[REDUCED], counts[DENIED], len(errors),
+                           charged, allowed_total)
+    return {"sessions": results, "errors": [error_dict(e) for e in errors], "summary": summary}
+
+
+def check_json(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = ()) -> str:
+    """`check` as JSON text."""
+    return json.dumps(check(sessions, history), indent=2)

@@ -1,0 +1,339 @@
+"""Raw text of a session's fields → validated values, or a worded problem per bad field.
+
+Shared by every input format, by `payrules test` case files and by standalone modules, so
+standard library only: `payrules build` copies this module as it is.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+from payrules.domain import CODE_RE, CREDENTIALS, ICD10_RE, MODIFIER_RE, npi_is_valid, parse_money, to_cents
+from payrules.runtime import Line, Origin, Session
+
+SESSION_FIELDS = ("session_id", "patient_id", "date", "payer")
+LINE_FIELDS = ("provider_npi", "provider_credential", "code", "modifiers", "units", "minutes", "charge",
+               "diagnoses", "prescription_by")
+ALL_FIELDS = SESSION_FIELDS + LINE_FIELDS
+REQUIRED_FIELDS = ("session_id", "patient_id", "date", "payer", "provider_npi", "code", "charge")
+LIST_FIELDS = ("modifiers", "diagnoses")
+"""Fields that several columns of an export may feed (Mod 1, Mod 2, ...)."""
+
+_ISO_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
+_US_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$")
+_LIST_SPLIT = re.compile(r"[\s;,]+")
+
+
+class Problem(NamedTuple):
+    """One bad field of a record."""
+
+    field: str
+    value: str
+    message: str
+
+
+# --- field parsers: raw text → (value, message when wrong) --------------------------------
+#
+# Exports repeat the same NPIs, codes, dates and charges on many rows, so each parser keeps
+# the answers it has given (bounded) and most fields cost one dict lookup.
+
+Parsed = tuple[Any, str | None]
+
+
+def _memo(parse: Callable[[str], Parsed]) -> Callable[[str], Parsed]:
+    cache: dict[str, Parsed] = {}
+
+    def cached(raw: str) -> Parsed:
+        try:
+            return cache[raw]
+        except KeyError:
+            if len(cache) >= 100_000:
+                cache.clear()
+            result = cache[raw] = parse(raw)
+            return result
+
+    return cached
+
+
+@_memo
+def _date(raw: str) -> Parsed:
+    iso, us = _ISO_DATE.match(raw), _US_DATE.match(raw)
+    try:
+        if iso:
+            return datetime.date(int(iso[1]), int(iso[2]), int(iso[3])).isoformat(), None
+        if us:
+            return datetime.date(int(us[3]), int(us[1]), int(us[2])).isoformat(), None
+    except ValueError:
+        return None, f"`{raw}` is not a calendar date"
+    return None, f"expected a date as YYYY-MM-DD or MM/DD/YYYY, found `{raw}`"
+
+
+@_memo
+def _npi(raw: str) -> Parsed:
+    if not (len(raw) == 10 and raw.isdigit()):
+        return None, f"expected an NPI of 10 digits, found `{raw}`"
+    if not npi_is_valid(raw):
+        return None, f"`{raw}` fails the NPI check digit"
+    return raw, None
+
+
+@_memo
+def _credential(raw: str) -> Parsed:
+    credential = raw.upper()
+    if credential and credential not in CREDENTIALS:
+        return None, f"unknown credential `{raw}`; expected one of {', '.join(CREDENTIALS)}"
+    return credential, None
+
+
+@_memo
+def _code(raw: str) -> Parsed:
+    code = raw.upper()
+    if not CODE_RE.match(code):
+        return None, f"expected a procedure code such as 97140, 0042T or S8990, found `{raw}`"
+    return code, None
+
+
+@_memo
+def _modifiers(raw: str) -> Parsed:
+    modifiers = [m for m in _LIST_SPLIT.split(raw.upper()) if m]
+    wrong = [m for m in modifiers if not MODIFIER_RE.match(m)]
+    if wrong:
+        return None, f"a modifier has two letters or digits, found `{wrong[0]}`"
+    return frozenset(modifiers), None
+
+
+@_memo
+def _units(raw: str) -> Parsed:
+    if not raw:
+        return 1, None
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw), None
+    return None, f"expected a positive whole number, found `{raw}`"
+
+
+@_memo
+def _minutes(raw: str) -> Parsed:
+    if not raw:
+        return None, None
+    if raw.isdigit():
+        return int(raw), None
+    return None, f"expected a whole number of minutes, found `{raw}`"
+
+
+@_memo
+def _charge(raw: str) -> Parsed:
+    amount = parse_money(raw)
+    if amount is None:
+        return None, f"expected an amount such as 45.00, found `{raw}`"
+    if amount < 0:
+        return None, f"a charge cannot be negative, found `{raw}`"
+    if amount != amount.quantize(amount.__class__("0.01")):
+        return None, f"an amount has at most two decimals, found `{raw}`"
+    return to_cents(amount), None
+
+
+@_memo
+def _diagnoses(raw: str) -> Parsed:
+    diagnoses = [d for d in _LIST_SPLIT.split(raw.upper()) if d]
+    wrong = [d for d in diagnoses if not ICD10_RE.match(d)]
+    if wrong:
+        return None, f"expected ICD-10-CM codes such as M54.50, found `{wrong[0]}`"
+    return tuple(diagnoses), None
+
+
+_FIELD_PARSERS: tuple[tuple[int, str, Callable[[str], Parsed]], ...] = (
+    (2, "date", _date), (4, "provider_npi", _npi), (5, "provider_credential", _credential), (6, "code", _code),
+    (7, "modifiers", _modifiers), (8, "units", _units), (9, "minutes", _minutes), (10, "charge", _charge),
+    (11, "diagnoses", _diagnoses), (12, "prescription_by", _credential),
+)
+"""Position in `ALL_FIELDS`, name and parser of every field that is more than text."""
+
+_REQUIRED_AT = tuple(ALL_FIELDS.index(f) for f in REQUIRED_FIELDS)
+_FIELD_ORDER = {f: i for i, f in enumerate(ALL_FIELDS)}
+
+
+def _validate(raw: list[str]) -> tuple[list[Any], list[Problem] | None]:
+    """Check every field of one record (strings in `ALL_FIELDS` order); return the clean values,
+    in the same order, and the problems found (None when there are none)."""
+    text = [cell.strip() for cell in raw]
+    values: list[Any] = list(text)
+    problems: list[Problem] | None = None
+    for index in _REQUIRED_AT:
+        if not text[index]:
+            problems = problems or []
+            problems.append(Problem(field=ALL_FIELDS[index], value=raw[index], message="is empty"))
+    for index, field, parse in _FIELD_PARSERS:
+        if not text[index] and index in _REQUIRED_AT:
+            continue
+        value, message = parse(text[index])
+        values[index] = value
+        if message is not None:
+            problems = problems or []
+            problems.append(Problem(field=field, value=raw[index], message=message))
+    if problems is not None:
+        problems.sort(key=lambda p: _FIELD_ORDER[p.field])
+    return values, problems
+
+
+Record = tuple[list[str], Origin, Problem | None]
+"""A flat record (strings in `ALL_FIELDS` order), where it came from, and a structural problem
+that rejects it outright."""
+
+
+
+def _json_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _session_records(obj: Any, file: str, row: int, path: str) -> Iterator[Record]:
+    prefix = path + "." if path else ""
+    if not isinstance(obj, dict):
+        problem = Problem(field=path or "session", value=_json_value(obj)[:40],
+                          message="expected a session object with a `lines` list")
+        yield [""] * len(ALL_FIELDS), Origin(file=file, row=row, path=path), problem
+        return
+    shared = [_json_value(obj.get(f)) for f in ALL_FIELDS]
+    lines = obj.get("lines")
+    if not isinstance(lines, list) or not lines:
+        problem = Problem(field="lines", value=_json_value(lines)[:40],
+                          message="expected a non-empty list of service lines")
+        yield shared, Origin(file=file, row=row, path=f"{prefix}lines"), problem
+        return
+    for i, line in enumerate(lines):
+        where = f"{prefix}lines[{i}]"
+        if not isinstance(line, dict):
+            problem = Problem(field="line", value=_json_value(line)[:40], message="expected a service line object")
+            yield shared, Origin(file=file, row=row, path=where), problem
+            continue
+        raw = [_json_value(line[f]) if f in line else value for f, value in zip(ALL_FIELDS, shared)]
+        yield raw, Origin(file=file, row=row, path=where), None
+
+
+
+# --- records → sessions -------------------------------------------------------------------
+
+
+class RecordError(NamedTuple):
+    """A service line that was not judged, and why."""
+
+    origin: Origin
+    session_id: str | None
+    line: int | None
+    """1-based position in its session, when the session is known."""
+    code: str | None
+    problems: tuple[Problem, ...]
+
+    @property
+    def message(self) -> str:
+        return "; ".join(f"{p.field}: {p.message}" for p in self.problems)
+
+
+class Batch:
+    """Sessions read from the input, in input order, with the lines that were rejected."""
+
+    def __init__(self, sessions: list[Session] | None = None, errors: list[RecordError] | None = None,
+                 lines_read: int = 0) -> None:
+        self.sessions: list[Session] = sessions if sessions is not None else []
+        self.errors: list[RecordError] = errors if errors is not None else []
+        self.lines_read = lines_read
+
+
+class _Grouper:
+    """Collects flat records into sessions by session_id, keeping first-seen order."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, dict[str, Any]] = {}
+        self._order: list[str] = []
+        self._closed: dict[str, tuple[str, int]] = {}
+        """Sessions already handed out: id → (patient, row of its first line)."""
+        self.errors: list[RecordError] = []
+        self.lines_read = 0
+
+    def add(self, raw: list[str], origin: Origin, structural: Problem | None = None) -> None:
+        self.lines_read += 1
+        values, problems = _validate(raw)
+        if structural is not None:
+            problems = [structural]
+        session_id = values[0] or None
+        entry = self._open.get(session_id) if session_id else None
+        number: int | None = None
+        if session_id is not None:
+            if entry is None:
+                entry = self._open[session_id] = {"head": None, "lines": [], "count": 0}
+                self._order.append(session_id)
+                closed = self._closed.get(session_id)
+                if closed is not None and not problems:
+                    problems = [Problem(
+                        field="session_id", value=session_id,
+                        message=f"session {session_id} already appeared for patient `{closed[0]}` at row "
+                                f"{closed[1]}; a session's rows must share one patient")]
+            entry["count"] += 1
+            number = entry["count"]
+            head = entry["head"]
+            if head is not None and not problems:
+                for index in (1, 2, 3):
+                    if values[index] != head[0][index]:
+                        field = ALL_FIELDS[index]
+                        problems = [Problem(
+                            field=field, value=raw[index],
+                            message=f"session {session_id} has {field} `{head[0][index]}` "
+                                    f"(row {head[1].row}), this row has `{values[index]}`")]
+                        break
+        if problems:
+            code = values[6] if isinstance(values[6], str) and values[6] else None
+            self.errors.append(RecordError(origin=origin, session_id=session_id, line=number, code=code,
+                                           problems=tuple(problems)))
+            return
+        assert entry is not None and number is not None
+        if entry["head"] is None:
+            entry["head"] = (values, origin)
+        v = values
+        entry["lines"].append(Line(v[0], v[1], v[2], v[3], number, v[6], v[7], v[8], v[9], v[10], v[4], v[5],
+                                   v[11], v[12], origin))
+
+    def take(self) -> Batch:
+        """The sessions and errors gathered so far; the grouper starts afresh (it remembers ids)."""
+        batch = Batch(errors=self.errors, lines_read=self.lines_read)
+        for session_id in self._order:
+            entry = self._open[session_id]
+            head = entry["head"]
+            if head is not None:
+                values, origin = head
+                self._closed[session_id] = (values[1], origin.row)
+                batch.sessions.append(Session(session_id=session_id, patient_id=values[1], date=values[2],
+                                              payer=values[3], lines=tuple(entry["lines"])))
+        self._open, self._order, self.errors, self.lines_read = {}, [], [], 0
+        return batch
+
+
+def session_batch(sessions: list[Any], name: str) -> Batch:
+    """Sessions given in memory (dicts in the JSON input shape, or typed `Session` values) as one
+    batch; dicts are validated and located as `name` row N (the Nth session)."""
+    grouper = _Grouper()
+    order: list[Session | str] = []
+    for row, session in enumerate(sessions, start=1):
+        if isinstance(session, Session):
+            order.append(session)
+            grouper.lines_read += len(session.lines)
+            continue
+        for raw, origin, problem in _session_records(session, name, row, ""):
+            grouper.add(raw, origin, problem)
+        if isinstance(session, dict):
+            order.append(_json_value(session.get("session_id")).strip())
+    batch = grouper.take()
+    by_id = {s.session_id: s for s in batch.sessions}
+    batch.sessions = []
+    for item in order:
+        found = item if isinstance(item, Session) else by_id.pop(item, None)
+        if found is not None:
+            batch.sessions.append(found)
+    return batch

@@ -1,0 +1,113 @@
+"""A session, the lines of its day and a policy's `judge` → each line's allowed amount, status
+and reasons; and the JSON shapes of results.
+
+Standard library only: the runner builds typed results on it, and `payrules build` copies it
+into standalone modules, whose `check` returns these shapes directly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from payrules.domain import closest, format_cents
+from payrules.fields import Problem, RecordError
+from payrules.runtime import Line, Reason, RuleInfo, Session
+
+PAID, REDUCED, DENIED = "paid", "reduced", "denied"
+
+DayKey = tuple[str, str, str]
+"""(payer id in lower case, patient id, date of service): the lines a same-day rule looks at."""
+
+Judge = Callable[[Session, list[Line]], tuple[list[int], list[list[Reason]], list[bool]]]
+
+
+def day_index(sessions: Iterable[Session]) -> dict[DayKey, list[Line]]:
+    """Every line of `sessions`, by payer, patient and date."""
+    index: dict[DayKey, list[Line]] = defaultdict(list)
+    for session in sessions:
+        index[(session.payer.casefold(), session.patient_id, session.date)].extend(session.lines)
+    return index
+
+
+def days_with_history(sessions: Iterable[Session],
+                      history: Mapping[DayKey, list[Line]] | None) -> dict[DayKey, list[Line]]:
+    """The day index of `sessions`, with the earlier lines of `history` first on each day."""
+    days = day_index(sessions)
+    if history:
+        for key in list(days):
+            if key in history:
+                days[key] = history[key] + days[key]
+    return days
+
+
+def sort_errors(errors: list[RecordError], sessions: Sequence[Session]) -> None:
+    """Put errors in input order: files in the order they were read, then rows."""
+    if not errors:
+        return
+    files: dict[str, int] = {}
+    for origin in [s.lines[0].origin for s in sessions] + [e.origin for e in errors]:
+        files.setdefault(origin.file, len(files))
+    errors.sort(key=lambda e: (files.get(e.origin.file, len(files)), e.origin.row, e.origin.path))
+
+
+def judge_session(judge: Judge, session: Session,
+                  day: list[Line]) -> list[tuple[Line, int, str, list[Reason]]]:
+    """(line, allowed cents, status, reasons as recorded by generated code) for each line."""
+    allowed, reasons, denied = judge(session, day)
+    return [(line, cents, DENIED if is_denied else REDUCED if cents < line.charge else PAID, found)
+            for line, cents, found, is_denied in zip(session.lines, allowed, reasons, denied)]
+
+
+def unknown_payer(session: Session, payer_ids: Sequence[str]) -> list[RecordError]:
+    """Every line of a session whose payer has no rules, as an error: never silently paid."""
+    known = sorted(payer_ids)
+    message = f"no rule file for payer `{session.payer}`"
+    close = closest(session.payer, known)
+    if close:
+        message += f"; did you mean `{close}`?"
+    elif known:
+        message += f"; rule files cover {', '.join(f'`{k}`' for k in known)}"
+    return [RecordError(origin=line.origin, session_id=session.session_id, line=line.number, code=line.code,
+                        problems=(Problem(field="payer", value=session.payer, message=message),))
+            for line in session.lines]
+
+
+# --- JSON shapes (see schemas/report.schema.json) ----------------------------------------------
+
+
+def reason_dict(rule: RuleInfo, message: str) -> dict[str, Any]:
+    return {"rule": rule.name, "kind": rule.kind, "file": rule.file, "line": rule.line, "column": rule.column,
+            "text": rule.text, "message": message, "severity": rule.severity, "carc": rule.carc, "rarc": rule.rarc}
+
+
+def line_dict(line: Line, allowed: int, status: str, reasons: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"line": line.number, "code": line.code, "modifiers": sorted(line.modifiers), "units": line.units,
+            "charge": format_cents(line.charge), "allowed": format_cents(allowed), "status": status,
+            "reasons": reasons}
+
+
+def session_dict(session: Session, payer_name: str, rules_file: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"session_id": session.session_id, "patient_id": session.patient_id, "date": session.date,
+            "payer": session.payer, "payer_name": payer_name, "rules": rules_file, "lines": lines}
+
+
+def error_dict(error: RecordError) -> dict[str, Any]:
+    return {
+        "file": error.origin.file,
+        "row": error.origin.row,
+        "path": error.origin.path or None,
+        "session_id": error.session_id,
+        "line": error.line,
+        "code": error.code,
+        "message": error.message,
+        "problems": [{"field": p.field, "column": error.origin.column(p.field), "value": p.value,
+                      "message": p.message} for p in error.problems],
+    }
+
+
+def summary_dict(lines_read: int, judged: int, paid: int, reduced: int, denied: int, rejected: int,
+                 charged: int, allowed: int) -> dict[str, Any]:
+    return {"lines_read": lines_read, "judged": judged, "paid": paid, "reduced": reduced, "denied": denied,
+            "rejected": rejected, "charged": format_cents(charged), "allowed": format_cents(allowed)}
