@@ -35,6 +35,7 @@ def test_wheel_ships_grammar_and_stdlib(wheel: Path) -> None:
     assert "payrules/grammar/rules.lark" in names
     assert {f"payrules/stdlib_rules/{p.name}" for p in STDLIB} <= names
     assert "payrules/cli.py" in names
+    assert {"payrules/py.typed", "payrules/schemas/report.schema.json"} <= names
 
 
 def test_installed_wheel_runs_check(wheel: Path, tmp_path: Path) -> None:
@@ -60,3 +61,10 @@ def test_stdlib_rule_files_compile(path: Path) -> None:
     assert policy.rules and policy.payer_id.startswith("TEMPLATE-")
     text = path.read_text()
     assert "# Source:" in text and "# Checked:" in text and "# What it encodes:" in text
+
+
+def test_package_passes_mypy_strict(tmp_path: Path) -> None:
+    """The package ships py.typed; its own code type-checks under `mypy --strict`."""
+    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path),
+                             str(ROOT / "compiler" / "payrules")], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
