@@ -14,7 +14,7 @@ import attrs
 from payrules.compiler import Policy, compile_file, compile_source, emit_python, read_source
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
 from payrules.fields import RecordError, session_batch
-from payrules.judging import DayKey, day_index
+from payrules.judging import DayKey, day_index, history_days
 from payrules.records import Columns, Scan, read_blocks, read_sessions, scan
 from payrules.runner import (
     Block,
@@ -161,14 +161,10 @@ class RuleSet:
         in `Report.errors`, located as `<sessions>` row N); typed `Session` values are used as
         they are. `history` sessions count for same-day rules but are not judged; a bad
         history record raises `InputError`."""
-        past = None
-        history = list(history)
-        if history:
-            batch = session_batch(history, "<history>")
-            if batch.errors:
-                first = batch.errors[0]
-                raise InputError(f"history {first.origin}: {first.message}; history records must be valid")
-            past = day_index(batch.sessions)
+        try:
+            past = history_days(list(history))
+        except ValueError as error:
+            raise InputError(str(error)) from None
         return evaluate(session_batch(list(sessions), "<sessions>"), self.policies, past)
 
 

@@ -73,7 +73,7 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_fo
     Exit status: 0 every line paid in full, 1 some line denied, reduced or not judged,
     2 bad usage or unreadable input (including rule files with errors).
     """
-    try:
+    with _user_errors(ctx, EXIT_USAGE):
         columns = Columns.load(columns_file) if columns_file else None
         run = api.start_check(list(sessions), rules, columns, list(history))
         if not run.scan.grouped and run.scan.lines >= LARGE_INPUT_LINES:
@@ -83,12 +83,6 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_fo
                        "patient to judge them one patient at a time.", err=True)
         with _open_output(output) as out:
             tally = _write(run, OutputFormat(output_format), out, colour=output is None and _colour(sys.stdout))
-    except CompileError as error:
-        click.echo(render.diagnostics(error.diagnostics), err=True, nl=False)
-        ctx.exit(EXIT_USAGE)
-    except InputError as error:
-        click.echo(f"error: {error}", err=True)
-        ctx.exit(EXIT_USAGE)
     ctx.exit(EXIT_OK if tally.paid == tally.lines_read else EXIT_FINDINGS)
 
 
@@ -112,6 +106,19 @@ def _write(run: api.CheckRun, output_format: OutputFormat, out: TextIO, colour: 
             bar.update(block.lines_read)
     writer.close(tally.summary())
     return tally
+
+
+@contextlib.contextmanager
+def _user_errors(ctx: click.Context, compile_exit: int) -> Iterator[None]:
+    """Print a rule file's diagnostics or an input error on stderr and exit; no traceback."""
+    try:
+        yield
+    except CompileError as error:
+        click.echo(render.diagnostics(error.diagnostics), err=True, nl=False)
+        ctx.exit(compile_exit)
+    except InputError as error:
+        click.echo(f"error: {error}", err=True)
+        ctx.exit(EXIT_USAGE)
 
 
 @contextlib.contextmanager
@@ -142,15 +149,8 @@ def compile_command(ctx: click.Context, rule_file: Path) -> None:
 
     Exit status: 0 compiled, 1 the rule file has errors, 2 bad usage or unreadable file.
     """
-    try:
-        source = api.read_source(rule_file)
-        python = api.emit_python(source)
-    except CompileError as error:
-        click.echo(render.diagnostics(error.diagnostics), err=True, nl=False)
-        ctx.exit(EXIT_FINDINGS)
-    except InputError as error:
-        click.echo(f"error: {error}", err=True)
-        ctx.exit(EXIT_USAGE)
+    with _user_errors(ctx, EXIT_FINDINGS):
+        python = api.emit_python(api.read_source(rule_file))
     click.echo(python, nl=False)
     ctx.exit(EXIT_OK)
 
@@ -173,17 +173,11 @@ def test_command(ctx: click.Context, paths: tuple[Path, ...], coverage: bool, ou
     Exit status: 0 every case passed, 1 a case failed, 2 bad usage or an unreadable case or
     rule file.
     """
-    try:
+    with _user_errors(ctx, EXIT_USAGE):
         run = api.run_tests(list(paths))
         text = render.test_junit(run) if output_format == "junit" else render.test_text(run, coverage)
         with _open_output(output) as out:
             out.write(text)
-    except CompileError as error:
-        click.echo(render.diagnostics(error.diagnostics), err=True, nl=False)
-        ctx.exit(EXIT_USAGE)
-    except InputError as error:
-        click.echo(f"error: {error}", err=True)
-        ctx.exit(EXIT_USAGE)
     ctx.exit(EXIT_FINDINGS if run.failed else EXIT_OK)
 
 
@@ -198,16 +192,10 @@ def build_command(ctx: click.Context, rules: Path, output: Path | None) -> None:
 
     Exit status: 0 built, 1 a rule file has errors, 2 bad usage or unreadable file.
     """
-    try:
+    with _user_errors(ctx, EXIT_FINDINGS):
         text = standalone.build(api.load_policies(rules))
         with _open_output(output) as out:
             out.write(text)
-    except CompileError as error:
-        click.echo(render.diagnostics(error.diagnostics), err=True, nl=False)
-        ctx.exit(EXIT_FINDINGS)
-    except InputError as error:
-        click.echo(f"error: {error}", err=True)
-        ctx.exit(EXIT_USAGE)
     ctx.exit(EXIT_OK)
 
 

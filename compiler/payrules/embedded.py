@@ -18,9 +18,9 @@ from payrules.judging import (
     PAID,
     REDUCED,
     Judge,
-    day_index,
     days_with_history,
     error_dict,
+    history_days,
     judge_session,
     line_dict,
     reason_dict,
@@ -59,14 +59,7 @@ def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, 
     """Judge sessions given as dicts in the JSON input shape; returns the same dict as
     `payrules.RuleSet.check(...).to_dict()`. `history` sessions count for same-day rules but
     are not judged; a bad history record raises ValueError."""
-    past = None
-    earlier = list(history)
-    if earlier:
-        batch = session_batch(earlier, "<history>")
-        if batch.errors:
-            first = batch.errors[0]
-            raise ValueError(f"history {first.origin}: {first.message}; history records must be valid")
-        past = day_index(batch.sessions)
+    past = history_days(list(history))
     batch = session_batch(list(sessions), "<sessions>")
     days = days_with_history(batch.sessions, past)
     results: list[dict[str, Any]] = []

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from payrules.domain import closest, format_cents
-from payrules.fields import Problem, RecordError
+from payrules.fields import Problem, RecordError, session_batch
 from payrules.runtime import Line, Reason, RuleInfo, Session
 
 PAID, REDUCED, DENIED = "paid", "reduced", "denied"
@@ -29,6 +29,17 @@ def day_index(sessions: Iterable[Session]) -> dict[DayKey, list[Line]]:
     for session in sessions:
         index[(session.payer.casefold(), session.patient_id, session.date)].extend(session.lines)
     return index
+
+
+def history_days(sessions: list[Any]) -> dict[DayKey, list[Line]] | None:
+    """Earlier sessions (dicts or typed) by day, for same-day rules; ValueError when one is bad."""
+    if not sessions:
+        return None
+    batch = session_batch(sessions, "<history>")
+    if batch.errors:
+        first = batch.errors[0]
+        raise ValueError(f"history {first.origin}: {first.message}; history records must be valid")
+    return day_index(batch.sessions)
 
 
 def days_with_history(sessions: Iterable[Session],
