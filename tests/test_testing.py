@@ -70,3 +70,8 @@ def test_bad_case_files_are_usage_errors(tmp_path: Path, content: str, message: 
 def test_no_case_files(tmp_path: Path) -> None:
     code, _, err = transcript(["test", str(tmp_path)])
     assert code == 2 and "no *.cases.csv files" in err
+
+
+def test_a_rule_file_is_not_a_case_file() -> None:
+    code, _, err = transcript(["test", "examples/only-97140/rules.payer"])
+    assert code == 2 and "not a case file; case files are named *.cases.csv" in err

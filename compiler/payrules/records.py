@@ -120,6 +120,8 @@ def _open(path: Path) -> TextIO:
 
 
 def _kind(path: Path) -> str:
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give .csv, .json or .jsonl files")
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json", ".jsonl"):
         raise InputError(f"{path}: unknown sessions format `{suffix or path.name}`; use .csv, .json or .jsonl")

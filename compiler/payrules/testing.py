@@ -88,6 +88,8 @@ def case_files(path: Path) -> list[Path]:
         return sorted(p for p in path.rglob("*.cases.csv") if p.is_file())
     if not path.exists():
         raise InputError(f"{path}: no such case file or folder")
+    if not path.name.endswith(".cases.csv"):
+        raise InputError(f"{path}: not a case file; case files are named *.cases.csv (give one, or a folder)")
     return [path]
 
 
