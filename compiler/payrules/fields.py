@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from payrules.domain import CODE_RE, CREDENTIALS, ICD10_RE, MODIFIER_RE, npi_is_valid, parse_money, to_cents
@@ -43,19 +43,24 @@ class Problem(NamedTuple):
 Parsed = tuple[Any, str | None]
 
 
-def _memo(parse: Callable[[str], Parsed]) -> Callable[[str], Parsed]:
-    cache: dict[str, Parsed] = {}
+class _Memo:
+    """A field parser with the answers it has given (at most 100,000, then it starts afresh)."""
 
-    def cached(raw: str) -> Parsed:
-        try:
-            return cache[raw]
-        except KeyError:
-            if len(cache) >= 100_000:
-                cache.clear()
-            result = cache[raw] = parse(raw)
-            return result
+    def __init__(self, parse: Callable[[str], Parsed]) -> None:
+        self.parse = parse
+        self.answers: dict[str, Parsed] = {}
 
-    return cached
+    def __call__(self, raw: str) -> Parsed:
+        answer = self.answers.get(raw)
+        if answer is None:
+            if len(self.answers) >= 100_000:
+                self.answers.clear()
+            answer = self.answers[raw] = self.parse(raw)
+        return answer
+
+
+def _memo(parse: Callable[[str], Parsed]) -> _Memo:
+    return _Memo(parse)
 
 
 @_memo
@@ -144,7 +149,7 @@ def _diagnoses(raw: str) -> Parsed:
     return tuple(diagnoses), None
 
 
-_FIELD_PARSERS: tuple[tuple[int, str, Callable[[str], Parsed]], ...] = (
+_FIELD_PARSERS: tuple[tuple[int, str, _Memo], ...] = (
     (2, "date", _date), (4, "provider_npi", _npi), (5, "provider_credential", _credential), (6, "code", _code),
     (7, "modifiers", _modifiers), (8, "units", _units), (9, "minutes", _minutes), (10, "charge", _charge),
     (11, "diagnoses", _diagnoses), (12, "prescription_by", _credential),
@@ -155,30 +160,33 @@ _REQUIRED_AT = tuple(ALL_FIELDS.index(f) for f in REQUIRED_FIELDS)
 _FIELD_ORDER = {f: i for i, f in enumerate(ALL_FIELDS)}
 
 
-def _validate(raw: list[str]) -> tuple[list[Any], list[Problem] | None]:
+_FAST_PARSERS = tuple((index, field, parse.answers, parse) for index, field, parse in _FIELD_PARSERS)
+
+
+def _validate(raw: Sequence[str]) -> tuple[list[Any], list[Problem] | None]:
     """Check every field of one record (strings in `ALL_FIELDS` order); return the clean values,
     in the same order, and the problems found (None when there are none)."""
-    text = [cell.strip() for cell in raw]
-    values: list[Any] = list(text)
+    values: list[Any] = [raw[0].strip(), raw[1].strip(), "", raw[3].strip(), *raw[4:]]
     problems: list[Problem] | None = None
-    for index in _REQUIRED_AT:
-        if not text[index]:
-            problems = problems or []
-            problems.append(Problem(field=ALL_FIELDS[index], value=raw[index], message="is empty"))
-    for index, field, parse in _FIELD_PARSERS:
-        if not text[index] and index in _REQUIRED_AT:
-            continue
-        value, message = parse(text[index])
-        values[index] = value
-        if message is not None:
+    for index, field, answers, parse in _FAST_PARSERS:
+        text = raw[index].strip()
+        answer = answers.get(text)  # the common case: this text was seen before
+        if answer is None:
+            answer = parse(text)
+        values[index], message = answer
+        if message is not None and text:
             problems = problems or []
             problems.append(Problem(field=field, value=raw[index], message=message))
+    for index in _REQUIRED_AT:
+        if not values[index] and not raw[index].strip():
+            problems = [p for p in problems or () if p.field != ALL_FIELDS[index]]
+            problems.append(Problem(field=ALL_FIELDS[index], value=raw[index], message="is empty"))
     if problems is not None:
         problems.sort(key=lambda p: _FIELD_ORDER[p.field])
     return values, problems
 
 
-Record = tuple[list[str], Origin, Problem | None]
+Record = tuple[Sequence[str], Origin, Problem | None]
 """A flat record (strings in `ALL_FIELDS` order), where it came from, and a structural problem
 that rejects it outright."""
 
@@ -258,7 +266,7 @@ class _Grouper:
         self.errors: list[RecordError] = []
         self.lines_read = 0
 
-    def add(self, raw: list[str], origin: Origin, structural: Problem | None = None) -> None:
+    def add(self, raw: Sequence[str], origin: Origin, structural: Problem | None = None) -> None:
         self.lines_read += 1
         values, problems = _validate(raw)
         if structural is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import operator
 import re
 import tomllib
 from collections.abc import Iterator
@@ -141,19 +142,23 @@ def _csv_records(path: Path, columns: Columns) -> Iterator[Record]:
             sources = dict(fields)
             picks = [sources.get(f) for f in ALL_FIELDS]
             simple = all(p is None or len(p) == 1 for p in picks)
-            absent = 1 << 30  # past the end of any row: the field reads ""
-            single = [p[0] if p else absent for p in picks]
+            width = len(header)
+            # Absent fields read the "" appended after the last column.
+            pick = operator.itemgetter(*[p[0] if p else width for p in picks])
+            padding = [""] * (width + 1)
             file = str(path)
             row = reader.line_num
             for cells in reader:
                 start, row = row + 1, reader.line_num
-                if not any(cells) or not any(cell.strip() for cell in cells):
+                if not "".join(cells).strip():
                     continue
-                width = len(cells)
+                if len(cells) != width:
+                    cells = (cells + padding)[:width]
+                cells.append("")
                 if simple:
-                    raw = [cells[i] if i < width else "" for i in single]
+                    raw = pick(cells)
                 else:
-                    raw = [";".join(cells[i] for i in p if i < width) if p else "" for p in picks]
+                    raw = tuple(";".join(cells[i] for i in p) if p else "" for p in picks)
                 yield raw, Origin(file, start, "", headers), None
         except csv.Error as error:
             raise InputError(f"{path}:{reader.line_num}: {error}") from None
@@ -316,7 +321,7 @@ def _csv_patients(path: Path, columns: Columns) -> Iterator[tuple[Origin, str]]:
             index = dict(columns.resolve(path, header.rstrip("\r\n").split(",")))["patient_id"][0]
             for row, line in enumerate(stream, start=2):
                 cells = line.rstrip("\r\n").split(",")
-                if any(cell.strip() for cell in cells):
+                if line.strip(" \t\r\n,"):
                     yield Origin(file, row), cells[index].strip() if index < len(cells) else ""
         except UnicodeDecodeError as error:
             raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None

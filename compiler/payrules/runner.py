@@ -33,7 +33,7 @@ from payrules.runtime import Line, Origin, RuleInfo, Session
 REASON_CACHE_SIZE = 50_000
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, cache_hash=True)
 class Reason:
     """Why a line was denied, reduced or flagged, and which rule said so."""
 
