@@ -40,6 +40,8 @@ Examples:
   payrules check visits.csv --rules payers/
   payrules check visits.jsonl --rules payers/ash.payer --format json
   payrules check export.csv --rules payers/ --columns export-columns.toml --format csv -o decisions.csv
+  payrules test payers/ --coverage
+  payrules build payers/ -o payer_rules.py
   payrules compile payers/ash.payer
 """
 
@@ -68,7 +70,7 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_fo
     """Judge the service lines in SESSIONS (.csv, .json, .jsonl) against payer rules.
 
     Input grouped by patient (all rows of a patient together) is judged one patient at a time,
-    in constant memory; other input is read whole first.
+    without holding the whole input in memory; other input is read whole first.
 
     Exit status: 0 every line paid in full, 1 some line denied, reduced or not judged,
     2 bad usage or unreadable input (including rule files with errors).
