@@ -171,3 +171,45 @@ def test_unit_cap_per_line_rounds_half_up() -> None:
 def test_unit_cap_skips_denied_lines() -> None:
     report = run("only 97140\nmax 2 units per session", line("97124", units=3), line("97140", "40.00", units=2))
     assert outcomes(report) == [("97124", "denied", "0.00"), ("97140", "paid", "40.00")]
+
+
+# --- options: warn, source, effective ------------------------------------------------------------
+
+
+def test_warn_reports_but_changes_nothing() -> None:
+    report = run("only 97140 warn\nmax $45 per session warn", line("97124", "30.00"), line("97140", "30.00"))
+    assert outcomes(report) == [("97124", "paid", "30.00"), ("97140", "paid", "30.00")]
+    first, second = (l.reasons[0] for l in report.sessions[0].lines)
+    assert first.severity == "warn" and first.message == (
+        "May be denied (a warning; the amount is not changed): 97124 is not covered: this payer pays only for 97140.")
+    assert second.message.startswith("May be reduced (a warning; the amount is not changed): This payer allows at")
+
+
+def test_warned_unit_cap_keeps_the_amount() -> None:
+    report = run("max 2 units per session warn", line("97124", "60.00", units=3))
+    assert outcomes(report) == [("97124", "paid", "60.00")]
+    assert report.sessions[0].lines[0].reasons[0].kind == "max_units"
+
+
+def test_source_is_cited() -> None:
+    report = run('only 97140 source "Provider manual 2024, section 7.3"', line("97124"))
+    reason = report.sessions[0].lines[0].reasons[0]
+    assert reason.source == "Provider manual 2024, section 7.3"
+    assert reason.message.endswith("Source: Provider manual 2024, section 7.3.")
+    assert reason.to_dict()["source"] == "Provider manual 2024, section 7.3"
+
+
+def test_effective_dates_limit_a_rule_to_dates_of_service() -> None:
+    rules = "only 97140 effective from 2024-03-01 to 2024-03-31\nmax $20 per session effective to 2024-02-29"
+    report = run(rules, line("97124", "30.00", session="A", date="2024-02-15"),
+                 line("97124", "30.00", session="B", date="2024-03-01"),
+                 line("97124", "30.00", session="C", date="2024-03-31"),
+                 line("97124", "30.00", session="D", date="2024-04-01"))
+    assert outcomes(report) == [("97124", "reduced", "20.00"), ("97124", "denied", "0.00"),
+                                ("97124", "denied", "0.00"), ("97124", "paid", "30.00")]
+
+
+def test_an_open_ended_effective_range() -> None:
+    report = run("only 97140 effective from 2025-01-01", line("97124", date="2024-12-31"),
+                 line("97124", session="B", date="2025-01-01"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "denied"]

@@ -65,6 +65,13 @@ CodeItem = Union[Code, CodeRange, SetRef]
 
 
 @attrs.frozen(kw_only=True)
+class Date(Node):
+    """A date as written, YYYY-MM-DD: `2024-01-01` (checked later)."""
+
+    value: str
+
+
+@attrs.frozen(kw_only=True)
 class CodeList(Node):
     """A comma list of codes, ranges and set names: `97124, 97140, CMT`."""
 
@@ -178,14 +185,23 @@ class SetDef(Node):
 
 @attrs.frozen(kw_only=True)
 class Rule(Node):
-    """One policy line: an optional name, a statement, and optional reason-code overrides.
-    `session-cap: max $45 per session carc 119`
+    """One policy line: an optional name, a statement, and options.
+    `session-cap: max $45 per session carc 119 source "Manual 7.3" effective from 2024-01-01`
     """
 
     name: Word | None
     statement: Statement
     carc: Word | None = None
     rarc: Word | None = None
+    warn: Word | None = None
+    """Present when the rule only warns: its reason is shown but the amount is not changed."""
+    source: Word | None = None
+    """Where the policy comes from, shown with every reason."""
+    effective_from: Date | None = None
+    effective_to: Date | None = None
+    """The rule applies to dates of service in this range (either end may be open)."""
+    repeated: tuple[Word, ...] = attrs.field(default=(), converter=tuple[Word, ...])
+    """Options given more than once (an error), by the keyword that repeats."""
 
     @property
     def text(self) -> str:

@@ -6,6 +6,7 @@ Checks append diagnostics; they never print or raise. Each statement kind has on
 
 from __future__ import annotations
 
+import datetime
 import functools
 import re
 
@@ -96,9 +97,29 @@ class _Checker:
                                f"the first rule with this name is on line {seen_rules[name].span.line}")
                 else:
                     seen_rules[name] = rule
+            self.options(rule)
             self.reason_code(rule.carc, CARC_RE, "CARC", "a claim adjustment reason code such as 45 or B7")
             self.reason_code(rule.rarc, RARC_RE, "RARC", "a remark code such as N130 or M15")
             _check_statement(rule.statement, self)
+
+    def options(self, rule: ast.Rule) -> None:
+        for keyword in rule.repeated:
+            self.error("E211", f"option `{keyword.value}` is given twice", keyword.span,
+                       "keep one; a rule has one value for each option")
+        start, end = rule.effective_from, rule.effective_to
+        valid = [self.date(d) for d in (start, end) if d is not None]
+        if start is not None and end is not None and all(valid) and end.value < start.value:
+            self.error("E210", f"the effective range ends ({end.value}) before it starts ({start.value})",
+                       start.span.to(end.span), f"swap the dates: effective from {end.value} to {start.value}")
+
+    def date(self, date: ast.Date) -> bool:
+        try:
+            datetime.date.fromisoformat(date.value)
+        except ValueError:
+            self.error("E209", f"`{date.value}` is not a calendar date", date.span,
+                       "check the month and the day; dates are written YYYY-MM-DD")
+            return False
+        return True
 
     def reason_code(self, word: ast.Word | None, pattern: re.Pattern[str], what: str, expected: str) -> None:
         if word is not None and not pattern.match(word.value.upper()):

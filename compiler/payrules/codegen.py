@@ -100,12 +100,24 @@ def _frozenset_literal(value: frozenset[str]) -> str:
     return "frozenset({\n    " + ",\n    ".join(rows) + ",\n})"
 
 
+def severity(rule: ast.Rule) -> str:
+    """`warn` for a rule with the warn option, else what its statement does."""
+    return "warn" if rule.warn is not None else rule.statement.severity
+
+
 def _hit(index: int, rule: ast.Rule, facts: str) -> list[str]:
-    """Record a reason; a denying rule also marks the line denied."""
+    """Record a reason; a denying rule also marks the line denied (a warning never does)."""
     lines = [f"r.append(({index}, {facts}))"]
-    if rule.statement.severity == "deny":
+    if severity(rule) == "deny":
         lines.append("d = True")
     return lines
+
+
+def _apply(rule: ast.Rule, assignment: str) -> str:
+    """A reduction, or for a warning the same bookkeeping without changing the line's amount."""
+    if severity(rule) == "warn":
+        return assignment.replace("allowed[k] = ", "")
+    return assignment
 
 
 # --- one emitter per statement kind -----------------------------------------------------
@@ -160,7 +172,7 @@ def _emit_max_per_session(s: ast.MaxPerSession, rule: ast.Rule, index: int, ctx:
             "    a = allowed[k]",
             "    if a > left:",
             f"        reasons[k].append(({index}, (a, left)))",
-            "        allowed[k] = a = left",
+            "        " + _apply(rule, "allowed[k] = a = left"),
             "    left -= a",
         ],
     )
@@ -178,7 +190,7 @@ def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) 
             "        a = allowed[k]",
             f"        b = (a * {limit} * 2 + line.units) // (2 * line.units)",
             f"        reasons[k].append(({index}, (line.units, {limit}, a, b)))",
-            "        allowed[k] = b",
+            *(["        allowed[k] = b"] if severity(rule) != "warn" else []),
         ]
         setup: list[str] = []
     else:
@@ -188,7 +200,7 @@ def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) 
             "        a = allowed[k]",
             "        b = (a * left * 2 + u) // (2 * u)",
             f"        reasons[k].append(({index}, (u, left, a, b)))",
-            "        allowed[k] = b",
+            *(["        allowed[k] = b"] if severity(rule) != "warn" else []),
             "        left = 0",
             "    else:",
             "        left -= u",
@@ -256,28 +268,49 @@ def generate(checked: Checked) -> str:
         w.line("allowed = []")
         w.line("reasons = []")
         w.line("denied = []")
-        for rule, emission in zip(module.rules, emissions):
+        for i, (rule, emission) in enumerate(zip(module.rules, emissions)):
+            if _in_effect(rule):
+                w.line(_comment(rule))
+                w.line(f"e{i} = {_in_effect(rule)}")
             if emission.group:
                 w.line(_comment(rule))
-                w.block(emission.group)
+                w.block(_guarded(rule, i, emission.group))
         w.line("for line in lines:")
         with w.indent():
             w.line("code = line.code")
             w.line("r = []")
             w.line("d = False")
-            for rule, emission in zip(module.rules, emissions):
+            for i, (rule, emission) in enumerate(zip(module.rules, emissions)):
                 if emission.per_line:
                     w.line(_comment(rule))
-                    w.block(emission.per_line)
+                    w.block(_guarded(rule, i, emission.per_line))
             w.line("allowed.append(0 if d else line.charge)")
             w.line("reasons.append(r)")
             w.line("denied.append(d)")
-        for rule, emission in zip(module.rules, emissions):
+        for i, (rule, emission) in enumerate(zip(module.rules, emissions)):
             if emission.session:
                 w.line(_comment(rule))
-                w.block(emission.session)
+                w.block(_guarded(rule, i, emission.session))
         w.line("return allowed, reasons, denied")
     return w.text()
+
+
+def _in_effect(rule: ast.Rule) -> str:
+    """The test that a session's date of service is in the rule's effective range ("" if none).
+    Dates are YYYY-MM-DD, so they compare as text."""
+    tests = []
+    if rule.effective_from is not None:
+        tests.append(f"{rule.effective_from.value!r} <= session.date")
+    if rule.effective_to is not None:
+        tests.append(f"session.date <= {rule.effective_to.value!r}")
+    return " and ".join(tests)
+
+
+def _guarded(rule: ast.Rule, index: int, lines: list[str]) -> list[str]:
+    """A rule's code, run only for sessions in its effective range."""
+    if not _in_effect(rule):
+        return lines
+    return [f"if e{index}:", *_indent(lines)]
 
 
 def _comment(rule: ast.Rule) -> str:
@@ -297,9 +330,11 @@ def _rule_info(index: int, rule: ast.Rule, emission: _Emission) -> str:
         f"line={rule.span.line}",
         f"column={rule.span.column}",
         f"text={rule.text!r}",
-        f"severity={statement.severity!r}",
+        f"severity={severity(rule)!r}",
         f"carc={carc!r}",
         f"rarc={rarc!r}",
         f"params={tuple(sorted(emission.params.items()))!r}",
+        f"source={rule.source.value if rule.source is not None else None!r}",
+        f"outcome={statement.severity!r}",
     ]
     return f"rt.RuleInfo({', '.join(fields)}),"

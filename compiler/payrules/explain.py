@@ -107,8 +107,14 @@ def _entry(rule: RuleInfo) -> _Entry:
 
 
 def explain(rule: RuleInfo, line: Line, facts: object) -> str:
-    """The sentence for one reason; it cites the facts the rule used."""
-    return _entry(rule).template(rule, line, facts)
+    """The sentence for one reason; it cites the facts the rule used, and the rule's source."""
+    sentence = _entry(rule).template(rule, line, facts)
+    if rule.severity == "warn":
+        would = "denied" if rule.outcome == "deny" else "reduced"
+        sentence = f"May be {would} (a warning; the amount is not changed): {sentence}"
+    if rule.source:
+        sentence += f" Source: {rule.source}."
+    return sentence
 
 
 def explanation_key(rule: RuleInfo, line: Line, facts: object) -> object:

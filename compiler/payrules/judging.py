@@ -90,7 +90,8 @@ def unknown_payer(session: Session, payer_ids: Sequence[str]) -> list[RecordErro
 
 def reason_dict(rule: RuleInfo, message: str) -> dict[str, Any]:
     return {"rule": rule.name, "kind": rule.kind, "file": rule.file, "line": rule.line, "column": rule.column,
-            "text": rule.text, "message": message, "severity": rule.severity, "carc": rule.carc, "rarc": rule.rarc}
+            "text": rule.text, "message": message, "severity": rule.severity, "carc": rule.carc, "rarc": rule.rarc,
+            "source": rule.source}
 
 
 def line_dict(line: Line, allowed: int, status: str, reasons: list[dict[str, Any]]) -> dict[str, Any]:

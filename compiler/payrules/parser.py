@@ -169,6 +169,7 @@ _TERMINAL_WORDS = {
     "MONEY": "an amount such as $45",
     "STRING": 'a quoted text such as "Plan name"',
     "$END": "the end of the line",
+    "DATE": "a date such as 2024-01-01",
 }
 
 
@@ -246,18 +247,47 @@ class _ToAst(Transformer[Token, Any]):
     def rule(self, meta: Meta, *children: Any) -> ast.Rule:
         name = children[0] if isinstance(children[0], ast.Word) else None
         rest = children[1:] if name is not None else children
-        statement, options = rest[0], dict(rest[1:])
-        return ast.Rule(span=self._span(meta), name=name, statement=statement,
-                        carc=options.get("carc"), rarc=options.get("rarc"))
+        statement = rest[0]
+        options: dict[str, Any] = {}
+        repeated = []
+        for key, value, keyword in rest[1:]:
+            if key in options:
+                repeated.append(keyword)
+            options.update(value)
+        return ast.Rule(span=self._span(meta), name=name, statement=statement, repeated=repeated, **options)
+
+    def _option(self, meta: Meta, key: str, **values: Any) -> tuple[str, dict[str, Any], ast.Word]:
+        keyword = ast.Word(span=Span(self.source, self.offset + meta.start_pos,
+                                     self.offset + meta.start_pos + len(key)), value=key)
+        return key, values, keyword
 
     def name(self, meta: Meta, token: Token) -> ast.Word:
         return self._word(token)
 
-    def carc_option(self, meta: Meta, code: ast.Word) -> tuple[str, ast.Word]:
-        return ("carc", code)
+    def carc_option(self, meta: Meta, code: ast.Word) -> tuple[str, dict[str, Any], ast.Word]:
+        return self._option(meta, "carc", carc=code)
 
-    def rarc_option(self, meta: Meta, code: ast.Word) -> tuple[str, ast.Word]:
-        return ("rarc", code)
+    def rarc_option(self, meta: Meta, code: ast.Word) -> tuple[str, dict[str, Any], ast.Word]:
+        return self._option(meta, "rarc", rarc=code)
+
+    def warn_option(self, meta: Meta) -> tuple[str, dict[str, Any], ast.Word]:
+        key, values, keyword = self._option(meta, "warn")
+        return key, {"warn": keyword}, keyword
+
+    def source_option(self, meta: Meta, text: Token) -> tuple[str, dict[str, Any], ast.Word]:
+        return self._option(meta, "source", source=self._word(text))
+
+    def effective_from(self, meta: Meta, start: Token, end: Token | None = None) -> tuple[str, dict[str, Any], ast.Word]:
+        values: dict[str, Any] = {"effective_from": self._date(start)}
+        if end is not None:
+            values["effective_to"] = self._date(end)
+        return self._option(meta, "effective", **values)
+
+    def effective_to(self, meta: Meta, end: Token) -> tuple[str, dict[str, Any], ast.Word]:
+        return self._option(meta, "effective", effective_to=self._date(end))
+
+    def _date(self, token: Token) -> ast.Date:
+        return ast.Date(span=self._tspan(token), value=str(token))
 
     def reason_code(self, meta: Meta, token: Token) -> ast.Word:
         return self._word(token)

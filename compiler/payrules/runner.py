@@ -49,6 +49,8 @@ class Reason:
     severity: str
     carc: str
     rarc: str | None
+    source: str | None = None
+    """Where the policy comes from, when the rule cites it."""
     info: RuleInfo = attrs.field(eq=False, repr=False)
     """The compiled rule this reason came from."""
 
@@ -257,7 +259,7 @@ def _reason(policy: Policy, index: int, line: Line, facts: object) -> Reason:
     if reason is None:
         reason = Reason(rule=rule.name, kind=rule.kind, file=rule.file, line=rule.line, column=rule.column,
                         text=rule.text, message=explain(rule, line, facts), severity=rule.severity,
-                        carc=rule.carc, rarc=rule.rarc, info=rule)
+                        carc=rule.carc, rarc=rule.rarc, source=rule.source, info=rule)
         if len(cache) >= REASON_CACHE_SIZE:
             cache.clear()
         cache[key] = reason

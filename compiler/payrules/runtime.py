@@ -85,6 +85,11 @@ class RuleInfo(NamedTuple):
     rarc: str | None
     params: tuple[tuple[str, str], ...]
     """Statement details as text, for explanation templates (for example the allowed codes)."""
+    source: str | None = None
+    """Where the policy comes from (the rule's `source` option)."""
+    outcome: str = ""
+    """What the rule does when it applies in full: `deny` or `reduce` (for a `warn` rule, what
+    it warns of)."""
 
     def param(self, key: str) -> str:
         for name, value in self.params:

@@ -5,7 +5,7 @@ PAYER_ID = 'EVERGREEN'
 PAYER_NAME = 'Evergreen Health Plan (example)'
 SOURCE = 'examples/only-97140/rules.payer'
 RULES = (
-    rt.RuleInfo(position=0, name='manual-therapy-only', kind='only', file='examples/only-97140/rules.payer', line=5, column=1, text='only 97140', severity='deny', carc='204', rarc=None, params=(('codes', '97140'),)),
+    rt.RuleInfo(position=0, name='manual-therapy-only', kind='only', file='examples/only-97140/rules.payer', line=5, column=1, text='only 97140', severity='deny', carc='204', rarc=None, params=(('codes', '97140'),), source=None, outcome='deny'),
 )
 
 _SET0 = frozenset({'97140'})
