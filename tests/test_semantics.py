@@ -213,3 +213,16 @@ def test_an_open_ended_effective_range() -> None:
     report = run("only 97140 effective from 2025-01-01", line("97124", date="2024-12-31"),
                  line("97124", session="B", date="2025-01-01"))
     assert [o[1] for o in outcomes(report)] == ["paid", "denied"]
+
+
+# --- not covered --------------------------------------------------------------------------------
+
+
+def test_not_covered_denies_listed_codes_only() -> None:
+    report = run("set modalities = 97010-97028\nnot covered 97124, modalities", line("97124"), line("97018"),
+                 line("97140"))
+    assert [o[1] for o in outcomes(report)] == ["denied", "denied", "paid"]
+    reason = report.sessions[0].lines[0].reasons[0]
+    assert (reason.carc, reason.rarc) == ("96", "N130")
+    assert report.sessions[0].lines[1].reasons[0].message == (
+        "97018 is not covered: this payer excludes 97124, modalities (97010-97028).")

@@ -100,6 +100,18 @@ class Only(StatementNode):
 
 
 @attrs.frozen(kw_only=True)
+class NotCovered(StatementNode):
+    """These codes are excluded from coverage; a line with one is denied: `not covered 97124, 97010`."""
+
+    kind = "not_covered"
+    severity = "deny"
+    carc = "96"
+    rarc = "N130"
+
+    codes: CodeList
+
+
+@attrs.frozen(kw_only=True)
 class NoSameDay(StatementNode):
     """Deny `codes` when the patient has an `other` code on the same date of service:
     `no 97124, 97140 same day as 98940-98943 unless modifier 59`.
@@ -161,7 +173,7 @@ class RequiresCredential(StatementNode):
     """The codes the requirement applies to; None means every code."""
 
 
-Statement = Union[Only, NoSameDay, MaxPerSession, MaxUnits, RequiresCredential]
+Statement = Union[Only, NotCovered, NoSameDay, MaxPerSession, MaxUnits, RequiresCredential]
 
 
 # --- file structure -------------------------------------------------------------------

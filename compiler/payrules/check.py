@@ -234,6 +234,11 @@ def _check_only(s: ast.Only, c: _Checker) -> None:
 
 
 @_check_statement.register
+def _check_not_covered(s: ast.NotCovered, c: _Checker) -> None:
+    c.codes(s.codes)
+
+
+@_check_statement.register
 def _check_no_same_day(s: ast.NoSameDay, c: _Checker) -> None:
     if s.codes is not None:
         c.codes(s.codes)

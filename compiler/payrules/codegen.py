@@ -82,12 +82,11 @@ class _Context:
         return self.const(self.bindings.code_sets[codes])
 
     def describe(self, codes: ast.CodeList | None) -> str:
-        """The code list as written, followed by the codes when it names a set: `massage (97124, 97140)`."""
+        """The code list as written, each set name followed by its codes: `massage (97124, 97140), 97010`."""
         if codes is None:
             return ""
-        if not any(isinstance(item, ast.SetRef) for item in codes.items):
-            return codes.span.text
-        return f"{codes.span.text} ({describe_codes(self.bindings.code_sets[codes])})"
+        return ", ".join(f"{item.name} ({describe_codes(self.bindings.sets_by_name[item.name])})"
+                         if isinstance(item, ast.SetRef) else item.span.text for item in codes.items)
 
 
 def _frozenset_literal(value: frozenset[str]) -> str:
@@ -133,6 +132,14 @@ def _emit_only(s: ast.Only, rule: ast.Rule, index: int, ctx: _Context) -> _Emiss
     return _Emission(
         params={"codes": ctx.describe(s.codes)},
         per_line=[f"if code not in {ctx.codes(s.codes)}:", *_indent(_hit(index, rule, "None"))],
+    )
+
+
+@_emit.register
+def _emit_not_covered(s: ast.NotCovered, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    return _Emission(
+        params={"codes": ctx.describe(s.codes)},
+        per_line=[f"if code in {ctx.codes(s.codes)}:", *_indent(_hit(index, rule, "None"))],
     )
 
 

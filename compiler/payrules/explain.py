@@ -38,6 +38,11 @@ def _only(rule: RuleInfo, line: Line, facts: object) -> str:
     return f"{line.code} is not covered: this payer pays only for {rule.param('codes')}."
 
 
+@_template("not_covered", key=lambda line, facts: line.code)
+def _not_covered(rule: RuleInfo, line: Line, facts: object) -> str:
+    return f"{line.code} is not covered: this payer excludes {rule.param('codes')}."
+
+
 def _same_day_key(line: Line, facts: object) -> object:
     assert isinstance(facts, tuple) and facts
     first: Line = facts[0]

@@ -18,7 +18,7 @@ from payrules.diagnostics import Diagnostic, InternalError, Severity, closest
 from payrules.domain import parse_money
 from payrules.source import Source, Span
 
-STATEMENT_WORDS = ("only", "no", "max", "requires")
+STATEMENT_WORDS = ("only", "not", "no", "max", "requires")
 """The words a statement can start with; used to suggest a fix for an unknown word."""
 
 TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set")
@@ -175,7 +175,7 @@ _TERMINAL_WORDS = {
 
 def _expected_words(names: Iterable[str]) -> str:
     names = {n for n in names if n != "COMMENT"}
-    if names >= {"ONLY", "NO", "MAX", "REQUIRES"}:
+    if names >= {"ONLY", "NOT", "NO", "MAX", "REQUIRES"}:
         return "a statement such as `only 97140`"
     if names == {"CODE", "MONEY"}:
         return "an amount such as $45 or a number of units such as 4"
@@ -295,6 +295,9 @@ class _ToAst(Transformer[Token, Any]):
     # statements
     def only(self, meta: Meta, codes: ast.CodeList) -> ast.Only:
         return ast.Only(span=self._span(meta), codes=codes)
+
+    def not_covered(self, meta: Meta, codes: ast.CodeList) -> ast.NotCovered:
+        return ast.NotCovered(span=self._span(meta), codes=codes)
 
     def no_same_day(self, meta: Meta, *children: Any) -> ast.NoSameDay:
         lists = [c for c in children if isinstance(c, ast.CodeList)]
