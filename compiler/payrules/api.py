@@ -14,9 +14,10 @@ import attrs
 from payrules.compiler import Policy, compile_file, compile_source, emit_python, read_source
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
 from payrules.fields import RecordError, session_batch
-from payrules.judging import DayKey, day_index, history_days
+from payrules.judging import DayKey, by_payer, covers, date_range, day_index, history_days
 from payrules.records import Columns, Scan, read_blocks, read_sessions, scan
 from payrules.runner import (
+    Policies,
     Block,
     Report,
     SessionResult,
@@ -63,19 +64,10 @@ def load_policies(path: Path) -> list[Policy]:
             policies.append(compile_file(file))
         except CompileError as error:
             diagnostics.extend(error.diagnostics)
-    seen: dict[str, Policy] = {}
-    for policy in policies:
-        key = policy.payer_id.casefold()
-        if key in seen:
-            first = seen[key]
-            source = read_source(Path(policy.source))
-            diagnostics.append(Diagnostic(
-                code="E107", severity=Severity.ERROR,
-                message=f"payer `{policy.payer_id}` already has a rule file: {first.source}",
-                span=Span(source, 0, source.text.find("\n") if "\n" in source.text else len(source.text)),
-                help="keep one rule file per payer id"))
-        else:
-            seen[key] = policy
+    for found in by_payer(policies).values():
+        for first, later in zip(found, found[1:]):
+            if first.effective_to is None or (later.effective_from or "") <= first.effective_to:
+                diagnostics.append(_overlap(first, later))
     if diagnostics:
         raise CompileError(diagnostics)
     return policies
@@ -96,7 +88,7 @@ class CheckRun:
     """A check ready to stream: the compiled policies and what a first pass learnt of the input."""
 
     sessions: list[Path]
-    policies: Mapping[str, Policy]
+    policies: Policies
     columns: Columns | None
     scan: Scan
     history: Mapping[DayKey, list[Line]] | None = None
@@ -114,6 +106,20 @@ def start_check(sessions: list[Path], rules: Path, columns: Columns | None = Non
     policies = policies_by_payer(load_policies(rules))
     past = read_history(history, columns) if history else None
     return CheckRun(sessions, policies, columns, scan(sessions, columns), past)
+
+
+def _overlap(first: Policy, later: Policy) -> Diagnostic:
+    source = read_source(Path(later.source))
+    header = source.text.split("\n", 1)[0]
+    if first.effective_from is first.effective_to is later.effective_from is later.effective_to is None:
+        message = f"payer `{later.payer_id}` already has a rule file: {first.source}"
+        help = "keep one rule file per payer id, or give each an `effective from ... to ...` range"
+    else:
+        message = (f"payer `{later.payer_id}` already has rules for some of these dates: {first.source} "
+                   f"({date_range(first)}) and this file ({date_range(later)}) overlap")
+        help = "make the effective ranges of a payer's rule files meet without overlapping"
+    return Diagnostic(code="E107", severity=Severity.ERROR, message=message, span=Span(source, 0, len(header)),
+                      help=help)
 
 
 def check_files(sessions: list[Path], rules: Path, columns: Columns | None = None,
@@ -136,25 +142,29 @@ SessionInput = Mapping[str, Any] | Session
 """A session as a dict in the JSON input format (with its `lines`), or a typed `Session`."""
 
 
-def _as_policies(policies: Mapping[str, Policy]) -> Mapping[str, Policy]:
-    return MappingProxyType(dict(policies))
+def _as_policies(policies: Policies) -> Policies:
+    return MappingProxyType({payer: tuple(found) for payer, found in policies.items()})
 
 
 @attrs.frozen
 class RuleSet:
     """Compiled payer policies by payer id. Immutable, and safe to share between threads."""
 
-    policies: Mapping[str, Policy] = attrs.field(converter=_as_policies)
-    """Policies keyed by payer id in lower case."""
+    policies: Policies = attrs.field(converter=_as_policies)
+    """Policies keyed by payer id in lower case; a payer has one per effective date range."""
 
     @property
     def payers(self) -> tuple[str, ...]:
         """The payer ids, as their rule files spell them, sorted."""
-        return tuple(sorted(p.payer_id for p in self.policies.values()))
+        return tuple(sorted(found[0].payer_id for found in self.policies.values()))
 
-    def policy(self, payer: str) -> Policy:
-        """The policy of one payer (case-insensitive); KeyError when there is none."""
-        return self.policies[payer.casefold()]
+    def policy(self, payer: str, date: str | None = None) -> Policy:
+        """The policy of one payer (case-insensitive) in effect on `date` (YYYY-MM-DD), or its
+        first when no date is given; KeyError when there is none."""
+        for policy in self.policies[payer.casefold()]:
+            if date is None or covers(policy, date):
+                return policy
+        raise KeyError(f"{payer} on {date}")
 
     def check(self, sessions: Iterable[SessionInput], *, history: Iterable[SessionInput] = ()) -> Report:
         """Judge sessions. Dicts are validated like a JSON sessions file (a bad line comes back
@@ -186,7 +196,7 @@ def run_tests(paths: list[Path]) -> TestRun:
     """Run every case file under `paths` against the rule files of its folder."""
     results: list[CaseResult] = []
     rules: dict[tuple[str, int], RuleInfo] = {}
-    loaded: dict[Path, Mapping[str, Policy]] = {}
+    loaded: dict[Path, Policies] = {}
     files = [f for path in paths for f in case_files(path)]
     if not files:
         raise InputError(f"no *.cases.csv files under {', '.join(str(p) for p in paths)}")
@@ -194,8 +204,9 @@ def run_tests(paths: list[Path]) -> TestRun:
         folder = file.parent
         if folder not in loaded:
             loaded[folder] = policies_by_payer(load_policies(folder))
-            for policy in loaded[folder].values():
-                rules.update({(r.file, r.line): r for r in policy.rules})
+            for found in loaded[folder].values():
+                for policy in found:
+                    rules.update({(r.file, r.line): r for r in policy.rules})
         results.extend(run_cases(file, loaded[folder]))
     exercised = frozenset((r.file, r.line) for case in results for outcome in case.outcomes
                           if outcome.actual is not None for r in outcome.actual.reasons)

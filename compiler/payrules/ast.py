@@ -185,6 +185,9 @@ class Header(Node):
 
     payer_id: Word
     display_name: Word | None
+    effective_from: Date | None = None
+    effective_to: Date | None = None
+    """The dates of service the whole file applies to (`effective from 2024-01-01 to ...`)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -54,6 +54,14 @@ class Checked:
         return self.module.header.payer_id.value
 
     @property
+    def effective(self) -> tuple[str | None, str | None]:
+        """The dates of service the file applies to; None is an open end."""
+        header = self.module.header
+        assert header is not None
+        return (header.effective_from.value if header.effective_from else None,
+                header.effective_to.value if header.effective_to else None)
+
+    @property
     def payer_name(self) -> str:
         header = self.module.header
         assert header is not None
@@ -79,6 +87,8 @@ class _Checker:
         if header is not None and not header.payer_id.value.strip():
             self.error("E105", "the payer id is empty", header.payer_id.span,
                        "give the id that the `payer` column of your sessions uses")
+        if header is not None:
+            self.date_range(header.effective_from, header.effective_to)
         seen_sets: dict[str, ast.SetDef] = {}
         for set_def in self.module.sets:
             name = set_def.name.value
@@ -106,7 +116,9 @@ class _Checker:
         for keyword in rule.repeated:
             self.error("E211", f"option `{keyword.value}` is given twice", keyword.span,
                        "keep one; a rule has one value for each option")
-        start, end = rule.effective_from, rule.effective_to
+        self.date_range(rule.effective_from, rule.effective_to)
+
+    def date_range(self, start: ast.Date | None, end: ast.Date | None) -> None:
         valid = [self.date(d) for d in (start, end) if d is not None]
         if start is not None and end is not None and all(valid) and end.value < start.value:
             self.error("E210", f"the effective range ends ({end.value}) before it starts ({start.value})",

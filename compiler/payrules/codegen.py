@@ -255,6 +255,7 @@ def generate(checked: Checked) -> str:
     w.line(f"PAYER_ID = {checked.payer_id!r}")
     w.line(f"PAYER_NAME = {checked.payer_name!r}")
     w.line(f"SOURCE = {module.span.file!r}")
+    w.line(f"EFFECTIVE = {checked.effective!r}")
     w.line("RULES = (")
     with w.indent():
         for i, (rule, emission) in enumerate(zip(module.rules, emissions)):

@@ -32,6 +32,9 @@ class Policy:
     payer_name: str
     source: str
     """The rule file's name as given."""
+    effective_from: str | None
+    effective_to: str | None
+    """The dates of service the rule file applies to (YYYY-MM-DD); None is an open end."""
     rules: tuple[runtime.RuleInfo, ...]
     judge: Judge = attrs.field(repr=False)
     python: str = attrs.field(repr=False)
@@ -128,7 +131,9 @@ def _policy(python: str, code: types.CodeType, key: str) -> Policy:
     namespace: dict[str, Any] = {"__name__": f"payrules_policy_{key[:12]}"}
     exec(code, namespace)  # noqa: S102 - our own generated code; user text is only ever repr()'d in it
     return Policy(payer_id=namespace["PAYER_ID"], payer_name=namespace["PAYER_NAME"],
-                  source=namespace["SOURCE"], rules=namespace["RULES"], judge=namespace["judge"], python=python)
+                  source=namespace["SOURCE"], effective_from=namespace["EFFECTIVE"][0],
+                  effective_to=namespace["EFFECTIVE"][1], rules=namespace["RULES"], judge=namespace["judge"],
+                  python=python)
 
 
 def read_source(path: Path, name: str | None = None) -> Source:

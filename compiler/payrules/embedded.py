@@ -23,6 +23,7 @@ from payrules.judging import (
     history_days,
     judge_session,
     line_dict,
+    pick,
     reason_dict,
     session_dict,
     sort_errors,
@@ -38,12 +39,14 @@ class Policy(NamedTuple):
     payer_id: str
     payer_name: str
     source: str
+    effective_from: str | None
+    effective_to: str | None
     rules: tuple[RuleInfo, ...]
     judge: Judge
 
 
-POLICIES: dict[str, Policy] = {}
-"""Payer id in lower case → policy."""
+POLICIES: dict[str, tuple[Policy, ...]] = {}
+"""Payer id in lower case → its policies, in date order."""
 
 
 def load_policy(python: str) -> Policy:
@@ -51,8 +54,9 @@ def load_policy(python: str) -> Policy:
     runtime = types.SimpleNamespace(RuleInfo=RuleInfo, Line=Line, Session=Session, Origin=Origin)
     namespace: dict[str, Any] = {"__name__": "payrules_policy", "rt": runtime}
     exec(compile(python, "<payrules policy>", "exec"), namespace)  # noqa: S102 - payrules' own output
-    return Policy(namespace["PAYER_ID"], namespace["PAYER_NAME"], namespace["SOURCE"], namespace["RULES"],
-                  namespace["judge"])
+    start, end = namespace["EFFECTIVE"]
+    return Policy(namespace["PAYER_ID"], namespace["PAYER_NAME"], namespace["SOURCE"], start, end,
+                  namespace["RULES"], namespace["judge"])
 
 
 def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
@@ -67,9 +71,9 @@ def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, 
     counts = {PAID: 0, REDUCED: 0, DENIED: 0}
     charged = allowed_total = 0
     for session in batch.sessions:
-        policy = POLICIES.get(session.payer.casefold())
+        policy = pick(POLICIES, session)
         if policy is None:
-            errors.extend(unknown_payer(session, [p.payer_id for p in POLICIES.values()]))
+            errors.extend(unknown_payer(session, POLICIES))
             continue
         lines = []
         day = days[(session.payer.casefold(), session.patient_id, session.date)]

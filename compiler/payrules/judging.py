@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from payrules.domain import closest, format_cents
 from payrules.fields import Problem, RecordError, session_batch
@@ -71,15 +71,63 @@ def judge_session(judge: Judge, session: Session,
             for line, cents, found, is_denied in zip(session.lines, allowed, reasons, denied)]
 
 
-def unknown_payer(session: Session, payer_ids: Sequence[str]) -> list[RecordError]:
-    """Every line of a session whose payer has no rules, as an error: never silently paid."""
-    known = sorted(payer_ids)
-    message = f"no rule file for payer `{session.payer}`"
-    close = closest(session.payer, known)
-    if close:
-        message += f"; did you mean `{close}`?"
-    elif known:
-        message += f"; rule files cover {', '.join(f'`{k}`' for k in known)}"
+class Dated(Protocol):
+    """A compiled policy as routing sees it."""
+
+    @property
+    def payer_id(self) -> str: ...
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def effective_from(self) -> str | None: ...
+
+    @property
+    def effective_to(self) -> str | None: ...
+
+
+P = TypeVar("P", bound=Dated)
+
+
+def by_payer(policies: Iterable[P]) -> dict[str, tuple[P, ...]]:
+    """Policies by payer id in lower case, each payer's in date order."""
+    grouped: dict[str, list[P]] = defaultdict(list)
+    for policy in policies:
+        grouped[policy.payer_id.casefold()].append(policy)
+    return {payer: tuple(sorted(found, key=lambda p: p.effective_from or "")) for payer, found in grouped.items()}
+
+
+def covers(policy: Dated, date: str) -> bool:
+    return (policy.effective_from or "") <= date and (policy.effective_to is None or date <= policy.effective_to)
+
+
+def pick(policies: Mapping[str, Sequence[P]], session: Session) -> P | None:
+    """The policy of the session's payer in effect on its date of service."""
+    for policy in policies.get(session.payer.casefold(), ()):
+        if covers(policy, session.date):
+            return policy
+    return None
+
+
+def date_range(policy: Dated) -> str:
+    return f"{policy.effective_from or 'any date'} to {policy.effective_to or 'any date'}"
+
+
+def unknown_payer(session: Session, policies: Mapping[str, Sequence[Dated]]) -> list[RecordError]:
+    """Every line of a session with no rules for its payer and date, as an error: never silently paid."""
+    dated = policies.get(session.payer.casefold())
+    if dated:
+        spans = "; ".join(f"{date_range(p)} ({p.source})" for p in dated)
+        message = f"no rules for payer `{session.payer}` on {session.date}; its rule files cover {spans}"
+    else:
+        known = sorted(p.payer_id for found in policies.values() for p in found[:1])
+        message = f"no rule file for payer `{session.payer}`"
+        close = closest(session.payer, known)
+        if close:
+            message += f"; did you mean `{close}`?"
+        elif known:
+            message += f"; rule files cover {', '.join(f'`{k}`' for k in known)}"
     return [RecordError(origin=line.origin, session_id=session.session_id, line=line.number, code=line.code,
                         problems=(Problem(field="payer", value=session.payer, message=message),))
             for line in session.lines]

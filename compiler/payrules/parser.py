@@ -237,9 +237,10 @@ class _ToAst(Transformer[Token, Any]):
         entries = [c for c in children if not isinstance(c, Token)]
         return entries[0] if entries else None
 
-    def header(self, meta: Meta, payer_id: ast.Word, display: Token | None = None) -> ast.Header:
-        return ast.Header(span=self._span(meta), payer_id=payer_id,
-                          display_name=self._word(display) if display is not None else None)
+    def header(self, meta: Meta, payer_id: ast.Word, *rest: Any) -> ast.Header:
+        display = next((self._word(r) for r in rest if isinstance(r, Token)), None)
+        effective: dict[str, Any] = next((r[1] for r in rest if isinstance(r, tuple)), {})
+        return ast.Header(span=self._span(meta), payer_id=payer_id, display_name=display, **effective)
 
     def set_def(self, meta: Meta, name: Token, codes: ast.CodeList) -> ast.SetDef:
         return ast.SetDef(span=self._span(meta), name=self._word(name), codes=codes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from typing import Any
 
@@ -17,10 +17,12 @@ from payrules.judging import (
     PAID,
     REDUCED,
     DayKey,
+    by_payer,
     days_with_history,
     error_dict,
     judge_session,
     line_dict,
+    pick,
     reason_dict,
     session_dict,
     sort_errors,
@@ -205,12 +207,16 @@ class Tally:
                        denied=self.denied, rejected=self.rejected, charged=self.charged, allowed=self.allowed)
 
 
-def policies_by_payer(policies: list[Policy]) -> dict[str, Policy]:
-    """Index policies by payer id (case-insensitive)."""
-    return {p.payer_id.casefold(): p for p in policies}
+Policies = Mapping[str, Sequence[Policy]]
+"""Policies by payer id in lower case, in date order (see `policies_by_payer`)."""
 
 
-def judge_batch(batch: Batch, policies: Mapping[str, Policy],
+def policies_by_payer(policies: list[Policy]) -> dict[str, tuple[Policy, ...]]:
+    """Index policies by payer id (case-insensitive); a payer may have one per date range."""
+    return by_payer(policies)
+
+
+def judge_batch(batch: Batch, policies: Policies,
                 history: Mapping[DayKey, list[Line]] | None = None) -> Block:
     """Judge every session of `batch` with the policy of its payer (keys from `policies_by_payer`).
 
@@ -222,9 +228,9 @@ def judge_batch(batch: Batch, policies: Mapping[str, Policy],
     results: list[SessionResult] = []
     errors = list(batch.errors)
     for session in batch.sessions:
-        policy = policies.get(session.payer.casefold())
+        policy = pick(policies, session)
         if policy is None:
-            errors.extend(unknown_payer(session, [p.payer_id for p in policies.values()]))
+            errors.extend(unknown_payer(session, policies))
             continue
         day = day_lines[(session.payer.casefold(), session.patient_id, session.date)]
         results.append(_judge(session, day, policy))
@@ -232,7 +238,7 @@ def judge_batch(batch: Batch, policies: Mapping[str, Policy],
     return Block(sessions=tuple(results), errors=tuple(errors), lines_read=batch.lines_read)
 
 
-def evaluate(batch: Batch, policies: Mapping[str, Policy],
+def evaluate(batch: Batch, policies: Policies,
              history: Mapping[DayKey, list[Line]] | None = None) -> Report:
     """Judge a whole batch into a `Report`."""
     block = judge_batch(batch, policies, history)

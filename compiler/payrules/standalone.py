@@ -80,9 +80,7 @@ def build(policies: list[Policy]) -> str:
         *[f"    {source!r}," for source in sources],
         ")",
         "",
-        "for _source in _POLICY_SOURCES:",
-        "    _policy = load_policy(_source)",
-        "    POLICIES[_policy.payer_id.casefold()] = _policy",
+        "POLICIES.update(by_payer(load_policy(_source) for _source in _POLICY_SOURCES))",
         "",
         '__all__ = ["POLICIES", "check", "check_json"]',
     ]

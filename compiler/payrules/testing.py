@@ -12,17 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
 
-from payrules.compiler import Policy
 from payrules.diagnostics import InputError
 from payrules.domain import dollars, parse_money, to_cents
 from payrules.fields import ALL_FIELDS, _Grouper
 from payrules.records import _normal_header
-from payrules.runner import LineResult, Reason, evaluate
+from payrules.runner import LineResult, Policies, Reason, evaluate
 from payrules.runtime import Origin, RuleInfo
 
 EXPECT_FIELDS = ("case", "expect_status", "expect_allowed", "expect_reasons")
@@ -147,7 +145,7 @@ def _reason_matches(token: str, reason: Reason) -> bool:
     return token == f"CARC {reason.carc}" or token == reason.rule
 
 
-def run_cases(path: Path, policies: Mapping[str, Policy]) -> list[CaseResult]:
+def run_cases(path: Path, policies: Policies) -> list[CaseResult]:
     """Judge every case of one case file on its own, and compare with its expectations."""
     rows = _read_cases(path)
     by_case: dict[str, list[tuple[list[str], Expectation]]] = {}

@@ -4,6 +4,7 @@ from payrules import runtime as rt
 PAYER_ID = 'MERIDIAN'
 PAYER_NAME = 'Meridian Mutual (example)'
 SOURCE = 'examples/chiro-clinic/rules.payer'
+EFFECTIVE = (None, None)
 RULES = (
     rt.RuleInfo(position=0, name=None, kind='only', file='examples/chiro-clinic/rules.payer', line=6, column=1, text='only 97140', severity='deny', carc='204', rarc=None, params=(('codes', '97140'),), source=None, outcome='deny'),
     rt.RuleInfo(position=1, name=None, kind='max_per_session', file='examples/chiro-clinic/rules.payer', line=7, column=1, text='max $45 per session', severity='reduce', carc='45', rarc=None, params=(('amount', '$45.00'),), source=None, outcome='reduce'),

@@ -4,6 +4,7 @@ from payrules import runtime as rt
 PAYER_ID = 'FED-EMP'
 PAYER_NAME = 'Federal Employees Plan (example)'
 SOURCE = 'examples/muscle-work-dc-pt-md/rules.payer'
+EFFECTIVE = (None, None)
 RULES = (
     rt.RuleInfo(position=0, name='muscle-work-providers', kind='requires_credential', file='examples/muscle-work-dc-pt-md/rules.payer', line=7, column=1, text='requires DC or PT or MD NPI for muscle-work', severity='deny', carc='170', rarc='N95', params=(('codes', 'muscle-work (97124, 97140)'), ('credentials', 'DC or PT or MD')), source=None, outcome='deny'),
 )

@@ -4,6 +4,7 @@ from payrules import runtime as rt
 PAYER_ID = 'EVERGREEN'
 PAYER_NAME = 'Evergreen Health Plan (example)'
 SOURCE = 'examples/only-97140/rules.payer'
+EFFECTIVE = (None, None)
 RULES = (
     rt.RuleInfo(position=0, name='manual-therapy-only', kind='only', file='examples/only-97140/rules.payer', line=5, column=1, text='only 97140', severity='deny', carc='204', rarc=None, params=(('codes', '97140'),), source=None, outcome='deny'),
 )

@@ -4,6 +4,7 @@ from payrules import runtime as rt
 PAYER_ID = 'SUMMIT-ADMIN'
 PAYER_NAME = 'Summit Wellness Administrators (example)'
 SOURCE = 'examples/session-cap-45/rules.payer'
+EFFECTIVE = (None, None)
 RULES = (
     rt.RuleInfo(position=0, name='massage-only', kind='only', file='examples/session-cap-45/rules.payer', line=7, column=1, text='only massage', severity='deny', carc='204', rarc=None, params=(('codes', 'massage (97124, 97140)'),), source=None, outcome='deny'),
     rt.RuleInfo(position=1, name='massage-units', kind='max_units', file='examples/session-cap-45/rules.payer', line=8, column=1, text='max 4 units of massage per session', severity='reduce', carc='151', rarc='N362', params=(('codes', 'massage (97124, 97140)'), ('count', '4'), ('scope', 'session')), source=None, outcome='reduce'),
