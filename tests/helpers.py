@@ -19,12 +19,14 @@ def policy(rules: str, payer: str = "T") -> Policy:
 
 def line(code: str, charge: str = "50.00", *, session: str = "S1", patient: str = "P1",
          date: str = "2024-03-05", payer: str = "T", npi: str = NPI_LMT, credential: str = "LMT",
-         modifiers: str = "", units: int = 1, number: int = 0) -> Line:
+         modifiers: str = "", units: int = 1, number: int = 0, diagnoses: str = "",
+         prescription_by: str = "") -> Line:
     dollars, cents = charge.split(".")
     return Line(session_id=session, patient_id=patient, date=date, payer=payer, number=number, code=code,
                 modifiers=frozenset(modifiers.split()), units=units, minutes=None,
                 charge=int(dollars) * 100 + int(cents), provider_npi=npi, provider_credential=credential,
-                diagnoses=(), prescription_by="", origin=Origin(file="mem", row=0))
+                diagnoses=tuple(diagnoses.split()), prescription_by=prescription_by,
+                origin=Origin(file="mem", row=0))
 
 
 def run(rules: str, *lines: Line, payer: str = "T") -> Report:

@@ -226,3 +226,46 @@ def test_not_covered_denies_listed_codes_only() -> None:
     assert (reason.carc, reason.rarc) == ("96", "N130")
     assert report.sessions[0].lines[1].reasons[0].message == (
         "97018 is not covered: this payer excludes 97124, modalities (97010-97028).")
+
+
+# --- prescription and diagnosis --------------------------------------------------------------------
+
+
+def test_requires_prescription_from_given_credentials() -> None:
+    rules = "requires prescription from MD or DO or DC for 97124"
+    report = run(rules, line("97124", prescription_by="MD"), line("97124"), line("97124", prescription_by="LMT"),
+                 line("97140"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "denied", "denied", "paid"]
+    lines = report.sessions[0].lines
+    assert lines[1].reasons[0].message == ("97124 was billed with no prescription on record; this payer pays 97124 "
+                                           "only with a prescription from an MD or DO or DC.")
+    assert lines[2].reasons[0].message == ("97124 was prescribed by an LMT; this payer pays 97124 only when an MD "
+                                           "or DO or DC prescribed it.")
+    assert lines[1].reasons[0].carc == "173"
+
+
+def test_requires_any_prescription() -> None:
+    report = run("requires prescription", line("97124", prescription_by="LMT"), line("97124"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "denied"]
+
+
+def test_requires_diagnosis_matching_codes_or_prefixes() -> None:
+    rules = "requires diagnosis M54.5*, M62.830 for 97124, 97140"
+    report = run(rules, line("97124", diagnoses="M54.50"), line("97124", diagnoses="M5459"),
+                 line("97140", diagnoses="M62.830 R52"), line("97140", diagnoses="M62.838"), line("97124"),
+                 line("98940"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "paid", "paid", "denied", "denied", "paid"]
+    lines = report.sessions[0].lines
+    assert lines[3].reasons[0].message == ("97140 was billed with M62.838; this payer pays 97124, 97140 only with a "
+                                           "diagnosis matching M54.5*, M62.830.")
+    assert lines[4].reasons[0].message.startswith("97124 was billed with no diagnosis;")
+    assert lines[3].reasons[0].carc == "11"
+
+
+def test_excluded_diagnoses() -> None:
+    report = run("not covered with diagnosis Z00*, R52", line("97124", diagnoses="M54.50 Z00.00"),
+                 line("97124", diagnoses="M54.50"), line("97124"))
+    assert [o[1] for o in outcomes(report)] == ["denied", "paid", "paid"]
+    reason = report.sessions[0].lines[0].reasons[0]
+    assert (reason.carc, reason.message) == ("167", "97124 was billed with Z00.00; this payer does not cover services "
+                                                    "with a diagnosis matching Z00*, R52.")

@@ -173,7 +173,50 @@ class RequiresCredential(StatementNode):
     """The codes the requirement applies to; None means every code."""
 
 
-Statement = Union[Only, NotCovered, NoSameDay, MaxPerSession, MaxUnits, RequiresCredential]
+@attrs.frozen(kw_only=True)
+class RequiresPrescription(StatementNode):
+    """The line needs a prescription, optionally from given credentials:
+    `requires prescription from MD or DO or DC for 97124, 97140`.
+    """
+
+    kind = "requires_prescription"
+    severity = "deny"
+    carc = "173"
+
+    prescribers: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
+    """Credentials a prescriber must hold; empty means any prescription will do."""
+    codes: CodeList | None
+
+
+@attrs.frozen(kw_only=True)
+class RequiresDiagnosis(StatementNode):
+    """The line needs a diagnosis, optionally one matching given codes or prefixes:
+    `requires diagnosis M54.5*, M62.83* for 97124`.
+    """
+
+    kind = "requires_diagnosis"
+    severity = "deny"
+    carc = "11"
+
+    patterns: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
+    """ICD-10-CM codes, or prefixes ending in `*`; empty means any diagnosis will do."""
+    codes: CodeList | None
+
+
+@attrs.frozen(kw_only=True)
+class NotCoveredDiagnosis(StatementNode):
+    """Lines with one of these diagnoses are not covered: `not covered with diagnosis Z00.00, F32*`."""
+
+    kind = "not_covered_diagnosis"
+    severity = "deny"
+    carc = "167"
+
+    patterns: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
+    codes: CodeList | None
+
+
+Statement = Union[Only, NotCovered, NoSameDay, MaxPerSession, MaxUnits, RequiresCredential, RequiresPrescription, RequiresDiagnosis,
+                  NotCoveredDiagnosis]
 
 
 # --- file structure -------------------------------------------------------------------

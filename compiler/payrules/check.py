@@ -28,6 +28,8 @@ from payrules.domain import (
 )
 from payrules.source import Span
 
+DIAGNOSIS_PATTERN_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?\*?$|^[A-Z][0-9][0-9A-Z]\.\*$")
+
 MAX_RANGE_SIZE = 10_000
 """A range wider than this is almost surely a typo (and would be slow to expand)."""
 
@@ -225,6 +227,12 @@ class _Checker:
                     else f"known credentials: {known}"
                 self.error("E102", f"unknown credential `{word.value}`", word.span, help)
 
+    def diagnosis_patterns(self, words: tuple[ast.Word, ...]) -> None:
+        for word in words:
+            if not DIAGNOSIS_PATTERN_RE.match(word.value.upper()):
+                self.error("E212", f"`{word.value}` is not an ICD-10-CM code or prefix", word.span,
+                           "write a code such as M54.50, or a prefix ending in `*` such as M54.5*")
+
     def modifiers(self, words: tuple[ast.Word, ...]) -> None:
         for word in words:
             if not MODIFIER_RE.match(word.value.upper()):
@@ -268,6 +276,27 @@ def _check_max_units(s: ast.MaxUnits, c: _Checker) -> None:
     if not s.count.value.isdigit():
         c.error("E208", f"`{s.count.value}` is not a whole number of units", s.count.span,
                 "write the limit as digits, such as `max 4 units per session`")
+    if s.codes is not None:
+        c.codes(s.codes)
+
+
+@_check_statement.register
+def _check_requires_prescription(s: ast.RequiresPrescription, c: _Checker) -> None:
+    c.credentials(s.prescribers)
+    if s.codes is not None:
+        c.codes(s.codes)
+
+
+@_check_statement.register
+def _check_requires_diagnosis(s: ast.RequiresDiagnosis, c: _Checker) -> None:
+    c.diagnosis_patterns(s.patterns)
+    if s.codes is not None:
+        c.codes(s.codes)
+
+
+@_check_statement.register
+def _check_not_covered_diagnosis(s: ast.NotCoveredDiagnosis, c: _Checker) -> None:
+    c.diagnosis_patterns(s.patterns)
     if s.codes is not None:
         c.codes(s.codes)
 

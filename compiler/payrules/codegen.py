@@ -219,6 +219,60 @@ def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) 
     )
 
 
+def _diagnosis_test(ctx: _Context, patterns: tuple[ast.Word, ...]) -> str:
+    """An expression, true when a diagnosis `g` (without its dot) matches one of `patterns`."""
+    exact = frozenset(p.value.upper().replace(".", "") for p in patterns if not p.value.endswith("*"))
+    prefixes = tuple(sorted(p.value.upper().replace(".", "").rstrip("*") for p in patterns if p.value.endswith("*")))
+    tests = []
+    if exact:
+        tests.append(f"g in {ctx.const(exact)}")
+    if prefixes:
+        tests.append(f"g.startswith({prefixes!r})")
+    return " or ".join(tests)
+
+
+def _applies(ctx: _Context, codes: ast.CodeList | None) -> str:
+    return f"code in {ctx.codes(codes)} and " if codes is not None else ""
+
+
+@_emit.register
+def _emit_requires_prescription(s: ast.RequiresPrescription, rule: ast.Rule, index: int,
+                                ctx: _Context) -> _Emission:
+    test = 'not line.prescription_by'
+    if s.prescribers:
+        test = f"line.prescription_by not in {ctx.const(frozenset(w.value.upper() for w in s.prescribers))}"
+    return _Emission(
+        params={"prescribers": " or ".join(w.value.upper() for w in s.prescribers), "codes": ctx.describe(s.codes)},
+        per_line=[f"if {_applies(ctx, s.codes)}{test}:", *_indent(_hit(index, rule, "None"))],
+    )
+
+
+@_emit.register
+def _emit_requires_diagnosis(s: ast.RequiresDiagnosis, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    test = "not line.diagnoses"
+    if s.patterns:
+        test = f"not any({_diagnosis_test(ctx, s.patterns)} for g in (d.replace('.', '') for d in line.diagnoses))"
+    return _Emission(
+        params={"patterns": ", ".join(p.value.upper() for p in s.patterns), "codes": ctx.describe(s.codes)},
+        per_line=[f"if {_applies(ctx, s.codes)}{test}:", *_indent(_hit(index, rule, "None"))],
+    )
+
+
+@_emit.register
+def _emit_not_covered_diagnosis(s: ast.NotCoveredDiagnosis, rule: ast.Rule, index: int,
+                                ctx: _Context) -> _Emission:
+    return _Emission(
+        params={"patterns": ", ".join(p.value.upper() for p in s.patterns), "codes": ctx.describe(s.codes)},
+        per_line=[
+            f"if {_applies(ctx, s.codes)}line.diagnoses:",
+            f"    h = [d for d, g in ((d, d.replace('.', '')) for d in line.diagnoses) "
+            f"if {_diagnosis_test(ctx, s.patterns)}]",
+            "    if h:",
+            *_indent(_hit(index, rule, "tuple(h)"), 2),
+        ],
+    )
+
+
 @_emit.register
 def _emit_requires_credential(s: ast.RequiresCredential, rule: ast.Rule, index: int,
                               ctx: _Context) -> _Emission:

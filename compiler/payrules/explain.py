@@ -104,6 +104,36 @@ def _max_units(rule: RuleInfo, line: Line, facts: object) -> str:
     return f"{sentence}: allowed reduced from {dollars(before)} to {dollars(after)}."
 
 
+@_template("requires_prescription", key=lambda line, facts: (line.code, line.prescription_by))
+def _requires_prescription(rule: RuleInfo, line: Line, facts: object) -> str:
+    service = rule.param("codes") or line.code
+    wanted = rule.param("prescribers")
+    if not line.prescription_by:
+        need = f"a prescription from {with_article(wanted)}" if wanted else "a prescription"
+        return f"{line.code} was billed with no prescription on record; this payer pays {service} only with {need}."
+    return (f"{line.code} was prescribed by {with_article(line.prescription_by)}; this payer pays {service} "
+            f"only when {with_article(wanted)} prescribed it.")
+
+
+@_template("requires_diagnosis", key=lambda line, facts: (line.code, line.diagnoses))
+def _requires_diagnosis(rule: RuleInfo, line: Line, facts: object) -> str:
+    service = rule.param("codes") or line.code
+    patterns = rule.param("patterns")
+    need = f"a diagnosis matching {patterns}" if patterns else "a diagnosis"
+    if not line.diagnoses:
+        return f"{line.code} was billed with no diagnosis; this payer pays {service} only with {need}."
+    return (f"{line.code} was billed with {', '.join(line.diagnoses)}; this payer pays {service} "
+            f"only with {need}.")
+
+
+@_template("not_covered_diagnosis", key=lambda line, facts: (line.code, facts))
+def _not_covered_diagnosis(rule: RuleInfo, line: Line, facts: object) -> str:
+    assert isinstance(facts, tuple) and facts
+    service = rule.param("codes") or "services"
+    return (f"{line.code} was billed with {', '.join(facts)}; this payer does not cover {service} "
+            f"with a diagnosis matching {rule.param('patterns')}.")
+
+
 def _entry(rule: RuleInfo) -> _Entry:
     entry = _TEMPLATES.get(rule.kind)
     if entry is None:  # a statement kind without a template is a bug in payrules

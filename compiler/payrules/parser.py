@@ -170,6 +170,7 @@ _TERMINAL_WORDS = {
     "STRING": 'a quoted text such as "Plan name"',
     "$END": "the end of the line",
     "DATE": "a date such as 2024-01-01",
+    "DIAGNOSIS": "an ICD-10-CM code such as M54.50 or a prefix such as M54.5*",
 }
 
 
@@ -325,6 +326,26 @@ class _ToAst(Transformer[Token, Any]):
 
     def of_codes(self, meta: Meta, codes: ast.CodeList) -> ast.CodeList:
         return codes
+
+    def requires_prescription(self, meta: Meta, *children: Any) -> ast.RequiresPrescription:
+        prescribers = next((c for c in children if isinstance(c, tuple)), ())
+        codes = next((c for c in children if isinstance(c, ast.CodeList)), None)
+        return ast.RequiresPrescription(span=self._span(meta), prescribers=prescribers, codes=codes)
+
+    def prescribers(self, meta: Meta, words: tuple[ast.Word, ...]) -> tuple[ast.Word, ...]:
+        return words
+
+    def requires_diagnosis(self, meta: Meta, *children: Any) -> ast.RequiresDiagnosis:
+        patterns = next((c for c in children if isinstance(c, tuple)), ())
+        codes = next((c for c in children if isinstance(c, ast.CodeList)), None)
+        return ast.RequiresDiagnosis(span=self._span(meta), patterns=patterns, codes=codes)
+
+    def not_covered_diagnosis(self, meta: Meta, patterns: tuple[ast.Word, ...],
+                              codes: ast.CodeList | None = None) -> ast.NotCoveredDiagnosis:
+        return ast.NotCoveredDiagnosis(span=self._span(meta), patterns=patterns, codes=codes)
+
+    def diagnoses(self, meta: Meta, *tokens: Token) -> tuple[ast.Word, ...]:
+        return tuple(self._word(t) for t in tokens)
 
     def requires_credential(self, meta: Meta, words: tuple[ast.Word, ...],
                             codes: ast.CodeList | None = None) -> ast.RequiresCredential:
