@@ -269,3 +269,49 @@ def test_excluded_diagnoses() -> None:
     reason = report.sessions[0].lines[0].reasons[0]
     assert (reason.carc, reason.message) == ("167", "97124 was billed with Z00.00; this payer does not cover services "
                                                     "with a diagnosis matching Z00*, R52.")
+
+
+# --- same session, adjunct codes, required modifiers, delegation -----------------------------------
+
+
+def test_no_same_session_ignores_other_sessions_that_day() -> None:
+    rules = "no 97124 same session as 98940-98942"
+    report = run(rules, line("98940", session="A"), line("97124", session="B"),
+                 line("98941", session="C"), line("97124", session="C"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "paid", "paid", "denied"]
+    assert "in the same session as 98940-98942" in report.sessions[2].lines[1].reasons[0].message
+
+
+def test_only_with_needs_a_qualifying_code() -> None:
+    rules = "97124, 97140 only with 98940-98942 same day"
+    report = run(rules, line("98940", session="A"), line("97124", session="B"),
+                 line("97140", session="C", date="2024-03-06"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "paid", "denied"]
+    reason = report.sessions[2].lines[0].reasons[0]
+    assert (reason.carc, reason.message) == ("B15", "This payer pays 97124, 97140 only with 98940-98942 on the same "
+                                                    "day, and this patient has none of them on 2024-03-06.")
+
+
+def test_only_with_same_session() -> None:
+    report = run("97124 only with 98940 same session", line("98940", session="A"), line("97124", session="B"),
+                 line("98940", session="C"), line("97124", session="C"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "denied", "paid", "paid"]
+
+
+def test_requires_modifier_with_cmt() -> None:
+    rules = "requires modifier 59 or XS on 97124 with 98940-98943 same day"
+    report = run(rules, line("98941"), line("97124"), line("97124", modifiers="59"), line("97124", session="B",
+                                                                                            date="2024-03-07"))
+    assert [o[1] for o in outcomes(report)] == ["paid", "denied", "paid", "paid"]
+    reason = report.sessions[0].lines[1].reasons[0]
+    assert (reason.carc, reason.rarc) == ("4", "N822")
+    assert reason.message.endswith("this payer pays 97124 on the same day as 98940-98943 only with modifier 59 or "
+                                   "XS, and this line has none of them.")
+
+
+def test_not_payable_when_delegated() -> None:
+    report = run("not payable by LMT or CA for 97124, 97140", line("97124", credential="LMT"),
+                 line("97140", credential="CA"), line("97124", credential="DC"), line("97010", credential="LMT"))
+    assert [o[1] for o in outcomes(report)] == ["denied", "denied", "paid", "paid"]
+    assert report.sessions[0].lines[0].reasons[0].message.endswith(
+        "this payer does not pay 97124, 97140 when an LMT renders it.")

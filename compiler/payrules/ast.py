@@ -127,6 +127,53 @@ class NoSameDay(StatementNode):
     other: CodeList
     unless: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
     """Modifiers on the restricted line that exempt it."""
+    scope: str = "day"
+    """`day`: the patient's lines on the date, in any session; `session`: this session's lines."""
+
+
+@attrs.frozen(kw_only=True)
+class OnlyWith(StatementNode):
+    """These codes are paid only with one of `other` on the same day or in the same session:
+    `97124, 97140 only with 98940-98942 same day`.
+    """
+
+    kind = "only_with"
+    severity = "deny"
+    carc = "B15"
+
+    codes: CodeList
+    other: CodeList
+    scope: str
+
+
+@attrs.frozen(kw_only=True)
+class RequiresModifier(StatementNode):
+    """`codes` billed with one of `other` must carry one of the modifiers:
+    `requires modifier 59 or XS on 97124 with 98940-98942 same day`.
+    """
+
+    kind = "requires_modifier"
+    severity = "deny"
+    carc = "4"
+    rarc = "N822"
+
+    modifiers: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
+    codes: CodeList
+    other: CodeList
+    scope: str
+
+
+@attrs.frozen(kw_only=True)
+class NotPayableBy(StatementNode):
+    """Lines rendered by one of these credentials are not paid: `not payable by LMT for 97124`."""
+
+    kind = "not_payable_by"
+    severity = "deny"
+    carc = "170"
+    rarc = "N95"
+
+    credentials: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
+    codes: CodeList | None
 
 
 @attrs.frozen(kw_only=True)
@@ -215,7 +262,7 @@ class NotCoveredDiagnosis(StatementNode):
     codes: CodeList | None
 
 
-Statement = Union[Only, NotCovered, NoSameDay, MaxPerSession, MaxUnits, RequiresCredential, RequiresPrescription, RequiresDiagnosis,
+Statement = Union[Only, OnlyWith, NotCovered, NotPayableBy, RequiresModifier, NoSameDay, MaxPerSession, MaxUnits, RequiresCredential, RequiresPrescription, RequiresDiagnosis,
                   NotCoveredDiagnosis]
 
 

@@ -267,6 +267,26 @@ def _check_no_same_day(s: ast.NoSameDay, c: _Checker) -> None:
 
 
 @_check_statement.register
+def _check_only_with(s: ast.OnlyWith, c: _Checker) -> None:
+    c.codes(s.codes)
+    c.codes(s.other)
+
+
+@_check_statement.register
+def _check_requires_modifier(s: ast.RequiresModifier, c: _Checker) -> None:
+    c.modifiers(s.modifiers)
+    c.codes(s.codes)
+    c.codes(s.other)
+
+
+@_check_statement.register
+def _check_not_payable_by(s: ast.NotPayableBy, c: _Checker) -> None:
+    c.credentials(s.credentials)
+    if s.codes is not None:
+        c.codes(s.codes)
+
+
+@_check_statement.register
 def _check_max_per_session(s: ast.MaxPerSession, c: _Checker) -> None:
     c.money(s.amount)
 

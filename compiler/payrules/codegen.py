@@ -143,6 +143,12 @@ def _emit_not_covered(s: ast.NotCovered, rule: ast.Rule, index: int, ctx: _Conte
     )
 
 
+def _others(ctx: _Context, index: int, other: ast.CodeList, scope: str) -> list[str]:
+    """Group fact: the lines of the day (or of this session) with a code in `other`, found once."""
+    pool = "day" if scope == "day" else "lines"
+    return [f"t{index} = [o for o in {pool} if o.code in {ctx.codes(other)}]"]
+
+
 @_emit.register
 def _emit_no_same_day(s: ast.NoSameDay, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
     other = ctx.codes(s.other)
@@ -155,14 +161,53 @@ def _emit_no_same_day(s: ast.NoSameDay, rule: ast.Rule, index: int, ctx: _Contex
             "codes": ctx.describe(s.codes),
             "other": ctx.describe(s.other),
             "unless": " or ".join(w.value.upper() for w in s.unless),
+            "scope": s.scope,
         },
-        group=[f"t{index} = [o for o in day if o.code in {other}]"],
+        group=_others(ctx, index, s.other, s.scope),
         per_line=[
             f"if {' and '.join(tests)}:",
             f"    h = [o for o in t{index} if o is not line]",
             "    if h:",
             *_indent(_hit(index, rule, "tuple(h)"), 2),
         ],
+    )
+
+
+@_emit.register
+def _emit_only_with(s: ast.OnlyWith, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    return _Emission(
+        params={"codes": ctx.describe(s.codes), "other": ctx.describe(s.other), "scope": s.scope},
+        group=_others(ctx, index, s.other, s.scope),
+        per_line=[
+            f"if code in {ctx.codes(s.codes)} and not [o for o in t{index} if o is not line]:",
+            *_indent(_hit(index, rule, "None")),
+        ],
+    )
+
+
+@_emit.register
+def _emit_requires_modifier(s: ast.RequiresModifier, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    modifiers = ctx.const(frozenset(w.value.upper() for w in s.modifiers))
+    return _Emission(
+        params={"codes": ctx.describe(s.codes), "other": ctx.describe(s.other), "scope": s.scope,
+                "modifiers": " or ".join(w.value.upper() for w in s.modifiers)},
+        group=_others(ctx, index, s.other, s.scope),
+        per_line=[
+            f"if t{index} and code in {ctx.codes(s.codes)} and not (line.modifiers & {modifiers}):",
+            f"    h = [o for o in t{index} if o is not line]",
+            "    if h:",
+            *_indent(_hit(index, rule, "tuple(h)"), 2),
+        ],
+    )
+
+
+@_emit.register
+def _emit_not_payable_by(s: ast.NotPayableBy, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    credentials = frozenset(w.value.upper() for w in s.credentials)
+    return _Emission(
+        params={"credentials": " or ".join(sorted(credentials)), "codes": ctx.describe(s.codes)},
+        per_line=[f"if {_applies(ctx, s.codes)}line.provider_credential in {ctx.const(credentials)}:",
+                  *_indent(_hit(index, rule, "None"))],
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import linecache
 import marshal
@@ -9,6 +10,7 @@ import os
 import sys
 import types
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from payrules import __version__, runtime
 from payrules.check import Checked, check
 from payrules.codegen import generate
 from payrules.diagnostics import CompileError, InputError
-from payrules.parser import parse
+from payrules.parser import grammar_text, parse
 from payrules.source import Source
 
 Judge = Callable[[runtime.Session, list[runtime.Line]], tuple[list[int], list[list[runtime.Reason]], list[bool]]]
@@ -76,10 +78,23 @@ def cache_dir() -> Path | None:
     return Path(base) / "payrules"
 
 
+@functools.cache
+def compiler_fingerprint() -> str:
+    """A hash of payrules' own modules and grammar: a changed compiler (a new release, or an
+    edited checkout) never reuses rules compiled by the old one."""
+    digest = hashlib.sha256(__version__.encode())
+    package = resources.files("payrules")
+    for entry in sorted(package.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".py"):
+            digest.update(entry.name.encode() + b"\0" + entry.read_bytes())
+    digest.update(grammar_text().encode())
+    return digest.hexdigest()
+
+
 def cache_key(source: Source) -> str:
-    """Changes with the rule text, its name (it appears in explanations), payrules' version and
+    """Changes with the rule text, its name (it appears in explanations), payrules itself and
     the Python version (compiled code is version specific)."""
-    text = f"{__version__}\0{sys.implementation.cache_tag}\0{source.name}\0{source.text}"
+    text = f"{compiler_fingerprint()}\0{sys.implementation.cache_tag}\0{source.name}\0{source.text}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -51,19 +51,46 @@ def _same_day_key(line: Line, facts: object) -> object:
 
 @_template("no_same_day", key=_same_day_key)
 def _no_same_day(rule: RuleInfo, line: Line, facts: object) -> str:
-    assert isinstance(facts, tuple) and facts
-    first: Line = facts[0]
-    where = "in this session" if first.session_id == line.session_id else f"in session {first.session_id}"
-    sentence = (f"{first.code} was billed for this patient on {first.date} by NPI {first.provider_npi} "
-                f"({where}, line {first.number})")
-    more = len(facts) - 1
-    if more:
-        sentence += f", and {more} more such line{'s' if more > 1 else ''} that day"
     what = rule.param("codes") or "other services"
-    sentence += f"; this payer does not pay {what} on the same day as {rule.param('other')}."
+    when = "on the same day as" if rule.param("scope") == "day" else "in the same session as"
+    sentence = f"{_first_other(line, facts)}; this payer does not pay {what} {when} {rule.param('other')}."
     if rule.param("unless"):
         sentence += f" The exception for modifier {rule.param('unless')} does not apply: this line has none of them."
     return sentence
+
+
+def _first_other(line: Line, facts: object) -> str:
+    assert isinstance(facts, tuple) and facts
+    first: Line = facts[0]
+    where = "in this session" if first.session_id == line.session_id else f"in session {first.session_id}"
+    more = len(facts) - 1
+    extra = f", and {more} more such line{'s' if more > 1 else ''} that day" if more else ""
+    return (f"{first.code} was billed for this patient on {first.date} by NPI {first.provider_npi} "
+            f"({where}, line {first.number}){extra}")
+
+
+@_template("only_with", key=lambda line, facts: (line.code, line.date, line.session_id))
+def _only_with(rule: RuleInfo, line: Line, facts: object) -> str:
+    where = f"on {line.date}" if rule.param("scope") == "day" else "in this session"
+    together = "on the same day" if rule.param("scope") == "day" else "in the same session"
+    return (f"This payer pays {rule.param('codes')} only with {rule.param('other')} {together}, and this "
+            f"patient has none of them {where}.")
+
+
+@_template("requires_modifier", key=_same_day_key)
+def _requires_modifier(rule: RuleInfo, line: Line, facts: object) -> str:
+    together = "on the same day" if rule.param("scope") == "day" else "in the same session"
+    return (f"{_first_other(line, facts)}; this payer pays {rule.param('codes')} {together} as "
+            f"{rule.param('other')} only with modifier {rule.param('modifiers')}, and this line has none of them.")
+
+
+@_template("not_payable_by", key=lambda line, facts: (line.code, line.provider_npi, line.provider_credential))
+def _not_payable_by(rule: RuleInfo, line: Line, facts: object) -> str:
+    credential = line.provider_credential
+    service = rule.param("codes") or line.code
+    return (f"{line.code} was billed under NPI {line.provider_npi}, {with_article(credential)} "
+            f"({CREDENTIALS[credential]}); this payer does not pay {service} when {with_article(credential)} "
+            f"renders it.")
 
 
 @_template("requires_credential", key=lambda line, facts: (line.code, line.provider_npi, line.provider_credential))

@@ -304,8 +304,24 @@ class _ToAst(Transformer[Token, Any]):
     def no_same_day(self, meta: Meta, *children: Any) -> ast.NoSameDay:
         lists = [c for c in children if isinstance(c, ast.CodeList)]
         unless = next((c for c in children if isinstance(c, tuple)), ())
+        scope = next(c for c in children if isinstance(c, str))
         codes, other = (lists[0], lists[1]) if len(lists) == 2 else (None, lists[0])
-        return ast.NoSameDay(span=self._span(meta), codes=codes, other=other, unless=unless)
+        return ast.NoSameDay(span=self._span(meta), codes=codes, other=other, unless=unless, scope=scope)
+
+    def only_with(self, meta: Meta, codes: ast.CodeList, other: ast.CodeList, scope: str) -> ast.OnlyWith:
+        return ast.OnlyWith(span=self._span(meta), codes=codes, other=other, scope=scope)
+
+    def requires_modifier(self, meta: Meta, modifiers: tuple[ast.Word, ...], codes: ast.CodeList,
+                          other: ast.CodeList, scope: str) -> ast.RequiresModifier:
+        return ast.RequiresModifier(span=self._span(meta), modifiers=modifiers, codes=codes, other=other,
+                                    scope=scope)
+
+    def not_payable_by(self, meta: Meta, words: tuple[ast.Word, ...],
+                       codes: ast.CodeList | None = None) -> ast.NotPayableBy:
+        return ast.NotPayableBy(span=self._span(meta), credentials=words, codes=codes)
+
+    def scope_day(self, meta: Meta) -> str:
+        return "day"
 
     def unless(self, meta: Meta, words: tuple[ast.Word, ...]) -> tuple[ast.Word, ...]:
         return words

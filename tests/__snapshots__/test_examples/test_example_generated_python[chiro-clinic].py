@@ -8,7 +8,7 @@ EFFECTIVE = (None, None)
 RULES = (
     rt.RuleInfo(position=0, name=None, kind='only', file='examples/chiro-clinic/rules.payer', line=6, column=1, text='only 97140', severity='deny', carc='204', rarc=None, params=(('codes', '97140'),), source=None, outcome='deny'),
     rt.RuleInfo(position=1, name=None, kind='max_per_session', file='examples/chiro-clinic/rules.payer', line=7, column=1, text='max $45 per session', severity='reduce', carc='45', rarc=None, params=(('amount', '$45.00'),), source=None, outcome='reduce'),
-    rt.RuleInfo(position=2, name=None, kind='no_same_day', file='examples/chiro-clinic/rules.payer', line=8, column=1, text='no same day as 98940-98943', severity='deny', carc='97', rarc='N20', params=(('codes', ''), ('other', '98940-98943'), ('unless', '')), source=None, outcome='deny'),
+    rt.RuleInfo(position=2, name=None, kind='no_same_day', file='examples/chiro-clinic/rules.payer', line=8, column=1, text='no same day as 98940-98943', severity='deny', carc='97', rarc='N20', params=(('codes', ''), ('other', '98940-98943'), ('scope', 'day'), ('unless', '')), source=None, outcome='deny'),
     rt.RuleInfo(position=3, name=None, kind='requires_credential', file='examples/chiro-clinic/rules.payer', line=9, column=1, text='requires DC NPI', severity='deny', carc='170', rarc='N95', params=(('codes', ''), ('credentials', 'DC')), source=None, outcome='deny'),
 )
 

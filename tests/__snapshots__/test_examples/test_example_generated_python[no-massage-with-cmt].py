@@ -7,7 +7,7 @@ SOURCE = 'examples/no-massage-with-cmt/rules.payer'
 EFFECTIVE = (None, None)
 RULES = (
     rt.RuleInfo(position=0, name='covered', kind='only', file='examples/no-massage-with-cmt/rules.payer', line=5, column=1, text='only 97124, 97140, 98940-98943', severity='deny', carc='204', rarc=None, params=(('codes', '97124, 97140, 98940-98943'),), source=None, outcome='deny'),
-    rt.RuleInfo(position=1, name='no-massage-with-cmt', kind='no_same_day', file='examples/no-massage-with-cmt/rules.payer', line=6, column=1, text='no 97124, 97140 same day as 98940-98943 unless modifier 59, XS', severity='deny', carc='97', rarc='N20', params=(('codes', '97124, 97140'), ('other', '98940-98943'), ('unless', '59 or XS')), source=None, outcome='deny'),
+    rt.RuleInfo(position=1, name='no-massage-with-cmt', kind='no_same_day', file='examples/no-massage-with-cmt/rules.payer', line=6, column=1, text='no 97124, 97140 same day as 98940-98943 unless modifier 59, XS', severity='deny', carc='97', rarc='N20', params=(('codes', '97124, 97140'), ('other', '98940-98943'), ('scope', 'day'), ('unless', '59 or XS')), source=None, outcome='deny'),
 )
 
 _SET0 = frozenset({'97124', '97140', '98940', '98941', '98942', '98943'})
