@@ -14,7 +14,7 @@ import attrs
 from payrules.compiler import Policy, compile_file, compile_source, emit_python, read_source
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
 from payrules.fields import RecordError, session_batch
-from payrules.judging import DayKey, by_payer, covers, date_range, day_index, history_days
+from payrules.judging import DayKey, by_payer, covers, date_range, history_days, history_index
 from payrules.records import Columns, Scan, read_blocks, read_sessions, scan
 from payrules.runner import (
     Policies,
@@ -75,12 +75,10 @@ def load_policies(path: Path) -> list[Policy]:
 
 def read_history(paths: list[Path], columns: Columns | None = None) -> dict[DayKey, list[Line]]:
     """Earlier sessions, counted by same-day rules but never judged. They must be valid."""
-    batch = read_sessions(paths, columns)
-    if batch.errors:
-        first = batch.errors[0]
-        more = f" (and {len(batch.errors) - 1} more)" if len(batch.errors) > 1 else ""
-        raise InputError(f"history {first.origin}: {first.message}{more}; history records must be valid")
-    return day_index(batch.sessions)
+    try:
+        return history_index(read_sessions(paths, columns))
+    except ValueError as error:
+        raise InputError(str(error)) from None
 
 
 @attrs.frozen

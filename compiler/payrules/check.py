@@ -141,8 +141,11 @@ class _Checker:
 
     # --- shared pieces --------------------------------------------------------------
 
-    def codes(self, codes: ast.CodeList) -> frozenset[str]:
-        """Resolve a code list (memoised per node) and report every bad item in it."""
+    def codes(self, codes: ast.CodeList | None) -> frozenset[str]:
+        """Resolve a code list (memoised per node) and report every bad item in it; a statement
+        without its optional list resolves to no codes."""
+        if codes is None:
+            return frozenset()
         if codes in self.bindings.code_sets:
             return self.bindings.code_sets[codes]
         result: set[str] = set()
@@ -260,8 +263,7 @@ def _check_not_covered(s: ast.NotCovered, c: _Checker) -> None:
 
 @_check_statement.register
 def _check_no_same_day(s: ast.NoSameDay, c: _Checker) -> None:
-    if s.codes is not None:
-        c.codes(s.codes)
+    c.codes(s.codes)
     c.codes(s.other)
     c.modifiers(s.unless)
 
@@ -282,8 +284,7 @@ def _check_requires_modifier(s: ast.RequiresModifier, c: _Checker) -> None:
 @_check_statement.register
 def _check_not_payable_by(s: ast.NotPayableBy, c: _Checker) -> None:
     c.credentials(s.credentials)
-    if s.codes is not None:
-        c.codes(s.codes)
+    c.codes(s.codes)
 
 
 @_check_statement.register
@@ -296,36 +297,31 @@ def _check_max_units(s: ast.MaxUnits, c: _Checker) -> None:
     if not s.count.value.isdigit():
         c.error("E208", f"`{s.count.value}` is not a whole number of units", s.count.span,
                 "write the limit as digits, such as `max 4 units per session`")
-    if s.codes is not None:
-        c.codes(s.codes)
+    c.codes(s.codes)
 
 
 @_check_statement.register
 def _check_requires_prescription(s: ast.RequiresPrescription, c: _Checker) -> None:
     c.credentials(s.prescribers)
-    if s.codes is not None:
-        c.codes(s.codes)
+    c.codes(s.codes)
 
 
 @_check_statement.register
 def _check_requires_diagnosis(s: ast.RequiresDiagnosis, c: _Checker) -> None:
     c.diagnosis_patterns(s.patterns)
-    if s.codes is not None:
-        c.codes(s.codes)
+    c.codes(s.codes)
 
 
 @_check_statement.register
 def _check_not_covered_diagnosis(s: ast.NotCoveredDiagnosis, c: _Checker) -> None:
     c.diagnosis_patterns(s.patterns)
-    if s.codes is not None:
-        c.codes(s.codes)
+    c.codes(s.codes)
 
 
 @_check_statement.register
 def _check_requires_credential(s: ast.RequiresCredential, c: _Checker) -> None:
     c.credentials(s.credentials)
-    if s.codes is not None:
-        c.codes(s.codes)
+    c.codes(s.codes)
 
 
 def check(module: ast.Module) -> tuple[Bindings, list[Diagnostic]]:

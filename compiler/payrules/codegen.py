@@ -149,6 +149,11 @@ def _others(ctx: _Context, index: int, other: ast.CodeList, scope: str) -> list[
     return [f"t{index} = [o for o in {pool} if o.code in {ctx.codes(other)}]"]
 
 
+def _other_lines_hit(index: int, rule: ast.Rule) -> list[str]:
+    """Record a reason citing the group's other lines (never the line itself), if there are any."""
+    return [f"h = [o for o in t{index} if o is not line]", "if h:", *_indent(_hit(index, rule, "tuple(h)"))]
+
+
 @_emit.register
 def _emit_no_same_day(s: ast.NoSameDay, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
     other = ctx.codes(s.other)
@@ -166,9 +171,7 @@ def _emit_no_same_day(s: ast.NoSameDay, rule: ast.Rule, index: int, ctx: _Contex
         group=_others(ctx, index, s.other, s.scope),
         per_line=[
             f"if {' and '.join(tests)}:",
-            f"    h = [o for o in t{index} if o is not line]",
-            "    if h:",
-            *_indent(_hit(index, rule, "tuple(h)"), 2),
+            *_indent(_other_lines_hit(index, rule)),
         ],
     )
 
@@ -194,9 +197,7 @@ def _emit_requires_modifier(s: ast.RequiresModifier, rule: ast.Rule, index: int,
         group=_others(ctx, index, s.other, s.scope),
         per_line=[
             f"if t{index} and code in {ctx.codes(s.codes)} and not (line.modifiers & {modifiers}):",
-            f"    h = [o for o in t{index} if o is not line]",
-            "    if h:",
-            *_indent(_hit(index, rule, "tuple(h)"), 2),
+            *_indent(_other_lines_hit(index, rule)),
         ],
     )
 

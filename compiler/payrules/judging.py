@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from payrules.domain import closest, format_cents
-from payrules.fields import Problem, RecordError, session_batch
+from payrules.fields import Batch, Problem, RecordError, session_batch
 from payrules.runtime import Line, Reason, RuleInfo, Session
 
 PAID, REDUCED, DENIED = "paid", "reduced", "denied"
@@ -31,15 +31,19 @@ def day_index(sessions: Iterable[Session]) -> dict[DayKey, list[Line]]:
     return index
 
 
-def history_days(sessions: list[Any]) -> dict[DayKey, list[Line]] | None:
-    """Earlier sessions (dicts or typed) by day, for same-day rules; ValueError when one is bad."""
-    if not sessions:
-        return None
-    batch = session_batch(sessions, "<history>")
+def history_index(batch: Batch) -> dict[DayKey, list[Line]]:
+    """Earlier sessions by day, for same-day rules; ValueError when a record is bad, because a
+    fact that cannot be read must not be silently missing."""
     if batch.errors:
         first = batch.errors[0]
-        raise ValueError(f"history {first.origin}: {first.message}; history records must be valid")
+        more = f" (and {len(batch.errors) - 1} more)" if len(batch.errors) > 1 else ""
+        raise ValueError(f"history {first.origin}: {first.message}{more}; history records must be valid")
     return day_index(batch.sessions)
+
+
+def history_days(sessions: list[Any]) -> dict[DayKey, list[Line]] | None:
+    """Earlier sessions given in memory (dicts or typed), by day; None when there are none."""
+    return history_index(session_batch(sessions, "<history>")) if sessions else None
 
 
 def days_with_history(sessions: Iterable[Session],

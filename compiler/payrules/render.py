@@ -131,14 +131,6 @@ def _summary_text(s: Summary) -> str:
             f"Charged {dollars(s.charged)}, allowed {dollars(s.allowed)}.")
 
 
-def report_json(report: Report) -> str:
-    out = io.StringIO()
-    writer = JsonWriter(out)
-    writer.block(Block(sessions=report.sessions, errors=report.errors, lines_read=report.summary.lines_read))
-    writer.close(report.summary)
-    return out.getvalue()
-
-
 # --- writers: one block at a time ----------------------------------------------------------
 
 
