@@ -73,8 +73,9 @@ def test_no_same_day_without_restricted_codes() -> None:
 
 def test_money_with_cents_and_thousands() -> None:
     statement = only_rule("max $1,250.50 per session").statement
-    assert isinstance(statement, ast.MaxPerSession)
-    assert str(statement.amount.amount) == "1250.50"
+    assert isinstance(statement, ast.MaxAmount) and statement.amount.money is not None
+    assert str(statement.amount.money.amount) == "1250.50"
+    assert statement.period.kind == "session"
 
 
 def test_requires_several_credentials_for_codes() -> None:
@@ -86,7 +87,7 @@ def test_requires_several_credentials_for_codes() -> None:
 
 def test_keywords_are_case_insensitive() -> None:
     assert isinstance(only_rule("ONLY 97140").statement, ast.Only)
-    assert isinstance(only_rule("Max $45 Per Session").statement, ast.MaxPerSession)
+    assert isinstance(only_rule("Max $45 Per Session").statement, ast.MaxAmount)
 
 
 def test_rule_names_reason_codes_and_comments() -> None:

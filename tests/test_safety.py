@@ -49,7 +49,8 @@ def test_hostile_names_are_data(name: str, tmp_path: Path, monkeypatch: pytest.M
     imports = [pyast.unparse(n) for n in pyast.walk(tree) if isinstance(n, (pyast.Import, pyast.ImportFrom))]
     assert imports == ["from payrules import runtime as rt"]
     assert allowed_calls(tree) <= {"rt.RuleInfo", "frozenset", "enumerate", "tuple", "r.append",
-                                   "allowed.append", "reasons.append", "denied.append", "reasons[k].append"}
+                                   "allowed.append", "reasons.append", "denied.append", "units.append",
+                                   "reasons[k].append"}
     top_level = {type(n).__name__ for n in tree.body}
     assert top_level <= {"ImportFrom", "Assign", "FunctionDef", "Expr"}
 

@@ -49,7 +49,7 @@ def test_session_cap_with_cents() -> None:
 def test_denied_lines_do_not_use_the_cap() -> None:
     report = run("only 97124\nmax $45 per session", line("97010", "15.00"), line("97124", "60.00"))
     assert outcomes(report) == [("97010", "denied", "0.00"), ("97124", "reduced", "45.00")]
-    assert kinds(report) == [["only"], ["max_per_session"]]
+    assert kinds(report) == [["only"], ["max_amount"]]
 
 
 def test_cap_is_per_session_not_per_day() -> None:

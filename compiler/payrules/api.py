@@ -14,7 +14,7 @@ import attrs
 from payrules.compiler import Policy, compile_file, compile_source, emit_python, read_source
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
 from payrules.fields import RecordError, session_batch
-from payrules.judging import DayKey, by_payer, covers, date_range, history_days, history_index
+from payrules.judging import History, by_payer, covers, date_range, history_days, history_index
 from payrules.records import Columns, Scan, read_blocks, read_sessions, scan
 from payrules.runner import (
     Policies,
@@ -26,7 +26,7 @@ from payrules.runner import (
     judge_batch,
     policies_by_payer,
 )
-from payrules.runtime import Line, RuleInfo, Session
+from payrules.runtime import RuleInfo, Session
 from payrules.testing import CaseResult, TestRun, case_files, run_cases
 from payrules.source import Source, Span
 
@@ -73,7 +73,7 @@ def load_policies(path: Path) -> list[Policy]:
     return policies
 
 
-def read_history(paths: list[Path], columns: Columns | None = None) -> dict[DayKey, list[Line]]:
+def read_history(paths: list[Path], columns: Columns | None = None) -> History:
     """Earlier sessions, counted by same-day rules but never judged. They must be valid."""
     try:
         return history_index(read_sessions(paths, columns))
@@ -89,7 +89,7 @@ class CheckRun:
     policies: Policies
     columns: Columns | None
     scan: Scan
-    history: Mapping[DayKey, list[Line]] | None = None
+    history: History | None = None
 
     def blocks(self) -> Iterator[Block]:
         """Judged blocks in input order: one per patient when the input is grouped by patient,
@@ -167,7 +167,7 @@ class RuleSet:
     def check(self, sessions: Iterable[SessionInput], *, history: Iterable[SessionInput] = ()) -> Report:
         """Judge sessions. Dicts are validated like a JSON sessions file (a bad line comes back
         in `Report.errors`, located as `<sessions>` row N); typed `Session` values are used as
-        they are. `history` sessions count for same-day rules but are not judged; a bad
+        they are. `history` sessions count for same-day and period rules but are not judged; a bad
         history record raises `InputError`."""
         try:
             past = history_days(list(history))

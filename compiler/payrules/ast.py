@@ -177,20 +177,148 @@ class NotPayableBy(StatementNode):
 
 
 @attrs.frozen(kw_only=True)
-class MaxPerSession(StatementNode):
-    """The whole session is allowed at most this amount: `max $45 per session`."""
+class Period(Node):
+    """What a limit counts over: `per session`, `per calendar year`, `per 30 days`,
+    `per plan year from July 1`. `kind` is unit, line, session, day, week, month, year,
+    plan_year, days or lifetime."""
 
-    kind = "max_per_session"
+    kind: str
+    days: Code | None = None
+    """For `per N days`: N as written (a whole number, checked later)."""
+    month: Word | None = None
+    day: Code | None = None
+    """For `per plan year from July 1`: the month and day the plan year starts."""
+
+    @property
+    def over_history(self) -> bool:
+        """True when the limit counts earlier sessions too (a day or longer)."""
+        return self.kind not in ("unit", "line", "session")
+
+
+@attrs.frozen(kw_only=True)
+class Amount(Node):
+    """`$45`, `75% of $60`, or `50% of charge`."""
+
+    money: Money | None
+    percent: Decimal | None = None
+    """The percentage as written (`75` for `75%`); None for a plain amount."""
+
+
+@attrs.frozen(kw_only=True)
+class MaxAmount(StatementNode):
+    """At most this amount is allowed per unit, line, session, day or period; lines are paid in
+    order until the amount is used up: `max $45 per session`, `max $28 per unit for 97124`,
+    `max $500 per calendar year for massage`, `max 50% of charge for 97010`.
+    """
+
+    kind = "max_amount"
     severity = "reduce"
     carc = "45"
 
-    amount: Money
+    amount: Amount
+    period: Period
+    codes: CodeList | None
+    """The codes whose amounts count; None means every code."""
+
+
+@attrs.frozen(kw_only=True)
+class MaxVisits(StatementNode):
+    """At most `count` visits with one of `codes` per period; the lines of later visits are denied:
+    `max 12 visits per calendar year for 98940-98942, 97124, 97140`.
+    """
+
+    kind = "max_visits"
+    severity = "deny"
+    carc = "119"
+    rarc = "N640"
+
+    count: Code
+    period: Period
+    codes: CodeList | None
+
+
+@attrs.frozen(kw_only=True)
+class MaxMinutes(StatementNode):
+    """At most `count` minutes of `codes` per session; later minutes are not paid:
+    `max 60 minutes per session for 97124, 97140`.
+    """
+
+    kind = "max_minutes"
+    severity = "reduce"
+    carc = "151"
+    rarc = "N362"
+
+    count: Code
+    period: Period
+    codes: CodeList | None
+
+
+@attrs.frozen(kw_only=True)
+class TimeRule(StatementNode):
+    """Units of timed codes must be supported by the minutes on the line, counted by the CMS
+    8-minute rule (minutes pooled over the session) or the AMA midpoint rule (each code on
+    its own): `units by cms rule for 97110, 97112, 97124, 97140`.
+    """
+
+    kind = "time_rule"
+    severity = "reduce"
+    carc = "151"
+
+    method: Word
+    """`cms` or `ama` as written (checked later)."""
+    codes: CodeList
+    """The timed codes: billed per 15 minutes."""
+
+
+@attrs.frozen(kw_only=True)
+class OneOf(StatementNode):
+    """At most one line with one of these codes per session or day; later ones are denied:
+    `one of 97124, 97140 per session unless modifier 59`.
+    """
+
+    kind = "one_of"
+    severity = "deny"
+    carc = "97"
+    rarc = "N20"
+
+    codes: CodeList
+    scope: str
+    unless: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
+
+
+@attrs.frozen(kw_only=True)
+class Bundled(StatementNode):
+    """`codes` are included in the payment for `other` and are not paid separately when billed
+    with one of them: `97010 bundled into 97124, 97140`.
+    """
+
+    kind = "bundled"
+    severity = "deny"
+    carc = "97"
+    rarc = "M15"
+
+    codes: CodeList
+    other: CodeList
+    scope: str = "day"
+
+
+@attrs.frozen(kw_only=True)
+class NoDuplicate(StatementNode):
+    """A code already billed for the patient on the same day by another provider is denied:
+    `no duplicate same day for 97124, 97140`.
+    """
+
+    kind = "no_duplicate"
+    severity = "deny"
+    carc = "18"
+
+    codes: CodeList | None
 
 
 @attrs.frozen(kw_only=True)
 class MaxUnits(StatementNode):
-    """At most `count` units of `codes` per line or per session; extra units are not paid:
-    `max 4 units of 97124, 97140 per session`.
+    """At most `count` units of `codes` per line, session, day or period; extra units are not paid:
+    `max 4 units of 97124, 97140 per session`, `max 24 units of 97124 per calendar year`.
     """
 
     kind = "max_units"
@@ -202,8 +330,7 @@ class MaxUnits(StatementNode):
     """The limit as written (a whole number, checked later)."""
     codes: CodeList | None
     """The codes counted; None means every code."""
-    scope: str
-    """`line` or `session`."""
+    period: Period
 
 
 @attrs.frozen(kw_only=True)
@@ -262,8 +389,9 @@ class NotCoveredDiagnosis(StatementNode):
     codes: CodeList | None
 
 
-Statement = Union[Only, OnlyWith, NotCovered, NotPayableBy, RequiresModifier, NoSameDay, MaxPerSession, MaxUnits, RequiresCredential, RequiresPrescription, RequiresDiagnosis,
-                  NotCoveredDiagnosis]
+Statement = Union[Only, OnlyWith, NotCovered, NotPayableBy, RequiresModifier, NoSameDay, MaxAmount, MaxUnits,
+                  MaxVisits, MaxMinutes, TimeRule, OneOf, Bundled, NoDuplicate, RequiresCredential,
+                  RequiresPrescription, RequiresDiagnosis, NotCoveredDiagnosis]
 
 
 # --- file structure -------------------------------------------------------------------
@@ -289,6 +417,20 @@ class SetDef(Node):
 
 
 @attrs.frozen(kw_only=True)
+class Include(Node):
+    """`include "stdlib/massage-session-cap-45"`: the sets and rules of another file."""
+
+    path: Word
+
+
+@attrs.frozen(kw_only=True)
+class Drop(Node):
+    """`drop session-cap`: leave out an included rule, by name."""
+
+    name: Word
+
+
+@attrs.frozen(kw_only=True)
 class Rule(Node):
     """One policy line: an optional name, a statement, and options.
     `session-cap: max $45 per session carc 119 source "Manual 7.3" effective from 2024-01-01`
@@ -307,6 +449,8 @@ class Rule(Node):
     """The rule applies to dates of service in this range (either end may be open)."""
     repeated: tuple[Word, ...] = attrs.field(default=(), converter=tuple[Word, ...])
     """Options given more than once (an error), by the keyword that repeats."""
+    override: Word | None = None
+    """The `override` keyword: this rule replaces the included rule of the same name."""
 
     @property
     def text(self) -> str:
@@ -322,3 +466,5 @@ class Module:
     header: Header | None
     sets: tuple[SetDef, ...] = attrs.field(converter=tuple[SetDef, ...])
     rules: tuple[Rule, ...] = attrs.field(converter=tuple[Rule, ...])
+    includes: tuple[Include, ...] = attrs.field(default=(), converter=tuple[Include, ...])
+    drops: tuple[Drop, ...] = attrs.field(default=(), converter=tuple[Drop, ...])

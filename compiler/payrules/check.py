@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import functools
 import re
+from decimal import Decimal
 
 import attrs
 
@@ -29,6 +30,19 @@ from payrules.domain import (
 from payrules.source import Span
 
 DIAGNOSIS_PATTERN_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?\*?$|^[A-Z][0-9][0-9A-Z]\.\*$")
+
+MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+               "october", "november", "december")
+MONTHS = {name[:3]: number for number, name in enumerate(MONTH_NAMES, start=1)}
+
+PERIOD_WORDS = {"unit": "unit", "line": "line", "session": "session", "day": "day", "week": "week",
+                "month": "month", "year": "calendar year", "plan_year": "plan year from July 1",
+                "days": "30 days", "lifetime": "lifetime"}
+ALL_PERIODS = frozenset(PERIOD_WORDS)
+HISTORY_PERIODS = ALL_PERIODS - {"unit", "line", "session"}
+"""Periods that count earlier sessions of the patient (and `--history`)."""
+
+MAX_DAYS = 3660
 
 MAX_RANGE_SIZE = 10_000
 """A range wider than this is almost surely a typo (and would be slow to expand)."""
@@ -70,6 +84,11 @@ class Checked:
         return header.display_name.value if header.display_name else header.payer_id.value
 
 
+def _where(first: Span, here: Span) -> str:
+    """`on line 3`, or `in other.payer on line 3` when the first one is in another file."""
+    return f"on line {first.line}" if first.file == here.file else f"in {first.file} on line {first.line}"
+
+
 class _Checker:
     def __init__(self, module: ast.Module) -> None:
         self.module = module
@@ -80,6 +99,10 @@ class _Checker:
 
     def error(self, code: str, message: str, span: Span, help: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code=code, severity=Severity.ERROR, message=message,
+                                           span=span, help=help))
+
+    def warning(self, code: str, message: str, span: Span, help: str | None = None) -> None:
+        self.diagnostics.append(Diagnostic(code=code, severity=Severity.WARNING, message=message,
                                            span=span, help=help))
 
     # --- file structure -------------------------------------------------------------
@@ -96,7 +119,7 @@ class _Checker:
             name = set_def.name.value
             if name in seen_sets:
                 self.error("E104", f"code set `{name}` is defined twice", set_def.name.span,
-                           f"the first definition is on line {seen_sets[name].span.line}")
+                           f"the first definition is {_where(seen_sets[name].span, set_def.span)}")
             else:
                 seen_sets[name] = set_def
             self.bindings.sets_by_name[name] = self.codes(set_def.codes)
@@ -105,8 +128,11 @@ class _Checker:
             if rule.name is not None:
                 name = rule.name.value
                 if name in seen_rules:
-                    self.error("E103", f"rule name `{name}` is used twice", rule.name.span,
-                               f"the first rule with this name is on line {seen_rules[name].span.line}")
+                    first = seen_rules[name].span
+                    help = f"the first rule with this name is {_where(first, rule.span)}"
+                    if first.file != rule.span.file:
+                        help += "; to replace an included rule, write `override` before its name"
+                    self.error("E103", f"rule name `{name}` is used twice", rule.name.span, help)
                 else:
                     seen_rules[name] = rule
             self.options(rule)
@@ -221,6 +247,50 @@ class _Checker:
             return
         self.bindings.cents[money] = to_cents(money.amount)
 
+    def percent(self, amount: ast.Amount) -> None:
+        assert amount.percent is not None
+        if amount.percent != amount.percent.quantize(Decimal("0.01")):
+            self.error("E205", f"`{amount.percent}%` has more than two decimals", amount.span,
+                       "write a percentage such as `75%` or `62.5%`")
+
+    def count(self, count: ast.Code, what: str, example: str) -> int | None:
+        """A limit written as a whole number; a limit of zero is a warning (nothing would be paid)."""
+        if not count.value.isdigit():
+            self.error("E208", f"`{count.value}` is not a whole number of {what}", count.span,
+                       f"write the limit as digits, such as `{example}`")
+            return None
+        if int(count.value) == 0:
+            self.zero_limit(count.span, what)
+        return int(count.value)
+
+    def zero_limit(self, span: Span, what: str) -> None:
+        self.warning("W104", f"a limit of zero {what} pays nothing", span,
+                     "to exclude codes, write `not covered ...`; otherwise give the limit the payer sets")
+
+    def period(self, period: ast.Period, allowed: frozenset[str]) -> None:
+        if period.kind not in allowed:
+            choices = ", ".join(f"`per {PERIOD_WORDS[k]}`" for k in sorted(allowed, key=list(PERIOD_WORDS).index))
+            self.error("E213", f"`per {period.span.text}` does not fit this limit", period.span,
+                       f"use one of {choices}")
+            return
+        if period.days is not None and self.count(period.days, "days", "per 30 days") is not None:
+            if not 1 <= int(period.days.value) <= MAX_DAYS:
+                self.error("E208", f"a period of {period.days.value} days is out of range", period.days.span,
+                           f"give between 1 and {MAX_DAYS:,} days")
+        if period.month is not None and period.day is not None:
+            month = MONTHS.get(period.month.value.lower()[:3]) if len(period.month.value) >= 3 else None
+            if month is None or not period.month.value.lower() in (MONTH_NAMES[month - 1],
+                                                                   MONTH_NAMES[month - 1][:3]):
+                suggestion = closest(period.month.value.lower(), MONTH_NAMES)
+                help = f"did you mean `{suggestion.capitalize()}`?" if suggestion else "write a month such as July"
+                self.error("E209", f"`{period.month.value}` is not a month", period.month.span, help)
+                return
+            try:
+                datetime.date(2001, month, int(period.day.value))
+            except ValueError:
+                self.error("E209", f"{period.month.value.capitalize()} has no day {period.day.value}",
+                           period.day.span, "give the day of the month the plan year starts")
+
     def credentials(self, words: tuple[ast.Word, ...]) -> None:
         for word in words:
             if word.value.upper() not in CREDENTIALS:
@@ -288,15 +358,69 @@ def _check_not_payable_by(s: ast.NotPayableBy, c: _Checker) -> None:
 
 
 @_check_statement.register
-def _check_max_per_session(s: ast.MaxPerSession, c: _Checker) -> None:
-    c.money(s.amount)
+def _check_max_amount(s: ast.MaxAmount, c: _Checker) -> None:
+    if s.amount.money is not None:
+        c.money(s.amount.money)
+    if s.amount.percent is not None:
+        c.percent(s.amount)
+    if s.amount.money is None and s.period.kind != "line":
+        c.error("E213", "a share of the charge is a limit for each line", s.period.span,
+                f"write `max {s.amount.span.text} for ...` without `per {s.period.span.text}`")
+    else:
+        c.period(s.period, ALL_PERIODS)
+    c.codes(s.codes)
+    if (s.amount.money is not None and s.amount.money.amount == 0) or s.amount.percent == 0:
+        c.zero_limit(s.amount.span, "amount")
 
 
 @_check_statement.register
 def _check_max_units(s: ast.MaxUnits, c: _Checker) -> None:
-    if not s.count.value.isdigit():
-        c.error("E208", f"`{s.count.value}` is not a whole number of units", s.count.span,
-                "write the limit as digits, such as `max 4 units per session`")
+    c.count(s.count, "units", f"max 4 units per {s.period.span.text}")
+    c.period(s.period, ALL_PERIODS - {"unit"})
+    c.codes(s.codes)
+
+
+@_check_statement.register
+def _check_max_visits(s: ast.MaxVisits, c: _Checker) -> None:
+    c.count(s.count, "visits", f"max 12 visits per {s.period.span.text}")
+    c.period(s.period, HISTORY_PERIODS)
+    c.codes(s.codes)
+
+
+@_check_statement.register
+def _check_max_minutes(s: ast.MaxMinutes, c: _Checker) -> None:
+    c.count(s.count, "minutes", "max 60 minutes per session")
+    c.period(s.period, frozenset({"session"}))
+    c.codes(s.codes)
+
+
+TIME_METHODS = {"cms": "the CMS 8-minute rule", "ama": "the AMA midpoint rule"}
+
+
+@_check_statement.register
+def _check_time_rule(s: ast.TimeRule, c: _Checker) -> None:
+    if s.method.value.lower() not in TIME_METHODS:
+        suggestion = closest(s.method.value.lower(), TIME_METHODS)
+        help = f"did you mean `{suggestion}`? " if suggestion else ""
+        c.error("E214", f"unknown time rule `{s.method.value}`", s.method.span,
+                help + "write `cms` (CMS 8-minute rule, minutes pooled) or `ama` (AMA midpoint rule, per code)")
+    c.codes(s.codes)
+
+
+@_check_statement.register
+def _check_one_of(s: ast.OneOf, c: _Checker) -> None:
+    c.codes(s.codes)
+    c.modifiers(s.unless)
+
+
+@_check_statement.register
+def _check_bundled(s: ast.Bundled, c: _Checker) -> None:
+    c.codes(s.codes)
+    c.codes(s.other)
+
+
+@_check_statement.register
+def _check_no_duplicate(s: ast.NoDuplicate, c: _Checker) -> None:
     c.codes(s.codes)
 
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import attrs
 
 from payrules import __version__, ast
-from payrules.check import Bindings, Checked
+from payrules.check import MONTHS, Bindings, Checked
 from payrules.diagnostics import InternalError
 from payrules.domain import describe_codes, dollars
 
@@ -212,56 +212,204 @@ def _emit_not_payable_by(s: ast.NotPayableBy, rule: ast.Rule, index: int, ctx: _
     )
 
 
+def _period_params(period: ast.Period) -> dict[str, str]:
+    return {"period": period.kind, "per": " ".join(period.span.text.split())}
+
+
+def _past(ctx: _Context, index: int, period: ast.Period, codes: ast.CodeList | None) -> list[str]:
+    """Group facts for a limit over a period: its first date `s{index}`, and the patient's
+    earlier lines in it, with the cents and units they were allowed, as `p{index}`."""
+    days = int(period.days.value) if period.days is not None else 0
+    start = ""
+    if period.month is not None and period.day is not None:
+        start = f"{MONTHS[period.month.value.lower()[:3]]:02d}-{int(period.day.value):02d}"
+    in_codes = f" and o.code in {ctx.codes(codes)}" if codes is not None else ""
+    return [f"s{index} = rt.since({period.kind!r}, session.date, {days}, {start!r})",
+            f"p{index} = [(o, a, u) for o, a, u in past if s{index} <= o.date <= session.date{in_codes}]"]
+
+
+def _skip(ctx: _Context, codes: ast.CodeList | None) -> str:
+    return "denied[k]" if codes is None else f"denied[k] or line.code not in {ctx.codes(codes)}"
+
+
+def _share(part: str, whole: str) -> str:
+    """`allowed[k]` scaled by part/whole, to the nearest cent with halves rounded up."""
+    return f"(a * {part} * 2 + {whole}) // (2 * {whole})"
+
+
 @_emit.register
-def _emit_max_per_session(s: ast.MaxPerSession, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
-    cap = ctx.bindings.cents[s.amount]
-    return _Emission(
-        params={"amount": dollars(cap)},
-        session=[
-            f"left = {cap}",
-            "for k, line in enumerate(lines):",
-            "    if denied[k]:",
-            "        continue",
-            "    a = allowed[k]",
-            "    if a > left:",
-            f"        reasons[k].append(({index}, (a, left)))",
-            "        " + _apply(rule, "allowed[k] = a = left"),
-            "    left -= a",
-        ],
-    )
+def _emit_max_amount(s: ast.MaxAmount, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    amount, period = s.amount, s.period
+    params = {"codes": ctx.describe(s.codes), **_period_params(period)}
+    group: list[str] = []
+    if amount.money is None:
+        # A share of each line's own charge.
+        assert amount.percent is not None
+        numerator, denominator = amount.percent.as_integer_ratio()
+        params["amount"] = f"{amount.percent.normalize():f}% of the charge"
+        params["per"] = "line"
+        cap = f"(line.charge * {numerator} * 2 + {denominator * 100}) // ({2 * denominator * 100})"
+    else:
+        cents = ctx.bindings.cents[amount.money]
+        if amount.percent is not None:
+            numerator, denominator = amount.percent.as_integer_ratio()
+            cap_cents = (cents * numerator * 2 + denominator * 100) // (2 * denominator * 100)
+            params["amount"] = f"{dollars(cap_cents)} ({amount.percent.normalize():f}% of {dollars(cents)})"
+            cents = cap_cents
+        else:
+            params["amount"] = dollars(cents)
+        cap = f"{cents} * units[k]" if period.kind == "unit" else str(cents)
+    loop = ["for k, line in enumerate(lines):", f"    if {_skip(ctx, s.codes)}:", "        continue",
+            "    a = allowed[k]"]
+    if period.kind in ("unit", "line"):
+        body = [f"    c = {cap}",
+                "    if a > c:",
+                f"        reasons[k].append(({index}, (a, c, units[k], line.charge)))",
+                *(["        allowed[k] = c"] if severity(rule) != "warn" else [])]
+        return _Emission(params=params, session=[*loop, *body])
+    if period.over_history:
+        group = _past(ctx, index, period, s.codes)
+        setup = [f"used = sum(a for o, a, u in p{index})", f"left = max({cap} - used, 0)"]
+    else:
+        setup = ["used = 0", f"left = {cap}"]
+    since = f"s{index}" if period.over_history else "''"
+    body = ["    if a > left:",
+            f"        reasons[k].append(({index}, (a, left, used, {since})))",
+            *(["        allowed[k] = a = left"] if severity(rule) != "warn" else []),
+            "    left -= min(a, left)",
+            "    used += a"]
+    return _Emission(params=params, group=group, session=[*setup, *loop, *body])
+
+
+def _unit_cap(index: int, rule: ast.Rule, kept: str, facts: str) -> list[str]:
+    """Lower line k to `kept` of its units, paying that share of its allowed amount."""
+    return ["        a = allowed[k]",
+            f"        b = {_share(kept, 'u')}",
+            f"        reasons[k].append(({index}, {facts}))",
+            *([f"        allowed[k] = b", f"        units[k] = {kept}"] if severity(rule) != "warn" else [])]
 
 
 @_emit.register
 def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
     limit = int(s.count.value)
-    skip = "denied[k]" if s.codes is None else f"denied[k] or line.code not in {ctx.codes(s.codes)}"
-    # Extra units are not paid: the allowed amount keeps `kept / billed` of itself, to the nearest
-    # cent with halves rounded up.
-    if s.scope == "line":
-        body = [
-            f"    if line.units > {limit}:",
+    period = s.period
+    params = {"count": str(limit), "codes": ctx.describe(s.codes), **_period_params(period)}
+    loop = ["for k, line in enumerate(lines):", f"    if {_skip(ctx, s.codes)}:", "        continue",
+            "    u = units[k]"]
+    if period.kind == "line":
+        return _Emission(params=params, session=[
+            *loop, f"    if u > {limit}:", *_unit_cap(index, rule, str(limit), f"(u, {limit}, a, b, 0, '')")])
+    group: list[str] = []
+    setup = [f"left = {limit}"]
+    since = "''"
+    if period.over_history:
+        group = _past(ctx, index, period, s.codes)
+        setup = [f"left = max({limit} - sum(u for o, a, u in p{index}), 0)"]
+        since = f"s{index}"
+    body = ["    if u > left:", *_unit_cap(index, rule, "left", f"(u, left, a, b, {limit} - left, {since})"),
+            "        left = 0", "    else:", "        left -= u"]
+    return _Emission(params=params, group=group, session=[*setup, *loop, *body])
+
+
+@_emit.register
+def _emit_max_visits(s: ast.MaxVisits, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    limit = int(s.count.value)
+    in_codes = f"code in {ctx.codes(s.codes)} and " if s.codes is not None else ""
+    return _Emission(
+        params={"count": str(limit), "codes": ctx.describe(s.codes), **_period_params(s.period)},
+        group=[*_past(ctx, index, s.period, s.codes),
+               f"v{index} = len({{(o.session_id, o.date) for o, a, u in p{index} if u}})"],
+        per_line=[f"if {in_codes}v{index} >= {limit}:", *_indent(_hit(index, rule, f"(v{index}, s{index})"))],
+    )
+
+
+@_emit.register
+def _emit_max_minutes(s: ast.MaxMinutes, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    limit = int(s.count.value)
+    return _Emission(
+        params={"count": str(limit), "codes": ctx.describe(s.codes), **_period_params(s.period)},
+        session=[
+            f"left = {limit}",
+            "for k, line in enumerate(lines):",
+            f"    if {_skip(ctx, s.codes)} or line.minutes is None:",
+            "        continue",
+            "    m = line.minutes",
+            "    if m > left:",
             "        a = allowed[k]",
-            f"        b = (a * {limit} * 2 + line.units) // (2 * line.units)",
-            f"        reasons[k].append(({index}, (line.units, {limit}, a, b)))",
-            *(["        allowed[k] = b"] if severity(rule) != "warn" else []),
-        ]
-        setup: list[str] = []
-    else:
-        body = [
-            "    u = line.units",
-            "    if u > left:",
-            "        a = allowed[k]",
-            "        b = (a * left * 2 + u) // (2 * u)",
-            f"        reasons[k].append(({index}, (u, left, a, b)))",
+            f"        b = {_share('left', 'm')}",
+            f"        reasons[k].append(({index}, (m, left, a, b)))",
             *(["        allowed[k] = b"] if severity(rule) != "warn" else []),
             "        left = 0",
             "    else:",
-            "        left -= u",
-        ]
-        setup = [f"left = {limit}"]
+            "        left -= m",
+        ],
+    )
+
+
+@_emit.register
+def _emit_time_rule(s: ast.TimeRule, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    method = s.method.value.lower()
+    warn = severity(rule) == "warn"
     return _Emission(
-        params={"count": str(limit), "codes": ctx.describe(s.codes), "scope": s.scope},
-        session=[*setup, "for k, line in enumerate(lines):", f"    if {skip}:", "        continue", *body],
+        params={"method": method, "codes": ctx.describe(s.codes)},
+        group=[f"m{index} = [(k, line.minutes) for k, line in enumerate(lines) "
+               f"if line.minutes is not None and line.code in {ctx.codes(s.codes)}]",
+               f"q{index} = sum(x for _, x in m{index})"],
+        session=[
+            f"for k, n in rt.time_units({method!r}, m{index}).items():",
+            "    u = units[k]",
+            "    if denied[k] or u <= n:",
+            "        continue",
+            "    a = allowed[k]",
+            f"    b = {_share('n', 'u')}",
+            f"    reasons[k].append(({index}, (lines[k].minutes, u, n, a, b, q{index}, len(m{index}))))",
+            *([] if warn else ["    allowed[k] = b", "    units[k] = n", "    if not n:", "        denied[k] = True"]),
+        ],
+    )
+
+
+@_emit.register
+def _emit_one_of(s: ast.OneOf, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    codes = ctx.codes(s.codes)
+    tests = [f"code in {codes}", f"t{index}[0] is not line"]
+    if s.unless:
+        tests.append(f"not (line.modifiers & {ctx.const(frozenset(w.value.upper() for w in s.unless))})")
+    return _Emission(
+        params={"codes": ctx.describe(s.codes), "scope": s.scope,
+                "unless": " or ".join(w.value.upper() for w in s.unless)},
+        group=_others(ctx, index, s.codes, s.scope),
+        per_line=[
+            f"if {' and '.join(tests)}:",
+            f"    h = t{index}[:next(j for j, o in enumerate(t{index}) if o is line)]",
+            *_indent(_hit(index, rule, "tuple(h)")),
+        ],
+    )
+
+
+@_emit.register
+def _emit_bundled(s: ast.Bundled, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    return _Emission(
+        params={"codes": ctx.describe(s.codes), "other": ctx.describe(s.other), "scope": s.scope},
+        group=_others(ctx, index, s.other, s.scope),
+        per_line=[f"if t{index} and code in {ctx.codes(s.codes)}:", *_indent(_other_lines_hit(index, rule))],
+    )
+
+
+@_emit.register
+def _emit_no_duplicate(s: ast.NoDuplicate, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    return _Emission(
+        params={"codes": ctx.describe(s.codes)},
+        per_line=[
+            f"if {_applies(ctx, s.codes)}len(day) > 1:",
+            "    h = []",
+            "    for o in day:",
+            "        if o is line:",
+            "            break",
+            "        if o.code == code and o.provider_npi != line.provider_npi:",
+            "            h.append(o)",
+            "    if h:",
+            *_indent(_hit(index, rule, "tuple(h)"), 2),
+        ],
     )
 
 
@@ -356,6 +504,7 @@ def generate(checked: Checked) -> str:
     w.line(f"PAYER_NAME = {checked.payer_name!r}")
     w.line(f"SOURCE = {module.span.file!r}")
     w.line(f"EFFECTIVE = {checked.effective!r}")
+    w.line(f"HISTORY = {any(_over_history(rule) for rule in module.rules)!r}")
     w.line("RULES = (")
     with w.indent():
         for i, (rule, emission) in enumerate(zip(module.rules, emissions)):
@@ -366,16 +515,18 @@ def generate(checked: Checked) -> str:
         w.line(f"{name} = {literal}")
     w.line()
     w.line()
-    w.line("def judge(session, day):")
+    w.line("def judge(session, day, past):")
     with w.indent():
-        w.line('"""Judge one session; `day` holds every line of this patient and payer on its date.')
+        w.line('"""Judge one session; `day` holds every line of this patient and payer on its date, and')
+        w.line("`past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).")
         w.line()
-        w.line("Returns the allowed cents, the reasons and the denied flag of each line, in order.")
+        w.line("Returns the allowed cents, the reasons, the denied flag and the units paid of each line.")
         w.line('"""')
         w.line("lines = session.lines")
         w.line("allowed = []")
         w.line("reasons = []")
         w.line("denied = []")
+        w.line("units = []")
         for i, (rule, emission) in enumerate(zip(module.rules, emissions)):
             if _in_effect(rule):
                 w.line(_comment(rule))
@@ -395,12 +546,18 @@ def generate(checked: Checked) -> str:
             w.line("allowed.append(0 if d else line.charge)")
             w.line("reasons.append(r)")
             w.line("denied.append(d)")
+            w.line("units.append(0 if d else line.units)")
         for i, (rule, emission) in enumerate(zip(module.rules, emissions)):
             if emission.session:
                 w.line(_comment(rule))
                 w.block(_guarded(rule, i, emission.session))
-        w.line("return allowed, reasons, denied")
+        w.line("return allowed, reasons, denied, units")
     return w.text()
+
+
+def _over_history(rule: ast.Rule) -> bool:
+    period = getattr(rule.statement, "period", None)
+    return isinstance(period, ast.Period) and period.over_history
 
 
 def _in_effect(rule: ast.Rule) -> str:

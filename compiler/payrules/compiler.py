@@ -9,7 +9,6 @@ import marshal
 import os
 import sys
 import types
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,12 @@ import attrs
 from payrules import __version__, runtime
 from payrules.check import Checked, check
 from payrules.codegen import generate
-from payrules.diagnostics import CompileError, InputError
+from payrules.judging import Judge
+from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
+from payrules.modules import included_sources, link
 from payrules.parser import grammar_text, parse
 from payrules.source import Source
 
-Judge = Callable[[runtime.Session, list[runtime.Line]], tuple[list[int], list[list[runtime.Reason]], list[bool]]]
 
 
 @attrs.frozen
@@ -39,6 +39,8 @@ class Policy:
     """The dates of service the rule file applies to (YYYY-MM-DD); None is an open end."""
     rules: tuple[runtime.RuleInfo, ...]
     judge: Judge = attrs.field(repr=False)
+    history: bool
+    """True when a rule counts earlier sessions (a limit per day or longer period)."""
     python: str = attrs.field(repr=False)
     """The generated Python source."""
     reason_cache: dict[tuple[int, object], Any] = attrs.field(factory=dict, eq=False, repr=False)
@@ -46,14 +48,22 @@ class Policy:
     recompute equal values."""
 
 
-def check_source(source: Source) -> Checked:
-    """Parse and check; raise `CompileError` with every diagnostic when anything is wrong."""
+def diagnose(source: Source) -> tuple[Checked, list[Diagnostic]]:
+    """Parse, resolve includes and check: the module and every diagnostic, warnings included."""
     module, diagnostics = parse(source)
+    module, link_diagnostics = link(module)
     bindings, check_diagnostics = check(module)
-    diagnostics += check_diagnostics
-    if diagnostics:
-        raise CompileError(diagnostics)
-    return Checked(module, bindings)
+    return Checked(module, bindings), diagnostics + link_diagnostics + check_diagnostics
+
+
+def check_source(source: Source) -> Checked:
+    """Parse and check; raise `CompileError` with every error when anything is wrong
+    (warnings do not stop compiling; `payrules lint` shows them)."""
+    checked, diagnostics = diagnose(source)
+    errors = [d for d in diagnostics if d.severity is Severity.ERROR]
+    if errors:
+        raise CompileError(errors)
+    return checked
 
 
 def emit_python(source: Source) -> str:
@@ -92,10 +102,12 @@ def compiler_fingerprint() -> str:
 
 
 def cache_key(source: Source) -> str:
-    """Changes with the rule text, its name (it appears in explanations), payrules itself and
-    the Python version (compiled code is version specific)."""
-    text = f"{compiler_fingerprint()}\0{sys.implementation.cache_tag}\0{source.name}\0{source.text}"
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """Changes with the rule text, its name (it appears in explanations), the files it
+    includes, payrules itself and the Python version (compiled code is version specific)."""
+    digest = hashlib.sha256(f"{compiler_fingerprint()}\0{sys.implementation.cache_tag}".encode())
+    for part in (source, *included_sources(source)):
+        digest.update(f"\0{part.name}\0{part.text}".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def compile_source(source: Source) -> Policy:
@@ -148,7 +160,7 @@ def _policy(python: str, code: types.CodeType, key: str) -> Policy:
     return Policy(payer_id=namespace["PAYER_ID"], payer_name=namespace["PAYER_NAME"],
                   source=namespace["SOURCE"], effective_from=namespace["EFFECTIVE"][0],
                   effective_to=namespace["EFFECTIVE"][1], rules=namespace["RULES"], judge=namespace["judge"],
-                  python=python)
+                  history=namespace["HISTORY"], python=python)
 
 
 def read_source(path: Path, name: str | None = None) -> Source:

@@ -18,19 +18,17 @@ from payrules.judging import (
     PAID,
     REDUCED,
     Judge,
-    days_with_history,
     error_dict,
     history_days,
-    judge_session,
+    judge_sessions,
     line_dict,
-    pick,
     reason_dict,
     session_dict,
     sort_errors,
     summary_dict,
     unknown_payer,
 )
-from payrules.runtime import Line, Origin, RuleInfo, Session
+from payrules.runtime import Line, Origin, RuleInfo, Session, since, time_units
 
 
 class Policy(NamedTuple):
@@ -43,6 +41,8 @@ class Policy(NamedTuple):
     effective_to: str | None
     rules: tuple[RuleInfo, ...]
     judge: Judge
+    history: bool
+    """True when a rule counts earlier sessions (a limit per day or longer period)."""
 
 
 POLICIES: dict[str, tuple[Policy, ...]] = {}
@@ -51,33 +51,31 @@ POLICIES: dict[str, tuple[Policy, ...]] = {}
 
 def load_policy(python: str) -> Policy:
     """Run one payer's generated code (it only defines constants and `judge`)."""
-    runtime = types.SimpleNamespace(RuleInfo=RuleInfo, Line=Line, Session=Session, Origin=Origin)
+    runtime = types.SimpleNamespace(RuleInfo=RuleInfo, Line=Line, Session=Session, Origin=Origin, since=since,
+                                    time_units=time_units)
     namespace: dict[str, Any] = {"__name__": "payrules_policy", "rt": runtime}
     exec(compile(python, "<payrules policy>", "exec"), namespace)  # noqa: S102 - payrules' own output
     start, end = namespace["EFFECTIVE"]
     return Policy(namespace["PAYER_ID"], namespace["PAYER_NAME"], namespace["SOURCE"], start, end,
-                  namespace["RULES"], namespace["judge"])
+                  namespace["RULES"], namespace["judge"], namespace["HISTORY"])
 
 
 def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Judge sessions given as dicts in the JSON input shape; returns the same dict as
-    `payrules.RuleSet.check(...).to_dict()`. `history` sessions count for same-day rules but
-    are not judged; a bad history record raises ValueError."""
+    `payrules.RuleSet.check(...).to_dict()`. `history` sessions count for same-day and period rules
+    but are not judged; a bad history record raises ValueError."""
     past = history_days(list(history))
     batch = session_batch(list(sessions), "<sessions>")
-    days = days_with_history(batch.sessions, past)
     results: list[dict[str, Any]] = []
     errors = list(batch.errors)
     counts = {PAID: 0, REDUCED: 0, DENIED: 0}
     charged = allowed_total = 0
-    for session in batch.sessions:
-        policy = pick(POLICIES, session)
+    for session, policy, outcome in judge_sessions(batch.sessions, POLICIES, past):
         if policy is None:
             errors.extend(unknown_payer(session, POLICIES))
             continue
         lines = []
-        day = days[(session.payer.casefold(), session.patient_id, session.date)]
-        for line, cents, status, found in judge_session(policy.judge, session, day):
+        for line, cents, status, found in outcome:
             reasons = [reason_dict(policy.rules[i], explain(policy.rules[i], line, facts)) for i, facts in found]
             lines.append(line_dict(line, cents, status, reasons))
             counts[status] += 1

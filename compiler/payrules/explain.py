@@ -104,31 +104,124 @@ def _requires_credential(rule: RuleInfo, line: Line, facts: object) -> str:
             f"this payer pays {service} only when the rendering provider is {with_article(wanted)}.")
 
 
-@_template("max_per_session", key=lambda line, facts: facts)
-def _max_per_session(rule: RuleInfo, line: Line, facts: object) -> str:
+def _per(rule: RuleInfo) -> str:
+    """`per session`, `per calendar year`, `in a lifetime`."""
+    per = rule.param("per")
+    return "in a lifetime" if per.lower() == "lifetime" else f"per {per}"
+
+
+def _of(rule: RuleInfo, prefix: str = " for ") -> str:
+    codes = rule.param("codes")
+    return f"{prefix}{codes}" if codes else ""
+
+
+def _units(count: int) -> str:
+    return f"{count} unit{'s' if count != 1 else ''}"
+
+
+def _reduced(before: int, after: int) -> str:
+    return f"allowed reduced from {dollars(before)} to {dollars(after)}."
+
+
+@_template("max_amount", key=lambda line, facts: (line.code, facts))
+def _max_amount(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple)
-    before, after = facts
-    cap = rule.param("amount")
-    if after == 0:
-        return (f"This payer allows at most {cap} per session, and earlier lines of this session "
-                f"already used all of it: allowed reduced from {dollars(before)} to {dollars(0)}.")
-    return (f"This payer allows at most {cap} per session: allowed reduced from "
-            f"{dollars(before)} to {dollars(after)}.")
+    before, cap, extra, since_or_charge = facts
+    amount, period = rule.param("amount"), rule.param("period")
+    limit = f"This payer allows at most {amount} {_per(rule)}{_of(rule)}"
+    if period == "unit":
+        return f"{limit}; {_units(extra)} allow{'s' if extra == 1 else ''} {dollars(cap)}: {_reduced(before, cap)}"
+    if period == "line":
+        if amount.endswith("of the charge"):
+            limit = f"This payer allows at most {amount}{_of(rule)} ({dollars(cap)} of {dollars(since_or_charge)})"
+        return f"{limit}: {_reduced(before, cap)}"
+    if period == "session":
+        if cap == 0:
+            return f"{limit}, and earlier lines of this session already used all of it: {_reduced(before, 0)}"
+        return f"{limit}: {_reduced(before, cap)}"
+    if not extra:
+        return f"{limit}: {_reduced(before, cap)}"
+    when = "on this day" if period == "day" else f"since {since_or_charge}" if since_or_charge else "so far"
+    return f"{limit}, and {dollars(extra)} was already allowed {when}: {_reduced(before, cap)}"
 
 
 @_template("max_units", key=lambda line, facts: (line.code, facts))
 def _max_units(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple)
-    billed, kept, before, after = facts
-    limit, scope = int(rule.param("count")), rule.param("scope")
+    billed, kept, before, after, used, since = facts
+    limit, period = int(rule.param("count")), rule.param("period")
     what = f"units of {rule.param('codes')}" if rule.param("codes") else "units"
-    if scope == "line":
+    if period == "line":
         sentence = f"{line.code} was billed with {billed} units; this payer allows at most {limit} {what} per line"
-    else:
-        used = limit - kept
+    elif period == "session":
         sentence = (f"Earlier lines of this session used {used} of the {limit} {what} this payer allows per "
                     f"session; {billed} were billed on this line, {kept} can be paid")
-    return f"{sentence}: allowed reduced from {dollars(before)} to {dollars(after)}."
+    else:
+        when = "on this day" if period == "day" else f"since {since}" if since else "so far"
+        sentence = (f"This payer allows at most {limit} {what} {_per(rule)}, and {used} were already paid "
+                    f"{when}; {billed} were billed on this line, {kept} can be paid")
+    return f"{sentence}: {_reduced(before, after)}"
+
+
+@_template("max_visits", key=lambda line, facts: (line.code, facts))
+def _max_visits(rule: RuleInfo, line: Line, facts: object) -> str:
+    assert isinstance(facts, tuple)
+    visits, since = facts
+    limit = int(rule.param("count"))
+    counted = f"visits with {rule.param('codes')}" if rule.param("codes") else "visits"
+    when = f"since {since}" if since else "so far"
+    return (f"This payer pays at most {limit} {counted} {_per(rule)}, and this patient already had {visits} "
+            f"{when}: {line.code} on this visit is not paid.")
+
+
+@_template("max_minutes", key=lambda line, facts: (line.code, facts))
+def _max_minutes(rule: RuleInfo, line: Line, facts: object) -> str:
+    assert isinstance(facts, tuple)
+    minutes, kept, before, after = facts
+    limit = int(rule.param("count"))
+    what = f"minutes of {rule.param('codes')}" if rule.param("codes") else "minutes"
+    return (f"This payer pays at most {limit} {what} per session; earlier lines used {limit - kept}, so "
+            f"{kept} of this line's {minutes} minutes can be paid: {_reduced(before, after)}")
+
+
+TIME_RULES = {"cms": "the CMS 8-minute rule", "ama": "the AMA midpoint rule"}
+
+
+@_template("time_rule", key=lambda line, facts: (line.code, line.units, facts))
+def _time_rule(rule: RuleInfo, line: Line, facts: object) -> str:
+    assert isinstance(facts, tuple)
+    minutes, billed, supported, before, after, pooled, timed_lines = facts
+    method = rule.param("method")
+    units = _units(supported) if supported else "no unit"
+    if method == "cms" and timed_lines > 1:
+        support = (f"under {TIME_RULES[method]} this session's {pooled} timed minutes (on {timed_lines} lines) "
+                   f"support {units} for this line's {minutes} minutes")
+    else:
+        support = f"{minutes} minutes support {units} under {TIME_RULES[method]}"
+    result = _reduced(before, after) if supported else "not paid."
+    return f"{line.code} was billed with {_units(billed)}; {support}: {result}"
+
+
+@_template("one_of", key=_same_day_key)
+def _one_of(rule: RuleInfo, line: Line, facts: object) -> str:
+    per = "per day" if rule.param("scope") == "day" else "per session"
+    sentence = f"{_first_other(line, facts)}; this payer pays only one of {rule.param('codes')} {per}."
+    if rule.param("unless"):
+        sentence += f" The exception for modifier {rule.param('unless')} does not apply: this line has none of them."
+    return sentence
+
+
+@_template("bundled", key=_same_day_key)
+def _bundled(rule: RuleInfo, line: Line, facts: object) -> str:
+    when = "on the same day as" if rule.param("scope") == "day" else "in the same session as"
+    return (f"{_first_other(line, facts)}; this payer includes {rule.param('codes')} in the payment for "
+            f"{rule.param('other')}, so it is not paid separately {when} them.")
+
+
+@_template("no_duplicate", key=_same_day_key)
+def _no_duplicate(rule: RuleInfo, line: Line, facts: object) -> str:
+    return (f"{_first_other(line, facts)}, another provider; this payer pays "
+            f"{rule.param('codes') or 'each code'} once per patient and day.")
 
 
 @_template("requires_prescription", key=lambda line, facts: (line.code, line.prescription_by))

@@ -8,7 +8,7 @@ into standalone modules, whose `check` returns these shapes directly.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from payrules.domain import closest, format_cents
@@ -20,7 +20,13 @@ PAID, REDUCED, DENIED = "paid", "reduced", "denied"
 DayKey = tuple[str, str, str]
 """(payer id in lower case, patient id, date of service): the lines a same-day rule looks at."""
 
-Judge = Callable[[Session, list[Line]], tuple[list[int], list[list[Reason]], list[bool]]]
+PatientKey = tuple[str, str]
+"""(payer id in lower case, patient id): the sessions a rule over a period looks at."""
+
+Past = tuple[Line, int, int]
+"""An earlier line of the patient: the line, the cents allowed for it and the units paid."""
+
+Judge = Callable[[Session, list[Line], list[Past]], tuple[list[int], list[list[Reason]], list[bool], list[int]]]
 
 
 def day_index(sessions: Iterable[Session]) -> dict[DayKey, list[Line]]:
@@ -31,29 +37,42 @@ def day_index(sessions: Iterable[Session]) -> dict[DayKey, list[Line]]:
     return index
 
 
-def history_index(batch: Batch) -> dict[DayKey, list[Line]]:
-    """Earlier sessions by day, for same-day rules; ValueError when a record is bad, because a
-    fact that cannot be read must not be silently missing."""
+class History:
+    """Earlier sessions that are counted but not judged, by day and by patient. A history line
+    counts as paid in full: give the amount the payer allowed as its charge."""
+
+    def __init__(self, sessions: Iterable[Session]) -> None:
+        self.days = day_index(sessions)
+        self.patients: dict[PatientKey, list[Past]] = defaultdict(list)
+        for (payer, patient, _), lines in sorted(self.days.items(), key=lambda item: item[0][2]):
+            self.patients[(payer, patient)].extend((line, line.charge, line.units) for line in lines)
+
+    def __bool__(self) -> bool:
+        return bool(self.days)
+
+
+def history_index(batch: Batch) -> History:
+    """Earlier sessions, for rules over days and periods; ValueError when a record is bad,
+    because a fact that cannot be read must not be silently missing."""
     if batch.errors:
         first = batch.errors[0]
         more = f" (and {len(batch.errors) - 1} more)" if len(batch.errors) > 1 else ""
         raise ValueError(f"history {first.origin}: {first.message}{more}; history records must be valid")
-    return day_index(batch.sessions)
+    return History(batch.sessions)
 
 
-def history_days(sessions: list[Any]) -> dict[DayKey, list[Line]] | None:
-    """Earlier sessions given in memory (dicts or typed), by day; None when there are none."""
+def history_days(sessions: list[Any]) -> History | None:
+    """Earlier sessions given in memory (dicts or typed); None when there are none."""
     return history_index(session_batch(sessions, "<history>")) if sessions else None
 
 
-def days_with_history(sessions: Iterable[Session],
-                      history: Mapping[DayKey, list[Line]] | None) -> dict[DayKey, list[Line]]:
+def days_with_history(sessions: Iterable[Session], history: History | None) -> dict[DayKey, list[Line]]:
     """The day index of `sessions`, with the earlier lines of `history` first on each day."""
     days = day_index(sessions)
     if history:
         for key in list(days):
-            if key in history:
-                days[key] = history[key] + days[key]
+            if key in history.days:
+                days[key] = history.days[key] + days[key]
     return days
 
 
@@ -67,12 +86,48 @@ def sort_errors(errors: list[RecordError], sessions: Sequence[Session]) -> None:
     errors.sort(key=lambda e: (files.get(e.origin.file, len(files)), e.origin.row, e.origin.path))
 
 
-def judge_session(judge: Judge, session: Session,
-                  day: list[Line]) -> list[tuple[Line, int, str, list[Reason]]]:
-    """(line, allowed cents, status, reasons as recorded by generated code) for each line."""
-    allowed, reasons, denied = judge(session, day)
+Judged = list[tuple[Line, int, str, list[Reason]]]
+"""(line, allowed cents, status, reasons as recorded by generated code) for each line of a session."""
+
+
+def _judged(session: Session, allowed: list[int], reasons: list[list[Reason]], denied: list[bool]) -> Judged:
     return [(line, cents, DENIED if is_denied else REDUCED if cents < line.charge else PAID, found)
             for line, cents, found, is_denied in zip(session.lines, allowed, reasons, denied)]
+
+
+def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[P]],
+                   history: History | None) -> Iterator[tuple[Session, P | None, Judged]]:
+    """Each session with its policy and judged lines (no policy: nothing judged), in input order.
+
+    When a policy has rules over periods, each patient's sessions are judged in date order
+    (input order within a date), and each sees the earlier ones with the amounts and units
+    they were allowed, after the lines of `history`.
+    """
+    days = days_with_history(sessions, history)
+    picked = [pick(policies, session) for session in sessions]
+    if not any(policy is not None and policy.history for policy in picked):
+        for session, policy in zip(sessions, picked):
+            if policy is None:
+                yield session, None, []
+                continue
+            allowed, reasons, denied, _ = policy.judge(
+                session, days[(session.payer.casefold(), session.patient_id, session.date)], [])
+            yield session, policy, _judged(session, allowed, reasons, denied)
+        return
+    results: list[Judged] = [[] for _ in sessions]
+    pasts: dict[PatientKey, list[Past]] = {}
+    for i in sorted(range(len(sessions)), key=lambda i: sessions[i].date):
+        session, policy = sessions[i], picked[i]
+        if policy is None:
+            continue
+        key = (session.payer.casefold(), session.patient_id)
+        past = pasts.get(key)
+        if past is None:
+            past = pasts[key] = list(history.patients.get(key, ())) if history else []
+        allowed, reasons, denied, units = policy.judge(session, days[(*key, session.date)], past)
+        results[i] = _judged(session, allowed, reasons, denied)
+        past.extend(zip(session.lines, allowed, units))
+    yield from zip(sessions, picked, results)
 
 
 class Dated(Protocol):
@@ -89,6 +144,12 @@ class Dated(Protocol):
 
     @property
     def effective_to(self) -> str | None: ...
+
+    @property
+    def history(self) -> bool: ...
+
+    @property
+    def judge(self) -> Judge: ...
 
 
 P = TypeVar("P", bound=Dated)

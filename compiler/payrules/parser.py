@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,10 @@ from payrules.diagnostics import Diagnostic, InternalError, Severity, closest
 from payrules.domain import parse_money
 from payrules.source import Source, Span
 
-STATEMENT_WORDS = ("only", "not", "no", "max", "requires")
+STATEMENT_WORDS = ("only", "not", "no", "max", "requires", "units", "one")
 """The words a statement can start with; used to suggest a fix for an unknown word."""
 
-TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set")
+TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set", "include", "drop", "override")
 
 
 def grammar_text() -> str:
@@ -44,6 +45,8 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
     header: ast.Header | None = None
     sets: list[ast.SetDef] = []
     rules: list[ast.Rule] = []
+    includes: list[ast.Include] = []
+    drops: list[ast.Drop] = []
     seen_entry = False
     header_failed = False
     for lineno, text in enumerate(source.text.split("\n"), start=1):
@@ -68,13 +71,18 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
                 header = entry
         elif isinstance(entry, ast.SetDef):
             sets.append(entry)
+        elif isinstance(entry, ast.Include):
+            includes.append(entry)
+        elif isinstance(entry, ast.Drop):
+            drops.append(entry)
         else:
             rules.append(entry)
         seen_entry = True
     if header is None and not header_failed and not any(d.code == "E004" for d in diagnostics):
         diagnostics.append(_error("E003", "missing `payer` line", Span(source, 0, 0),
                                   'start the file with a line such as `payer ASH "American Specialty Health"`'))
-    module = ast.Module(span=Span(source, 0, len(source.text)), header=header, sets=sets, rules=rules)
+    module = ast.Module(span=Span(source, 0, len(source.text)), header=header, sets=sets, rules=rules,
+                        includes=includes, drops=drops)
     return module, diagnostics
 
 
@@ -86,7 +94,10 @@ class _LineError(Exception):
         self.diagnostic = diagnostic
 
 
-def _parse_line(text: str, source: Source, offset: int) -> ast.Header | ast.SetDef | ast.Rule | None:
+Entry = ast.Header | ast.SetDef | ast.Include | ast.Drop | ast.Rule
+
+
+def _parse_line(text: str, source: Source, offset: int) -> Entry | None:
     if not text.strip() or text.lstrip().startswith("#"):
         return None
     try:
@@ -94,7 +105,7 @@ def _parse_line(text: str, source: Source, offset: int) -> ast.Header | ast.SetD
     except lark.UnexpectedInput as error:
         raise _LineError(_syntax_diagnostic(error, text, source, offset)) from None
     try:
-        entry: ast.Header | ast.SetDef | ast.Rule | None = _ToAst(source, offset).transform(tree)
+        entry: Entry | None = _ToAst(source, offset).transform(tree)
     except lark.exceptions.VisitError as error:
         raise error.orig_exc from None
     return entry
@@ -171,6 +182,7 @@ _TERMINAL_WORDS = {
     "$END": "the end of the line",
     "DATE": "a date such as 2024-01-01",
     "DIAGNOSIS": "an ICD-10-CM code such as M54.50 or a prefix such as M54.5*",
+    "PERCENT": "a share such as 75%",
 }
 
 
@@ -178,8 +190,8 @@ def _expected_words(names: Iterable[str]) -> str:
     names = {n for n in names if n != "COMMENT"}
     if names >= {"ONLY", "NOT", "NO", "MAX", "REQUIRES"}:
         return "a statement such as `only 97140`"
-    if names == {"CODE", "MONEY"}:
-        return "an amount such as $45 or a number of units such as 4"
+    if names == {"CODE", "MONEY", "PERCENT"}:
+        return "an amount such as $45, a share such as 75% or a number such as 4"
     if {"CODE", "WORD"} <= names:
         names = names - {"CODE", "WORD"}
         words = ["a procedure code such as 97140 or a code set name"]
@@ -246,7 +258,17 @@ class _ToAst(Transformer[Token, Any]):
     def set_def(self, meta: Meta, name: Token, codes: ast.CodeList) -> ast.SetDef:
         return ast.SetDef(span=self._span(meta), name=self._word(name), codes=codes)
 
+    def include(self, meta: Meta, path: Token) -> ast.Include:
+        return ast.Include(span=self._span(meta), path=self._word(path))
+
+    def drop(self, meta: Meta, name: ast.Word) -> ast.Drop:
+        return ast.Drop(span=self._span(meta), name=name)
+
     def rule(self, meta: Meta, *children: Any) -> ast.Rule:
+        override = None
+        if isinstance(children[0], Token) and children[0].type == "OVERRIDE":
+            override = self._word(children[0])
+            children = children[1:]
         name = children[0] if isinstance(children[0], ast.Word) else None
         rest = children[1:] if name is not None else children
         statement = rest[0]
@@ -256,7 +278,8 @@ class _ToAst(Transformer[Token, Any]):
             if key in options:
                 repeated.append(keyword)
             options.update(value)
-        return ast.Rule(span=self._span(meta), name=name, statement=statement, repeated=repeated, **options)
+        return ast.Rule(span=self._span(meta), name=name, statement=statement, repeated=repeated,
+                        override=override, **options)
 
     def _option(self, meta: Meta, key: str, **values: Any) -> tuple[str, dict[str, Any], ast.Word]:
         keyword = ast.Word(span=Span(self.source, self.offset + meta.start_pos,
@@ -326,16 +349,82 @@ class _ToAst(Transformer[Token, Any]):
     def unless(self, meta: Meta, words: tuple[ast.Word, ...]) -> tuple[ast.Word, ...]:
         return words
 
-    def max_per_session(self, meta: Meta, money: Token) -> ast.MaxPerSession:
-        return ast.MaxPerSession(span=self._span(meta), amount=self._money(money))
+    def max_amount(self, meta: Meta, amount: ast.Amount, *rest: Any) -> ast.MaxAmount:
+        period = next((r for r in rest if isinstance(r, ast.Period)), None)
+        codes = next((r for r in rest if isinstance(r, ast.CodeList)), None)
+        if period is None:  # `max 50% of charge`: each line on its own
+            period = ast.Period(span=amount.span, kind="line")
+        return ast.MaxAmount(span=self._span(meta), amount=amount, period=period, codes=codes)
+
+    def amount_money(self, meta: Meta, money: Token) -> ast.Amount:
+        return ast.Amount(span=self._span(meta), money=self._money(money))
+
+    def amount_percent(self, meta: Meta, percent: Token, money: Token) -> ast.Amount:
+        return ast.Amount(span=self._span(meta), money=self._money(money), percent=Decimal(str(percent)[:-1]))
+
+    def amount_charge(self, meta: Meta, percent: Token) -> ast.Amount:
+        return ast.Amount(span=self._span(meta), money=None, percent=Decimal(str(percent)[:-1]))
+
+    def _count(self, token: Token) -> ast.Code:
+        return ast.Code(span=self._tspan(token), value=str(token))
 
     def max_units(self, meta: Meta, count: Token, *rest: Any) -> ast.MaxUnits:
         codes = rest[0] if len(rest) == 2 else None
-        return ast.MaxUnits(span=self._span(meta), count=ast.Code(span=self._tspan(count), value=str(count)),
-                            codes=codes, scope=rest[-1])
+        return ast.MaxUnits(span=self._span(meta), count=self._count(count), codes=codes, period=rest[-1])
 
-    def scope_line(self, meta: Meta) -> str:
-        return "line"
+    def max_visits(self, meta: Meta, count: Token, period: ast.Period,
+                   codes: ast.CodeList | None = None) -> ast.MaxVisits:
+        return ast.MaxVisits(span=self._span(meta), count=self._count(count), period=period, codes=codes)
+
+    def max_minutes(self, meta: Meta, count: Token, period: ast.Period,
+                    codes: ast.CodeList | None = None) -> ast.MaxMinutes:
+        return ast.MaxMinutes(span=self._span(meta), count=self._count(count), period=period, codes=codes)
+
+    def _period(self, meta: Meta, kind: str, **values: Any) -> ast.Period:
+        return ast.Period(span=self._span(meta), kind=kind, **values)
+
+    def per_unit(self, meta: Meta) -> ast.Period:
+        return self._period(meta, "unit")
+
+    def per_line(self, meta: Meta) -> ast.Period:
+        return self._period(meta, "line")
+
+    def per_session(self, meta: Meta) -> ast.Period:
+        return self._period(meta, "session")
+
+    def per_day(self, meta: Meta) -> ast.Period:
+        return self._period(meta, "day")
+
+    def per_week(self, meta: Meta) -> ast.Period:
+        return self._period(meta, "week")
+
+    def per_month(self, meta: Meta) -> ast.Period:
+        return self._period(meta, "month")
+
+    def per_year(self, meta: Meta) -> ast.Period:
+        return self._period(meta, "year")
+
+    def per_plan_year(self, meta: Meta, month: Token, day: Token) -> ast.Period:
+        return self._period(meta, "plan_year", month=self._word(month), day=self._count(day))
+
+    def per_days(self, meta: Meta, days: Token) -> ast.Period:
+        return self._period(meta, "days", days=self._count(days))
+
+    def per_lifetime(self, meta: Meta) -> ast.Period:
+        return self._period(meta, "lifetime")
+
+    def time_rule(self, meta: Meta, method: Token, codes: ast.CodeList) -> ast.TimeRule:
+        return ast.TimeRule(span=self._span(meta), method=self._word(method), codes=codes)
+
+    def one_of(self, meta: Meta, codes: ast.CodeList, scope: str,
+               unless: tuple[ast.Word, ...] = ()) -> ast.OneOf:
+        return ast.OneOf(span=self._span(meta), codes=codes, scope=scope, unless=unless)
+
+    def bundled(self, meta: Meta, codes: ast.CodeList, other: ast.CodeList, scope: str = "day") -> ast.Bundled:
+        return ast.Bundled(span=self._span(meta), codes=codes, other=other, scope=scope)
+
+    def no_duplicate(self, meta: Meta, codes: ast.CodeList | None = None) -> ast.NoDuplicate:
+        return ast.NoDuplicate(span=self._span(meta), codes=codes)
 
     def scope_session(self, meta: Meta) -> str:
         return "session"

@@ -16,13 +16,12 @@ from payrules.fields import Batch, RecordError
 from payrules.judging import (
     PAID,
     REDUCED,
-    DayKey,
+    History,
+    Judged,
     by_payer,
-    days_with_history,
     error_dict,
-    judge_session,
+    judge_sessions,
     line_dict,
-    pick,
     reason_dict,
     session_dict,
     sort_errors,
@@ -216,30 +215,25 @@ def policies_by_payer(policies: list[Policy]) -> dict[str, tuple[Policy, ...]]:
     return by_payer(policies)
 
 
-def judge_batch(batch: Batch, policies: Policies,
-                history: Mapping[DayKey, list[Line]] | None = None) -> Block:
+def judge_batch(batch: Batch, policies: Policies, history: History | None = None) -> Block:
     """Judge every session of `batch` with the policy of its payer (keys from `policies_by_payer`).
 
-    Same-day facts come from the lines of the batch, so a batch must hold all of a patient's
-    lines, and from `history`: earlier sessions that are counted but not judged.
+    Facts about the day and earlier sessions come from the lines of the batch, so a batch must
+    hold all of a patient's lines, and from `history`: earlier sessions that are counted but
+    not judged.
     """
-    day_lines = days_with_history(batch.sessions, history)
-
     results: list[SessionResult] = []
     errors = list(batch.errors)
-    for session in batch.sessions:
-        policy = pick(policies, session)
+    for session, policy, judged in judge_sessions(batch.sessions, policies, history):
         if policy is None:
             errors.extend(unknown_payer(session, policies))
-            continue
-        day = day_lines[(session.payer.casefold(), session.patient_id, session.date)]
-        results.append(_judge(session, day, policy))
+        else:
+            results.append(_judge(session, judged, policy))
     sort_errors(errors, batch.sessions)
     return Block(sessions=tuple(results), errors=tuple(errors), lines_read=batch.lines_read)
 
 
-def evaluate(batch: Batch, policies: Policies,
-             history: Mapping[DayKey, list[Line]] | None = None) -> Report:
+def evaluate(batch: Batch, policies: Policies, history: History | None = None) -> Report:
     """Judge a whole batch into a `Report`."""
     block = judge_batch(batch, policies, history)
     tally = Tally()
@@ -247,10 +241,10 @@ def evaluate(batch: Batch, policies: Policies,
     return Report(sessions=block.sessions, errors=block.errors, summary=tally.summary())
 
 
-def _judge(session: Session, day: list[Line], policy: Policy) -> SessionResult:
+def _judge(session: Session, judged: Judged, policy: Policy) -> SessionResult:
     lines = [LineResult(input=line, allowed=cents, status=status,
                         reasons=tuple(_reason(policy, index, line, facts) for index, facts in found) if found else ())
-             for line, cents, status, found in judge_session(policy.judge, session, day)]
+             for line, cents, status, found in judged]
     return SessionResult(session_id=session.session_id, patient_id=session.patient_id, date=session.date,
                          payer=session.payer, payer_name=policy.payer_name, rules_file=policy.source,
                          lines=tuple(lines))

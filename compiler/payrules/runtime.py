@@ -7,6 +7,7 @@ without them; `payrules build` copies it into standalone modules.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -100,3 +101,44 @@ class RuleInfo(NamedTuple):
 
 Reason = tuple[int, object]
 """What generated code records: (index into RULES, facts the explanation cites)."""
+
+
+def since(period: str, date: str, days: int = 0, start: str = "") -> str:
+    """The first date of the `period` that holds `date` (all YYYY-MM-DD): `day`, `week` (Monday
+    to Sunday), `month`, `year` (calendar), `plan_year` (starting on `start`, MM-DD), `days`
+    (the last `days` days, `date` included) or `lifetime` (every date)."""
+    if period == "day":
+        return date
+    if period == "month":
+        return date[:8] + "01"
+    if period == "year":
+        return date[:5] + "01-01"
+    if period == "plan_year":
+        year = int(date[:4]) if date[5:] >= start else int(date[:4]) - 1
+        return f"{year:04d}-{start}"
+    if period == "lifetime":
+        return ""
+    day = datetime.date.fromisoformat(date)
+    back = day.weekday() if period == "week" else days - 1
+    return (day - datetime.timedelta(days=back)).isoformat()
+
+
+def time_units(method: str, minutes: list[tuple[int, int]]) -> dict[int, int]:
+    """Units of 15-minute timed services supported by their minutes, by line index.
+
+    `minutes` holds (line index, minutes) for the session's timed lines. `ama`: each line on
+    its own, a unit once the midpoint (8 minutes) is passed. `cms` (the 8-minute rule): the
+    pooled minutes give the total units; each line first gets one unit per full 15 minutes,
+    then the units left go to the lines with the most minutes left over (the earlier line on
+    a tie). This reproduces CMS's worked examples: 24 + 23 minutes give 2 + 1 units, 20 + 20
+    minutes give 2 + 1.
+    """
+    if method == "ama":
+        return {k: 0 if m < 8 else (m + 7) // 15 for k, m in minutes}
+    total = sum(m for _, m in minutes)
+    units = {k: m // 15 for k, m in minutes}
+    left = (0 if total < 8 else (total + 7) // 15) - sum(units.values())
+    by_remainder = sorted(minutes, key=lambda item: -(item[1] % 15))
+    for k, _ in by_remainder[:max(left, 0)]:
+        units[k] += 1
+    return units
