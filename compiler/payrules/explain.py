@@ -115,7 +115,7 @@ def _of(rule: RuleInfo, prefix: str = " for ") -> str:
     return f"{prefix}{codes}" if codes else ""
 
 
-def _units(count: int) -> str:
+def _unit_count(count: int) -> str:
     return f"{count} unit{'s' if count != 1 else ''}"
 
 
@@ -130,7 +130,7 @@ def _max_amount(rule: RuleInfo, line: Line, facts: object) -> str:
     amount, period = rule.param("amount"), rule.param("period")
     limit = f"This payer allows at most {amount} {_per(rule)}{_of(rule)}"
     if period == "unit":
-        return f"{limit}; {_units(extra)} allow{'s' if extra == 1 else ''} {dollars(cap)}: {_reduced(before, cap)}"
+        return f"{limit}; {_unit_count(extra)} allow{'s' if extra == 1 else ''} {dollars(cap)}: {_reduced(before, cap)}"
     if period == "line":
         if amount.endswith("of the charge"):
             limit = f"This payer allows at most {amount}{_of(rule)} ({dollars(cap)} of {dollars(since_or_charge)})"
@@ -168,8 +168,8 @@ def _max_visits(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple)
     visits, since = facts
     limit = int(rule.param("count"))
-    counted = f"visits with {rule.param('codes')}" if rule.param("codes") else "visits"
-    when = f"since {since}" if since else "so far"
+    counted = f"visit{'s' if limit != 1 else ''}" + (f" with {rule.param('codes')}" if rule.param("codes") else "")
+    when = "on this day" if rule.param("period") == "day" else f"since {since}" if since else "so far"
     return (f"This payer pays at most {limit} {counted} {_per(rule)}, and this patient already had {visits} "
             f"{when}: {line.code} on this visit is not paid.")
 
@@ -192,14 +192,14 @@ def _time_rule(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple)
     minutes, billed, supported, before, after, pooled, timed_lines = facts
     method = rule.param("method")
-    units = _units(supported) if supported else "no unit"
+    units = _unit_count(supported) if supported else "no unit"
     if method == "cms" and timed_lines > 1:
         support = (f"under {TIME_RULES[method]} this session's {pooled} timed minutes (on {timed_lines} lines) "
                    f"support {units} for this line's {minutes} minutes")
     else:
         support = f"{minutes} minutes support {units} under {TIME_RULES[method]}"
     result = _reduced(before, after) if supported else "not paid."
-    return f"{line.code} was billed with {_units(billed)}; {support}: {result}"
+    return f"{line.code} was billed with {_unit_count(billed)}; {support}: {result}"
 
 
 @_template("one_of", key=_same_day_key)

@@ -5,9 +5,10 @@ PAYER_ID = 'MERIDIAN'
 PAYER_NAME = 'Meridian Mutual (example)'
 SOURCE = 'examples/chiro-clinic/rules.payer'
 EFFECTIVE = (None, None)
+HISTORY = False
 RULES = (
     rt.RuleInfo(position=0, name=None, kind='only', file='examples/chiro-clinic/rules.payer', line=6, column=1, text='only 97140', severity='deny', carc='204', rarc=None, params=(('codes', '97140'),), source=None, outcome='deny'),
-    rt.RuleInfo(position=1, name=None, kind='max_per_session', file='examples/chiro-clinic/rules.payer', line=7, column=1, text='max $45 per session', severity='reduce', carc='45', rarc=None, params=(('amount', '$45.00'),), source=None, outcome='reduce'),
+    rt.RuleInfo(position=1, name=None, kind='max_amount', file='examples/chiro-clinic/rules.payer', line=7, column=1, text='max $45 per session', severity='reduce', carc='45', rarc=None, params=(('amount', '$45.00'), ('codes', ''), ('per', 'session'), ('period', 'session')), source=None, outcome='reduce'),
     rt.RuleInfo(position=2, name=None, kind='no_same_day', file='examples/chiro-clinic/rules.payer', line=8, column=1, text='no same day as 98940-98943', severity='deny', carc='97', rarc='N20', params=(('codes', ''), ('other', '98940-98943'), ('scope', 'day'), ('unless', '')), source=None, outcome='deny'),
     rt.RuleInfo(position=3, name=None, kind='requires_credential', file='examples/chiro-clinic/rules.payer', line=9, column=1, text='requires DC NPI', severity='deny', carc='170', rarc='N95', params=(('codes', ''), ('credentials', 'DC')), source=None, outcome='deny'),
 )
@@ -17,15 +18,17 @@ _SET1 = frozenset({'98940', '98941', '98942', '98943'})
 _SET2 = frozenset({'DC'})
 
 
-def judge(session, day):
-    """Judge one session; `day` holds every line of this patient and payer on its date.
+def judge(session, day, past):
+    """Judge one session; `day` holds every line of this patient and payer on its date, and
+    `past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).
 
-    Returns the allowed cents, the reasons and the denied flag of each line, in order.
+    Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
     """
     lines = session.lines
     allowed = []
     reasons = []
     denied = []
+    units = []
     # line 8: 'no same day as 98940-98943'
     t2 = [o for o in day if o.code in _SET1]
     for line in lines:
@@ -49,14 +52,17 @@ def judge(session, day):
         allowed.append(0 if d else line.charge)
         reasons.append(r)
         denied.append(d)
+        units.append(0 if d else line.units)
     # line 7: 'max $45 per session'
+    used = 0
     left = 4500
     for k, line in enumerate(lines):
         if denied[k]:
             continue
         a = allowed[k]
         if a > left:
-            reasons[k].append((1, (a, left)))
+            reasons[k].append((1, (a, left, used, '')))
             allowed[k] = a = left
-        left -= a
-    return allowed, reasons, denied
+        left -= min(a, left)
+        used += a
+    return allowed, reasons, denied, units

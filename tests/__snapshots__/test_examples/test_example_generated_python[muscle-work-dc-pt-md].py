@@ -5,6 +5,7 @@ PAYER_ID = 'FED-EMP'
 PAYER_NAME = 'Federal Employees Plan (example)'
 SOURCE = 'examples/muscle-work-dc-pt-md/rules.payer'
 EFFECTIVE = (None, None)
+HISTORY = False
 RULES = (
     rt.RuleInfo(position=0, name='muscle-work-providers', kind='requires_credential', file='examples/muscle-work-dc-pt-md/rules.payer', line=7, column=1, text='requires DC or PT or MD NPI for muscle-work', severity='deny', carc='170', rarc='N95', params=(('codes', 'muscle-work (97124, 97140)'), ('credentials', 'DC or PT or MD')), source=None, outcome='deny'),
 )
@@ -13,15 +14,17 @@ _SET0 = frozenset({'DC', 'MD', 'PT'})
 _SET1 = frozenset({'97124', '97140'})
 
 
-def judge(session, day):
-    """Judge one session; `day` holds every line of this patient and payer on its date.
+def judge(session, day, past):
+    """Judge one session; `day` holds every line of this patient and payer on its date, and
+    `past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).
 
-    Returns the allowed cents, the reasons and the denied flag of each line, in order.
+    Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
     """
     lines = session.lines
     allowed = []
     reasons = []
     denied = []
+    units = []
     for line in lines:
         code = line.code
         r = []
@@ -33,4 +36,5 @@ def judge(session, day):
         allowed.append(0 if d else line.charge)
         reasons.append(r)
         denied.append(d)
-    return allowed, reasons, denied
+        units.append(0 if d else line.units)
+    return allowed, reasons, denied, units

@@ -5,6 +5,7 @@ PAYER_ID = 'LAKESIDE'
 PAYER_NAME = 'Lakeside Mutual (example)'
 SOURCE = 'examples/no-massage-with-cmt/rules.payer'
 EFFECTIVE = (None, None)
+HISTORY = False
 RULES = (
     rt.RuleInfo(position=0, name='covered', kind='only', file='examples/no-massage-with-cmt/rules.payer', line=5, column=1, text='only 97124, 97140, 98940-98943', severity='deny', carc='204', rarc=None, params=(('codes', '97124, 97140, 98940-98943'),), source=None, outcome='deny'),
     rt.RuleInfo(position=1, name='no-massage-with-cmt', kind='no_same_day', file='examples/no-massage-with-cmt/rules.payer', line=6, column=1, text='no 97124, 97140 same day as 98940-98943 unless modifier 59, XS', severity='deny', carc='97', rarc='N20', params=(('codes', '97124, 97140'), ('other', '98940-98943'), ('scope', 'day'), ('unless', '59 or XS')), source=None, outcome='deny'),
@@ -16,15 +17,17 @@ _SET2 = frozenset({'97124', '97140'})
 _SET3 = frozenset({'59', 'XS'})
 
 
-def judge(session, day):
-    """Judge one session; `day` holds every line of this patient and payer on its date.
+def judge(session, day, past):
+    """Judge one session; `day` holds every line of this patient and payer on its date, and
+    `past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).
 
-    Returns the allowed cents, the reasons and the denied flag of each line, in order.
+    Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
     """
     lines = session.lines
     allowed = []
     reasons = []
     denied = []
+    units = []
     # line 6: 'no 97124, 97140 same day as 98940-98943 unless modifier 59, XS'
     t1 = [o for o in day if o.code in _SET1]
     for line in lines:
@@ -44,4 +47,5 @@ def judge(session, day):
         allowed.append(0 if d else line.charge)
         reasons.append(r)
         denied.append(d)
-    return allowed, reasons, denied
+        units.append(0 if d else line.units)
+    return allowed, reasons, denied, units

@@ -5,6 +5,7 @@ PAYER_ID = 'EVERGREEN'
 PAYER_NAME = 'Evergreen Health Plan (example)'
 SOURCE = 'examples/only-97140/rules.payer'
 EFFECTIVE = (None, None)
+HISTORY = False
 RULES = (
     rt.RuleInfo(position=0, name='manual-therapy-only', kind='only', file='examples/only-97140/rules.payer', line=5, column=1, text='only 97140', severity='deny', carc='204', rarc=None, params=(('codes', '97140'),), source=None, outcome='deny'),
 )
@@ -12,15 +13,17 @@ RULES = (
 _SET0 = frozenset({'97140'})
 
 
-def judge(session, day):
-    """Judge one session; `day` holds every line of this patient and payer on its date.
+def judge(session, day, past):
+    """Judge one session; `day` holds every line of this patient and payer on its date, and
+    `past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).
 
-    Returns the allowed cents, the reasons and the denied flag of each line, in order.
+    Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
     """
     lines = session.lines
     allowed = []
     reasons = []
     denied = []
+    units = []
     for line in lines:
         code = line.code
         r = []
@@ -32,4 +35,5 @@ def judge(session, day):
         allowed.append(0 if d else line.charge)
         reasons.append(r)
         denied.append(d)
-    return allowed, reasons, denied
+        units.append(0 if d else line.units)
+    return allowed, reasons, denied, units

@@ -5,24 +5,27 @@ PAYER_ID = 'SUMMIT-ADMIN'
 PAYER_NAME = 'Summit Wellness Administrators (example)'
 SOURCE = 'examples/session-cap-45/rules.payer'
 EFFECTIVE = (None, None)
+HISTORY = False
 RULES = (
     rt.RuleInfo(position=0, name='massage-only', kind='only', file='examples/session-cap-45/rules.payer', line=7, column=1, text='only massage', severity='deny', carc='204', rarc=None, params=(('codes', 'massage (97124, 97140)'),), source=None, outcome='deny'),
-    rt.RuleInfo(position=1, name='massage-units', kind='max_units', file='examples/session-cap-45/rules.payer', line=8, column=1, text='max 4 units of massage per session', severity='reduce', carc='151', rarc='N362', params=(('codes', 'massage (97124, 97140)'), ('count', '4'), ('scope', 'session')), source=None, outcome='reduce'),
-    rt.RuleInfo(position=2, name='session-cap', kind='max_per_session', file='examples/session-cap-45/rules.payer', line=9, column=1, text='max $45 per session', severity='reduce', carc='45', rarc=None, params=(('amount', '$45.00'),), source='Summit fee schedule (example), massage visits', outcome='reduce'),
+    rt.RuleInfo(position=1, name='massage-units', kind='max_units', file='examples/session-cap-45/rules.payer', line=8, column=1, text='max 4 units of massage per session', severity='reduce', carc='151', rarc='N362', params=(('codes', 'massage (97124, 97140)'), ('count', '4'), ('per', 'session'), ('period', 'session')), source=None, outcome='reduce'),
+    rt.RuleInfo(position=2, name='session-cap', kind='max_amount', file='examples/session-cap-45/rules.payer', line=9, column=1, text='max $45 per session', severity='reduce', carc='45', rarc=None, params=(('amount', '$45.00'), ('codes', ''), ('per', 'session'), ('period', 'session')), source='Summit fee schedule (example), massage visits', outcome='reduce'),
 )
 
 _SET0 = frozenset({'97124', '97140'})
 
 
-def judge(session, day):
-    """Judge one session; `day` holds every line of this patient and payer on its date.
+def judge(session, day, past):
+    """Judge one session; `day` holds every line of this patient and payer on its date, and
+    `past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).
 
-    Returns the allowed cents, the reasons and the denied flag of each line, in order.
+    Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
     """
     lines = session.lines
     allowed = []
     reasons = []
     denied = []
+    units = []
     for line in lines:
         code = line.code
         r = []
@@ -34,28 +37,32 @@ def judge(session, day):
         allowed.append(0 if d else line.charge)
         reasons.append(r)
         denied.append(d)
+        units.append(0 if d else line.units)
     # line 8: 'max 4 units of massage per session'
     left = 4
     for k, line in enumerate(lines):
         if denied[k] or line.code not in _SET0:
             continue
-        u = line.units
+        u = units[k]
         if u > left:
             a = allowed[k]
             b = (a * left * 2 + u) // (2 * u)
-            reasons[k].append((1, (u, left, a, b)))
+            reasons[k].append((1, (u, left, a, b, 4 - left, '')))
             allowed[k] = b
+            units[k] = left
             left = 0
         else:
             left -= u
     # line 9: 'max $45 per session'
+    used = 0
     left = 4500
     for k, line in enumerate(lines):
         if denied[k]:
             continue
         a = allowed[k]
         if a > left:
-            reasons[k].append((2, (a, left)))
+            reasons[k].append((2, (a, left, used, '')))
             allowed[k] = a = left
-        left -= a
-    return allowed, reasons, denied
+        left -= min(a, left)
+        used += a
+    return allowed, reasons, denied, units
