@@ -22,11 +22,13 @@ SESSION_CAP = 9000  # cents
 COVERED_RULE, UNITS_RULE, CAP_RULE, PROVIDERS_RULE, SAME_DAY_RULE = range(5)
 
 
-def judge(session: Session, day: list[Line]) -> tuple[list[int], list[list[tuple[int, object]]], list[bool]]:
+def judge(session: Session, day: list[Line],
+          past: object = ()) -> tuple[list[int], list[list[tuple[int, object]]], list[bool], list[int]]:
     adjustments = [other for other in day if other.code in CMT]
     allowed: list[int] = []
     reasons: list[list[tuple[int, object]]] = []
     denied: list[bool] = []
+    units: list[int] = []
     for line in session.lines:
         found: list[tuple[int, object]] = []
         is_denied = False
@@ -44,6 +46,7 @@ def judge(session: Session, day: list[Line]) -> tuple[list[int], list[list[tuple
         allowed.append(0 if is_denied else line.charge)
         reasons.append(found)
         denied.append(is_denied)
+        units.append(0 if is_denied else line.units)
 
     units_left = UNIT_CAP
     for k, line in enumerate(session.lines):
@@ -52,8 +55,9 @@ def judge(session: Session, day: list[Line]) -> tuple[list[int], list[list[tuple
         if line.units > units_left:
             before = allowed[k]
             after = (before * units_left * 2 + line.units) // (2 * line.units)
-            reasons[k].append((UNITS_RULE, (line.units, units_left, before, after)))
+            reasons[k].append((UNITS_RULE, (line.units, units_left, before, after, UNIT_CAP - units_left, "")))
             allowed[k] = after
+            units[k] = units_left
             units_left = 0
         else:
             units_left -= line.units
@@ -63,7 +67,7 @@ def judge(session: Session, day: list[Line]) -> tuple[list[int], list[list[tuple
         if denied[k]:
             continue
         if allowed[k] > money_left:
-            reasons[k].append((CAP_RULE, (allowed[k], money_left)))
+            reasons[k].append((CAP_RULE, (allowed[k], money_left, SESSION_CAP - money_left, "")))
             allowed[k] = money_left
         money_left -= allowed[k]
-    return allowed, reasons, denied
+    return allowed, reasons, denied, units

@@ -54,7 +54,7 @@ def best_time(judge: object, pairs: list[tuple[Session, list[Line]]], repeat: in
     for _ in range(repeat):
         start = time.perf_counter()
         for session, day in pairs:
-            judge(session, day)  # type: ignore[operator]
+            judge(session, day, [])  # type: ignore[operator]
         best = min(best, time.perf_counter() - start)
     return best
 
@@ -78,7 +78,7 @@ def main() -> None:
         pairs = sessions_with_days(csv_path, args.eval_lines)
         lines = sum(len(session.lines) for session, _ in pairs)
         for session, day in pairs:
-            if policy.judge(session, day) != baseline.judge(session, day):
+            if policy.judge(session, day, []) != baseline.judge(session, day, []):
                 sys.exit(f"the compiled policy and the baseline disagree on session {session.session_id}")
         compiled = best_time(policy.judge, pairs, args.repeat)
         hand = best_time(baseline.judge, pairs, args.repeat)
