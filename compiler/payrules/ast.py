@@ -148,8 +148,8 @@ class OnlyWith(StatementNode):
 
 @attrs.frozen(kw_only=True)
 class RequiresModifier(StatementNode):
-    """`codes` billed with one of `other` must carry one of the modifiers:
-    `requires modifier 59 or XS on 97124 with 98940-98942 same day`.
+    """`codes` (when billed with one of `other`, if given) must carry one of the modifiers:
+    `requires modifier 59 or XS on 97124 with 98940-98942 same day`, `requires modifier AT on 98940-98942`.
     """
 
     kind = "requires_modifier"
@@ -159,7 +159,8 @@ class RequiresModifier(StatementNode):
 
     modifiers: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
     codes: CodeList
-    other: CodeList
+    other: CodeList | None
+    """None: the modifier is required whatever else is billed."""
     scope: str
 
 

@@ -191,14 +191,15 @@ def _emit_only_with(s: ast.OnlyWith, rule: ast.Rule, index: int, ctx: _Context) 
 @_emit.register
 def _emit_requires_modifier(s: ast.RequiresModifier, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
     modifiers = ctx.const(frozenset(w.value.upper() for w in s.modifiers))
+    params = {"codes": ctx.describe(s.codes), "other": ctx.describe(s.other), "scope": s.scope,
+              "modifiers": " or ".join(w.value.upper() for w in s.modifiers)}
+    test = f"code in {ctx.codes(s.codes)} and not (line.modifiers & {modifiers})"
+    if s.other is None:
+        return _Emission(params=params, per_line=[f"if {test}:", *_indent(_hit(index, rule, "None"))])
     return _Emission(
-        params={"codes": ctx.describe(s.codes), "other": ctx.describe(s.other), "scope": s.scope,
-                "modifiers": " or ".join(w.value.upper() for w in s.modifiers)},
+        params=params,
         group=_others(ctx, index, s.other, s.scope),
-        per_line=[
-            f"if t{index} and code in {ctx.codes(s.codes)} and not (line.modifiers & {modifiers}):",
-            *_indent(_other_lines_hit(index, rule)),
-        ],
+        per_line=[f"if t{index} and {test}:", *_indent(_other_lines_hit(index, rule))],
     )
 
 

@@ -77,8 +77,16 @@ def _only_with(rule: RuleInfo, line: Line, facts: object) -> str:
             f"patient has none of them {where}.")
 
 
-@_template("requires_modifier", key=_same_day_key)
+def _requires_modifier_key(line: Line, facts: object) -> object:
+    return _same_day_key(line, facts) if facts else (line.code, tuple(sorted(line.modifiers)))
+
+
+@_template("requires_modifier", key=_requires_modifier_key)
 def _requires_modifier(rule: RuleInfo, line: Line, facts: object) -> str:
+    if not facts:
+        has = f"this line has {' '.join(sorted(line.modifiers))}" if line.modifiers else "this line has no modifier"
+        return (f"This payer pays {rule.param('codes')} only with modifier {rule.param('modifiers')}, and "
+                f"{has}.")
     together = "on the same day" if rule.param("scope") == "day" else "in the same session"
     return (f"{_first_other(line, facts)}; this payer pays {rule.param('codes')} {together} as "
             f"{rule.param('other')} only with modifier {rule.param('modifiers')}, and this line has none of them.")

@@ -335,7 +335,7 @@ class _ToAst(Transformer[Token, Any]):
         return ast.OnlyWith(span=self._span(meta), codes=codes, other=other, scope=scope)
 
     def requires_modifier(self, meta: Meta, modifiers: tuple[ast.Word, ...], codes: ast.CodeList,
-                          other: ast.CodeList, scope: str) -> ast.RequiresModifier:
+                          other: ast.CodeList | None = None, scope: str = "day") -> ast.RequiresModifier:
         return ast.RequiresModifier(span=self._span(meta), modifiers=modifiers, codes=codes, other=other,
                                     scope=scope)
 
