@@ -20,7 +20,7 @@ def test_every_example_and_stdlib_file_has_passing_cases() -> None:
     assert (code, err) == (0, ""), out
     run = api.run_tests([Path("examples"), Path("stdlib_rules")])
     assert not run.unexercised, "every rule of every example and stdlib file is exercised by a case"
-    tested = {Path(r.file).parent for r in run.rules}
+    tested = {Path(c.file).parent for c in run.cases}
     assert tested >= {p.parent for p in Path("examples").glob("*/rules.payer")}
     assert {Path(r.file) for r in run.rules} >= set(Path("stdlib_rules").glob("*.payer"))
 
