@@ -158,7 +158,8 @@ def _max_units(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple)
     billed, kept, before, after, used, since = facts
     limit, period = int(rule.param("count")), rule.param("period")
-    what = f"units of {rule.param('codes')}" if rule.param("codes") else "units"
+    noun = "unit" if limit == 1 else "units"
+    what = f"{noun} of {rule.param('codes')}" if rule.param("codes") else noun
     if period == "line":
         sentence = f"{line.code} was billed with {billed} units; this payer allows at most {limit} {what} per line"
     elif period == "session":
