@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import enum
 import io
 import os
@@ -14,8 +15,8 @@ from typing import TextIO
 
 import click
 
-from payrules import __version__, api, render, standalone
-from payrules.diagnostics import CompileError, InputError
+from payrules import __version__, api, fmt, lint, render, standalone
+from payrules.diagnostics import CompileError, InputError, Severity
 from payrules.records import Columns
 from payrules.runner import Tally
 
@@ -43,6 +44,8 @@ Examples:
   payrules test payers/ --coverage
   payrules build payers/ -o payer_rules.py
   payrules compile payers/ash.payer
+  payrules lint payers/ --format sarif -o payrules.sarif
+  payrules fmt --check payers/
 """
 
 
@@ -199,6 +202,89 @@ def build_command(ctx: click.Context, rules: Path, output: Path | None) -> None:
         with _open_output(output) as out:
             out.write(text)
     ctx.exit(EXIT_OK)
+
+
+@cli.command(name="lint")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["text", "json", "sarif", "github"]), default="text",
+              show_default=True, help="text for people, json for programs, sarif for code scanning, github for "
+              "workflow annotations.")
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="A pyproject.toml with [tool.payrules.lint]; by default the nearest one above the "
+              "current folder.")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file.")
+@click.pass_context
+def lint_command(ctx: click.Context, paths: tuple[Path, ...], output_format: str, strict: bool,
+                 config_file: Path | None, output: Path | None) -> None:
+    """Check the rule files in PATHS (files, or folders searched for *.payer) and report every
+    problem: errors (E codes) and warnings (W codes), each with its file, line and column.
+
+    Silence a warning on one line with a trailing `# payrules: ignore W105`.
+
+    Exit status: 0 no errors, 1 errors (with --strict, warnings too), 2 bad usage or
+    unreadable file, 3 internal error.
+    """
+    with _user_errors(ctx, EXIT_USAGE):
+        config = lint.Config.load(config_file) if config_file else lint.Config.find(Path.cwd())
+        found = list(lint.lint_paths(paths, config))
+        items = [d for _, diagnostics in found for d in diagnostics]
+        files = len(found)
+        if output_format == "json":
+            text = render.lint_json(files, items)
+        elif output_format == "sarif":
+            text = render.lint_sarif(files, items, __version__)
+        elif output_format == "github":
+            text = render.lint_github(files, items)
+        else:
+            text = render.lint_text(files, items)
+        with _open_output(output) as out:
+            out.write(text)
+    failing = [d for d in items if strict or d.severity is Severity.ERROR]
+    ctx.exit(EXIT_FINDINGS if failing else EXIT_OK)
+
+
+@cli.command(name="fmt")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--check", "check_only", is_flag=True,
+              help="Change nothing; print a diff and exit 1 if a file is not formatted.")
+@click.pass_context
+def fmt_command(ctx: click.Context, paths: tuple[Path, ...], check_only: bool) -> None:
+    """Rewrite the rule files in PATHS in the canonical layout (files, or folders searched for
+    *.payer). A file with errors is left as it is and its errors are shown.
+
+    Exit status: 0 formatted (or already formatted), 1 with --check a file would change, or a
+    file has errors, 2 bad usage or unreadable file.
+    """
+    changed = failed = 0
+    with _user_errors(ctx, EXIT_USAGE):
+        files = lint.rule_files(paths, lint.Config.find(Path.cwd()))
+        for path in files:
+            source = api.read_source(path)
+            errors = [d for d in lint.lint_source(source) if d.severity is Severity.ERROR]
+            if errors:
+                click.echo(render.diagnostics(errors), err=True, nl=False)
+                failed += 1
+                continue
+            formatted = fmt.format_text(source.text)
+            if formatted == source.text:
+                continue
+            changed += 1
+            if check_only:
+                click.echo("".join(difflib.unified_diff(source.text.splitlines(True), formatted.splitlines(True),
+                                                        f"{path}", f"{path} (formatted)")), nl=False)
+            else:
+                try:
+                    path.write_text(formatted, encoding="utf-8")
+                except OSError as error:
+                    raise InputError(f"{path}: cannot write ({error.strerror})") from None
+                click.echo(f"formatted {path}", err=True)
+    verb = "would be reformatted" if check_only else "reformatted"
+    unchanged = len(files) - changed - failed
+    counts = [f"{n} file{'s' if n != 1 else ''} {what}" for n, what in
+              ((changed, verb), (unchanged, "already formatted"), (failed, "with errors left as they are")) if n]
+    click.echo(", ".join(counts) or "no rule files found", err=True)
+    ctx.exit(EXIT_FINDINGS if failed or (check_only and changed) else EXIT_OK)
 
 
 def _colour(stream: object) -> bool:

@@ -53,3 +53,44 @@ class InputError(RulesError):
 
 class InternalError(RulesError):
     """A fault in payrules itself, never in the user's input."""
+
+
+CODES: dict[str, tuple[str, str]] = {
+    "E001": ("syntax error: what was expected and what was found", "max 4 unit of 97124 per session per day"),
+    "E002": ("unknown statement word, with a suggestion", "onyl 97140"),
+    "E003": ("missing `payer` line", "only 97140  (as the first line)"),
+    "E004": ("a second `payer` line, or one after the rules", "payer ACME  (on line 2 of a file with a payer line)"),
+    "E101": ("unknown code set name", "only massge"),
+    "E102": ("unknown credential", "requires DX NPI"),
+    "E103": ("a rule name used twice", "cap: max $45 per session  (twice)"),
+    "E104": ("a code set defined twice", "set massage = 97124  (twice)"),
+    "E105": ("empty payer id", 'payer ""'),
+    "E106": ("a code set that includes itself", "set a = b\nset b = a"),
+    "E107": ("two rule files for the same payer id whose effective dates overlap",
+             "payer ACME effective from 2024-01-01  (in two files)"),
+    "E108": ("an include that cannot be found", 'include "stdlib/no-such-file"'),
+    "E109": ("an include that includes itself", 'include "this-file"'),
+    "E110": ("`drop` or `override` of a rule that no include gives", "drop no-such-rule"),
+    "E201": ("not a procedure code (wrong shape)", "only 9714"),
+    "E202": ("reversed range, which holds no code", "only 98943-98940"),
+    "E203": ("a range that mixes kinds of codes (CPT and HCPCS)", "only 97140-S8990"),
+    "E204": ("a range of more than 10,000 codes", "only 10000-99999"),
+    "E205": ("money or a percentage with more than two decimals", "max $45.005 per session"),
+    "E206": ("not a CARC or RARC", "only 97140 carc 4567"),
+    "E207": ("not a modifier", "no 97124 same day as 98940 unless modifier 599"),
+    "E208": ("a limit that is not a whole number, or a period of days out of range", "max 2.5 units per line"),
+    "E209": ("not a calendar date or month", "only 97140 effective from 2024-02-30"),
+    "E210": ("an effective range that ends before it starts", "only 97140 effective from 2024-12-31 to 2024-01-01"),
+    "E211": ("an option given twice on one rule", "only 97140 carc 96 carc 204"),
+    "E212": ("a diagnosis pattern that is not an ICD-10-CM code or prefix", "requires diagnosis 724.2"),
+    "E213": ("a period that does not fit the limit", "max 4 visits per session"),
+    "E214": ("an unknown time rule (not `cms` or `ama`)", "units by medicare rule for 97140"),
+    "W101": ("a rule that can never apply: `only` or `not covered` denies all its codes",
+             "only 97140\nmax 2 units of 97124 per line"),
+    "W102": ("two `only` lists that share no code, so nothing is covered", "only 97124\nonly 97140"),
+    "W103": ("the same rule written twice", "only 97140  (twice)"),
+    "W104": ("a limit of zero, which pays nothing", "max 0 visits per calendar year"),
+    "W105": ("a code set of the file that is never used", "set unused = 97010"),
+    "W106": ("an `ignore` comment that silences nothing", "only 97140  # payrules: ignore W101"),
+}
+"""Every diagnostic code: what it means, and a line that produces it. Codes are never renumbered."""

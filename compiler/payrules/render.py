@@ -8,11 +8,12 @@ import io
 import json
 import textwrap
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import Protocol, TextIO
 
 import click
 
-from payrules.diagnostics import Diagnostic
+from payrules.diagnostics import CODES, Diagnostic, Severity
 from payrules.domain import dollars, format_cents
 from payrules.fields import RecordError
 from payrules.judging import error_dict
@@ -324,3 +325,87 @@ def test_junit(run: TestRun) -> str:
             failure.text = "\n".join(details)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# --- lint ----------------------------------------------------------------------------------------
+
+
+def lint_summary(files: int, items: list[Diagnostic]) -> str:
+    errors = sum(1 for d in items if d.severity is Severity.ERROR)
+    warnings = len(items) - errors
+    checked = f"{files} rule file{'s' if files != 1 else ''} checked"
+    if not items:
+        return f"{checked}: no problems\n"
+    counts = [f"{n} {word}{'s' if n != 1 else ''}" for n, word in ((errors, "error"), (warnings, "warning")) if n]
+    return f"{checked}: {' and '.join(counts)}\n"
+
+
+def lint_text(files: int, items: list[Diagnostic]) -> str:
+    body = "".join(diagnostic(d) + "\n\n" for d in items)
+    return body + lint_summary(files, items)
+
+
+def _end(d: Diagnostic) -> tuple[int, int]:
+    """Line and column of the last character of the span (the caret's end)."""
+    line, column = d.span.source.line_col(max(d.span.end - 1, d.span.start))
+    return line, column + (1 if d.span.end > d.span.start else 0)
+
+
+def lint_json(files: int, items: list[Diagnostic]) -> str:
+    data = []
+    for d in items:
+        end_line, end_column = _end(d)
+        data.append({"code": d.code, "severity": d.severity.value, "message": d.message, "help": d.help,
+                     "file": d.span.file, "line": d.span.line, "column": d.span.column,
+                     "end_line": end_line, "end_column": end_column})
+    errors = sum(1 for d in items if d.severity is Severity.ERROR)
+    summary = {"files": files, "errors": errors, "warnings": len(items) - errors}
+    return json.dumps({"diagnostics": data, "summary": summary}, indent=2) + "\n"
+
+
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+
+
+def lint_sarif(files: int, items: list[Diagnostic], version: str) -> str:
+    """SARIF 2.1.0, for code scanning: one run, every diagnostic code as a rule."""
+    rules = [{"id": code, "name": code, "shortDescription": {"text": meaning},
+              "helpUri": "https://pypi.org/project/payrules/#rule-file-errors",
+              "defaultConfiguration": {"level": "error" if code.startswith("E") else "warning"}}
+             for code, (meaning, _) in CODES.items()]
+    index = {code: i for i, code in enumerate(CODES)}
+    results = []
+    for d in items:
+        end_line, end_column = _end(d)
+        text = d.message + (f" (help: {d.help})" if d.help else "")
+        results.append({
+            "ruleId": d.code, "ruleIndex": index[d.code], "level": d.severity.value, "message": {"text": text},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": Path(d.span.file).as_posix(), "uriBaseId": "%SRCROOT%"},
+                "region": {"startLine": d.span.line, "startColumn": d.span.column, "endLine": end_line,
+                           "endColumn": end_column,
+                           "snippet": {"text": d.span.source.line_text(d.span.line)}},
+            }}],
+        })
+    run = {"tool": {"driver": {"name": "payrules", "version": version, "informationUri": "https://pypi.org/project/payrules/",
+                               "rules": rules}},
+           "columnKind": "unicodeCodePoints", "results": results}
+    return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2) + "\n"
+
+
+def _github_escape(text: str, property_value: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if property_value:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def lint_github(files: int, items: list[Diagnostic]) -> str:
+    """GitHub Actions workflow commands: each diagnostic is an annotation on its line."""
+    out = []
+    for d in items:
+        end_line, end_column = _end(d)
+        props = (f"file={_github_escape(d.span.file, True)},line={d.span.line},endLine={end_line},"
+                 f"col={d.span.column},endColumn={end_column},title={_github_escape(d.code, True)}")
+        message = d.message + (f" (help: {d.help})" if d.help else "")
+        out.append(f"::{d.severity.value} {props}::{_github_escape(message)}\n")
+    return "".join(out) + lint_summary(files, items)
