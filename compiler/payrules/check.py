@@ -264,7 +264,7 @@ class _Checker:
         return int(count.value)
 
     def zero_limit(self, span: Span, what: str) -> None:
-        self.warning("W104", f"a limit of zero {what} pays nothing", span,
+        self.warning("W104", f"a limit of {' '.join((span.text, what)).strip()} pays nothing", span,
                      "to exclude codes, write `not covered ...`; otherwise give the limit the payer sets")
 
     def period(self, period: ast.Period, allowed: frozenset[str]) -> None:
@@ -370,7 +370,7 @@ def _check_max_amount(s: ast.MaxAmount, c: _Checker) -> None:
         c.period(s.period, ALL_PERIODS)
     c.codes(s.codes)
     if (s.amount.money is not None and s.amount.money.amount == 0) or s.amount.percent == 0:
-        c.zero_limit(s.amount.span, "amount")
+        c.zero_limit(s.amount.span, "")
 
 
 @_check_statement.register

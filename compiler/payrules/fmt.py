@@ -70,11 +70,12 @@ def _words(node: Any, in_list: bool) -> list[str]:
 
 
 def _token(token: Token, in_list: bool) -> str:
+    value = str(token)
     if token.type in _CAPITALS or (in_list and token.type == "WORD"):
-        return token.value.upper()
+        return value.upper()
     if token.type in _KEEP_CASE:
-        return token.value
-    return "NPI" if token.value.lower() == "npi" else token.value.lower()
+        return value
+    return "NPI" if value.lower() == "npi" else value.lower()
 
 
 def _join(words: list[str]) -> str:
@@ -86,7 +87,7 @@ def _join(words: list[str]) -> str:
     return out
 
 
-def _code_list(node: Tree) -> str:
+def _code_list(node: Tree[Token]) -> str:
     """Set names in the order written (once each), then codes sorted with ranges merged."""
     names: list[str] = []
     spans: list[tuple[str, int, int, str, str]] = []  # (family, low, high, low code, high code)

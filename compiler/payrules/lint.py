@@ -95,9 +95,10 @@ def rule_files(paths: Iterable[Path], config: Config) -> list[Path]:
 def lint_source(source: Source, config: Config | None = None) -> list[Diagnostic]:
     """Every finding for one rule file, sorted by position, after suppressions and config."""
     checked, diagnostics = diagnose(source)
-    if not any(d.severity is Severity.ERROR for d in diagnostics):
+    complete = not any(d.severity is Severity.ERROR for d in diagnostics)
+    if complete:
         diagnostics += _across_rules(checked)
-    return _apply(source, sorted(set(diagnostics), key=lambda d: d.sort_key), config or Config())
+    return _apply(source, sorted(set(diagnostics), key=lambda d: d.sort_key), config or Config(), complete)
 
 
 def lint_paths(paths: Iterable[Path], config: Config) -> Iterator[tuple[Path, list[Diagnostic]]]:
@@ -199,7 +200,9 @@ def _where(first: Span, here: Span) -> str:
 # --- suppressions and configuration --------------------------------------------------------------
 
 
-def _apply(source: Source, diagnostics: list[Diagnostic], config: Config) -> list[Diagnostic]:
+def _apply(source: Source, diagnostics: list[Diagnostic], config: Config, complete: bool) -> list[Diagnostic]:
+    """Drop what the configuration turns off and what a comment silences; report comments that
+    silence nothing (for warnings, only when every check ran: errors stop the later ones)."""
     suppressed: dict[int, dict[str, Span]] = {}
     for lineno, text in enumerate(source.text.split("\n"), start=1):
         match = SUPPRESS_RE.search(text)
@@ -223,8 +226,10 @@ def _apply(source: Source, diagnostics: list[Diagnostic], config: Config) -> lis
         kept.append(d)
     for lineno, codes in suppressed.items():
         for code, span in codes.items():
-            if (lineno, code) not in used and config.severity.get("W106", "warning") is not None:
+            if (lineno, code) in used or config.severity.get("W106", "warning") is None:
+                continue
+            if complete or code.startswith("E"):
                 what = "an error cannot be silenced" if code.startswith("E") else f"no {code} is reported on this line"
                 kept.append(_warning("W106", f"`ignore {code}` silences nothing: {what}", span,
-                                     "remove it, or fix the error"))
+                                     "fix the error instead" if code.startswith("E") else "remove it"))
     return sorted(kept, key=lambda d: d.sort_key)

@@ -130,6 +130,9 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
         char = text[column - 1] if column - 1 < len(text) else ""
         span = Span(source, offset + column - 1, offset + column)
         if char == "$":
+            if text[column:column + 1] == "-":
+                return _error("E001", "an amount cannot be negative", Span(source, offset + column - 1, offset + column + 1),
+                              "write the amount the payer allows, such as `$45`")
             return _error("E001", "expected an amount after `$`, such as `$45` or `$45.50`", span)
         if char == '"':
             return _error("E001", "a quoted text is not closed", span, 'end it with `"` on the same line')

@@ -369,7 +369,6 @@ SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schem
 def lint_sarif(files: int, items: list[Diagnostic], version: str) -> str:
     """SARIF 2.1.0, for code scanning: one run, every diagnostic code as a rule."""
     rules = [{"id": code, "name": code, "shortDescription": {"text": meaning},
-              "helpUri": "https://pypi.org/project/payrules/#rule-file-errors",
               "defaultConfiguration": {"level": "error" if code.startswith("E") else "warning"}}
              for code, (meaning, _) in CODES.items()]
     index = {code: i for i, code in enumerate(CODES)}
@@ -386,8 +385,7 @@ def lint_sarif(files: int, items: list[Diagnostic], version: str) -> str:
                            "snippet": {"text": d.span.source.line_text(d.span.line)}},
             }}],
         })
-    run = {"tool": {"driver": {"name": "payrules", "version": version, "informationUri": "https://pypi.org/project/payrules/",
-                               "rules": rules}},
+    run = {"tool": {"driver": {"name": "payrules", "version": version, "rules": rules}},
            "columnKind": "unicodeCodePoints", "results": results}
     return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2) + "\n"
 
