@@ -74,7 +74,7 @@ def load_policies(path: Path) -> list[Policy]:
 
 
 def read_history(paths: list[Path], columns: Columns | None = None) -> History:
-    """Earlier sessions, counted by same-day rules but never judged. They must be valid."""
+    """Earlier sessions, counted by same-day rules and period limits but never judged. They must be valid."""
     try:
         return history_index(read_sessions(paths, columns))
     except ValueError as error:

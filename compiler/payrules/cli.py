@@ -66,7 +66,8 @@ def cli() -> None:
 @click.option("--columns", "columns_file", type=click.Path(path_type=Path, dir_okay=False),
               help="A TOML file mapping session fields to the CSV's own headers.")
 @click.option("--history", "history", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Earlier sessions that same-day rules count but that are not judged (repeatable).")
+              help="Earlier sessions that same-day rules and period limits count but that are not "
+              "judged (repeatable).")
 @click.pass_context
 def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_format: str,
           output: Path | None, columns_file: Path | None, history: tuple[Path, ...]) -> None:

@@ -11,22 +11,14 @@ formatted, so the layout never changes what a file means.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from lark import Lark, Token, Tree
-
 from payrules.domain import code_family, code_number
-from payrules.parser import grammar_text
+from payrules.parser import layout_tree
 
 _KEEP_CASE = {"WORD", "STRING", "MONEY", "DATE", "PERCENT", "COMMENT"}
 _CAPITALS = {"CODE", "DIAGNOSIS"}
 _NO_SPACE_BEFORE = {",", ":"}
-
-
-@functools.cache
-def _lark() -> Lark:
-    return Lark(grammar_text(), start="line", parser="lalr", keep_all_tokens=True)
 
 
 def format_text(text: str) -> str:
@@ -45,11 +37,11 @@ def format_text(text: str) -> str:
 
 
 def _format_line(text: str) -> str:
-    tree = _lark().parse(text)
+    tree: Any = layout_tree(text)
     comment = None
     parts: list[str] = []
     for child in tree.children:
-        if isinstance(child, Token) and child.type == "COMMENT":
+        if _is_token(child) and child.type == "COMMENT":
             comment = child.strip()
         else:
             parts.append(_join(_words(child, in_list=False)))
@@ -59,9 +51,8 @@ def _format_line(text: str) -> str:
 
 def _words(node: Any, in_list: bool) -> list[str]:
     """The words of a subtree, with punctuation as separate items."""
-    if isinstance(node, Token):
+    if _is_token(node):
         return [_token(node, in_list)]
-    assert isinstance(node, Tree)
     if node.data == "codes":
         return [_code_list(node)]
     if node.data in ("word_list", "reason_code"):
@@ -69,7 +60,11 @@ def _words(node: Any, in_list: bool) -> list[str]:
     return [w for child in node.children for w in _words(child, in_list)]
 
 
-def _token(token: Token, in_list: bool) -> str:
+def _is_token(node: Any) -> bool:
+    return isinstance(node, str)
+
+
+def _token(token: Any, in_list: bool) -> str:
     value = str(token)
     if token.type in _CAPITALS or (in_list and token.type == "WORD"):
         return value.upper()
@@ -87,14 +82,14 @@ def _join(words: list[str]) -> str:
     return out
 
 
-def _code_list(node: Tree[Token]) -> str:
+def _code_list(node: Any) -> str:
     """Set names in the order written (once each), then codes sorted with ranges merged."""
     names: list[str] = []
     spans: list[tuple[str, int, int, str, str]] = []  # (family, low, high, low code, high code)
     for item in node.children:
-        if not isinstance(item, Tree):
+        if _is_token(item):
             continue  # a comma
-        tokens = [t for t in item.children if isinstance(t, Token) and t.type == "CODE"]
+        tokens = [t for t in item.children if _is_token(t) and t.type == "CODE"]
         if item.data == "set_ref":
             name = str(item.children[0])
             if name not in names:

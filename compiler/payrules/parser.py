@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import lark
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.tree import Meta
 
 from payrules import ast
@@ -37,6 +37,18 @@ def grammar_text() -> str:
 @functools.cache
 def _lark() -> Lark:
     return Lark(grammar_text(), start="line", parser="lalr", propagate_positions=True)
+
+
+@functools.cache
+def _layout_lark() -> Lark:
+    return Lark(grammar_text(), start="line", parser="lalr", keep_all_tokens=True)
+
+
+def layout_tree(text: str) -> Tree[Token]:
+    """The parse tree of one valid line with every token kept (keywords and punctuation too),
+    for `payrules fmt`. Tokens are `str` subclasses with a `type`; trees have `data` and
+    `children`."""
+    return _layout_lark().parse(text)
 
 
 def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:

@@ -31,7 +31,7 @@ visits = [
     },
 ]
 
-# Earlier visits are counted by same-day rules but not judged again.
+# Earlier visits are counted by same-day rules and period limits but not judged again.
 history = [
     {
         "session_id": "V-1999", "patient_id": "P-8001", "date": "2024-05-06", "payer": "MERIDIAN",
