@@ -90,11 +90,6 @@ Judged = list[tuple[Line, int, str, list[Reason]]]
 """(line, allowed cents, status, reasons as recorded by generated code) for each line of a session."""
 
 
-def _judged(session: Session, allowed: list[int], reasons: list[list[Reason]], denied: list[bool]) -> Judged:
-    return [(line, cents, DENIED if is_denied else REDUCED if cents < line.charge else PAID, found)
-            for line, cents, found, is_denied in zip(session.lines, allowed, reasons, denied)]
-
-
 def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[P]],
                    history: History | None) -> Iterator[tuple[Session, P | None, Judged]]:
     """Each session with its policy and judged lines (no policy: nothing judged), in input order.
@@ -105,29 +100,27 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
     """
     days = days_with_history(sessions, history)
     picked = [pick(policies, session) for session in sessions]
-    if not any(policy is not None and policy.history for policy in picked):
-        for session, policy in zip(sessions, picked):
-            if policy is None:
-                yield session, None, []
-                continue
-            allowed, reasons, denied, _ = policy.judge(
-                session, days[(session.payer.casefold(), session.patient_id, session.date)], [])
-            yield session, policy, _judged(session, allowed, reasons, denied)
-        return
+    counts_past = any(policy is not None and policy.history for policy in picked)
+    order = sorted(range(len(sessions)), key=lambda i: sessions[i].date) if counts_past else range(len(sessions))
     results: list[Judged] = [[] for _ in sessions]
     pasts: dict[PatientKey, list[Past]] = {}
-    for i in sorted(range(len(sessions)), key=lambda i: sessions[i].date):
+    for i in order:
         session, policy = sessions[i], picked[i]
         if policy is None:
             continue
         key = (session.payer.casefold(), session.patient_id)
-        past = pasts.get(key)
-        if past is None:
-            past = pasts[key] = list(history.patients.get(key, ())) if history else []
+        past: list[Past] = []
+        if counts_past:
+            found = pasts.get(key)
+            if found is None:  # the patient's first session here: start from the history
+                found = pasts[key] = list(history.patients.get(key, ())) if history else []
+            past = found
         allowed, reasons, denied, units = policy.judge(session, days[(*key, session.date)], past)
-        results[i] = _judged(session, allowed, reasons, denied)
-        past.extend(zip(session.lines, allowed, units))
-    yield from zip(sessions, picked, results)
+        results[i] = [(line, cents, DENIED if is_denied else REDUCED if cents < line.charge else PAID, found)
+                      for line, cents, found, is_denied in zip(session.lines, allowed, reasons, denied)]
+        if counts_past:
+            past.extend(zip(session.lines, allowed, units))
+    return zip(sessions, picked, results)
 
 
 class Dated(Protocol):
