@@ -22,6 +22,7 @@ from payrules.domain import (
     CREDENTIALS,
     MODIFIER_RE,
     RARC_RE,
+    TIME_RULES,
     code_family,
     code_from_number,
     code_number,
@@ -84,11 +85,6 @@ class Checked:
         return header.display_name.value if header.display_name else header.payer_id.value
 
 
-def _where(first: Span, here: Span) -> str:
-    """`on line 3`, or `in other.payer on line 3` when the first one is in another file."""
-    return f"on line {first.line}" if first.file == here.file else f"in {first.file} on line {first.line}"
-
-
 class _Checker:
     def __init__(self, module: ast.Module) -> None:
         self.module = module
@@ -119,7 +115,7 @@ class _Checker:
             name = set_def.name.value
             if name in seen_sets:
                 self.error("E104", f"code set `{name}` is defined twice", set_def.name.span,
-                           f"the first definition is {_where(seen_sets[name].span, set_def.span)}")
+                           f"the first definition is {seen_sets[name].span.seen_from(set_def.span)}")
             else:
                 seen_sets[name] = set_def
             self.bindings.sets_by_name[name] = self.codes(set_def.codes)
@@ -129,7 +125,7 @@ class _Checker:
                 name = rule.name.value
                 if name in seen_rules:
                     first = seen_rules[name].span
-                    help = f"the first rule with this name is {_where(first, rule.span)}"
+                    help = f"the first rule with this name is {first.seen_from(rule.span)}"
                     if first.file != rule.span.file:
                         help += "; to replace an included rule, write `override` before its name"
                     self.error("E103", f"rule name `{name}` is used twice", rule.name.span, help)
@@ -394,13 +390,10 @@ def _check_max_minutes(s: ast.MaxMinutes, c: _Checker) -> None:
     c.codes(s.codes)
 
 
-TIME_METHODS = {"cms": "the CMS 8-minute rule", "ama": "the AMA midpoint rule"}
-
-
 @_check_statement.register
 def _check_time_rule(s: ast.TimeRule, c: _Checker) -> None:
-    if s.method.value.lower() not in TIME_METHODS:
-        suggestion = closest(s.method.value.lower(), TIME_METHODS)
+    if s.method.value.lower() not in TIME_RULES:
+        suggestion = closest(s.method.value.lower(), TIME_RULES)
         help = f"did you mean `{suggestion}`? " if suggestion else ""
         c.error("E214", f"unknown time rule `{s.method.value}`", s.method.span,
                 help + "write `cms` (CMS 8-minute rule, minutes pooled) or `ama` (AMA midpoint rule, per code)")

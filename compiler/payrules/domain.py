@@ -93,6 +93,9 @@ def describe_codes(codes: frozenset[str]) -> str:
 
 MODIFIER_RE = re.compile(r"^[A-Z0-9]{2}$")
 
+TIME_RULES = {"cms": "the CMS 8-minute rule", "ama": "the AMA midpoint rule"}
+"""How units of timed codes follow from minutes (`units by cms|ama rule`), and their names."""
+
 # ICD-10-CM: a letter, a digit, a letter or digit, then up to four more after an optional dot.
 ICD10_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?$")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from payrules.domain import CREDENTIALS, dollars, with_article
+from payrules.domain import CREDENTIALS, TIME_RULES, dollars, with_article
 from payrules.runtime import Line, RuleInfo
 
 Template = Callable[[RuleInfo, Line, object], str]
@@ -191,9 +191,6 @@ def _max_minutes(rule: RuleInfo, line: Line, facts: object) -> str:
     what = f"minutes of {rule.param('codes')}" if rule.param("codes") else "minutes"
     return (f"This payer pays at most {limit} {what} per session; earlier lines used {limit - kept}, so "
             f"{kept} of this line's {minutes} minutes can be paid: {_reduced(before, after)}")
-
-
-TIME_RULES = {"cms": "the CMS 8-minute rule", "ama": "the AMA midpoint rule"}
 
 
 @_template("time_rule", key=lambda line, facts: (line.code, line.units, facts))

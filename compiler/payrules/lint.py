@@ -136,7 +136,7 @@ def _across_rules(checked: Checked) -> list[Diagnostic]:
             if covered is not None and first_only is not None and not (covered & codes):
                 found.append(_warning(
                     "W102", "this `only` list and the one before it share no code, so nothing is covered",
-                    statement.codes.span, f"the other `only` is {_where(first_only.span, rule.span)}; "
+                    statement.codes.span, f"the other `only` is {first_only.span.seen_from(rule.span)}; "
                     "put every covered code in one `only` list"))
             covered = codes if covered is None else covered & codes
             first_only = first_only or rule
@@ -164,7 +164,7 @@ def _across_rules(checked: Checked) -> list[Diagnostic]:
         key = _rule_key(rule)
         if key in seen:
             found.append(_warning("W103", "the same rule is written twice", rule.statement.span,
-                                  f"the first is {_where(seen[key].span, rule.span)}; remove one"))
+                                  f"the first is {seen[key].span.seen_from(rule.span)}; remove one"))
         else:
             seen[key] = rule
 
@@ -191,10 +191,6 @@ def _code_lists(module: ast.Module) -> Iterator[ast.CodeList]:
         for value in attrs.asdict(rule.statement, recurse=False).values():
             if isinstance(value, ast.CodeList):
                 yield value
-
-
-def _where(first: Span, here: Span) -> str:
-    return f"on line {first.line}" if first.file == here.file else f"in {first.file} on line {first.line}"
 
 
 # --- suppressions and configuration --------------------------------------------------------------

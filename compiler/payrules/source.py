@@ -66,6 +66,10 @@ class Span:
     def text(self) -> str:
         return self.source.text[self.start : self.end]
 
+    def seen_from(self, here: Span) -> str:
+        """Where this span is, told from `here`: `on line 3`, or `in other.payer on line 3`."""
+        return f"on line {self.line}" if self.file == here.file else f"in {self.file} on line {self.line}"
+
     def to(self, other: Span) -> Span:
         """The span from the start of this one to the end of `other`."""
         return Span(self.source, self.start, other.end)
