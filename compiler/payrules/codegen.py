@@ -81,6 +81,10 @@ class _Context:
     def codes(self, codes: ast.CodeList) -> str:
         return self.const(self.bindings.code_sets[codes])
 
+    def words(self, words: tuple[ast.Word, ...]) -> str:
+        """A module-level name holding the credentials or modifiers, in capitals."""
+        return self.const(frozenset(w.value.upper() for w in words))
+
     def describe(self, codes: ast.CodeList | None) -> str:
         """The code list as written, each set name followed by its codes: `massage (97124, 97140), 97010`."""
         if codes is None:
@@ -97,6 +101,11 @@ def _frozenset_literal(value: frozenset[str]) -> str:
     if len(rows) == 1:
         return f"frozenset({{{rows[0]}}})"
     return "frozenset({\n    " + ",\n    ".join(rows) + ",\n})"
+
+
+def _either(words: tuple[ast.Word, ...]) -> str:
+    """`59 or XS`: credentials or modifiers as the explanations list them."""
+    return " or ".join(w.value.upper() for w in words)
 
 
 def severity(rule: ast.Rule) -> str:
@@ -160,12 +169,12 @@ def _emit_no_same_day(s: ast.NoSameDay, rule: ast.Rule, index: int, ctx: _Contex
     tests = [f"t{index}"]
     tests.append(f"code in {ctx.codes(s.codes)}" if s.codes is not None else f"code not in {other}")
     if s.unless:
-        tests.append(f"not (line.modifiers & {ctx.const(frozenset(w.value.upper() for w in s.unless))})")
+        tests.append(f"not (line.modifiers & {ctx.words(s.unless)})")
     return _Emission(
         params={
             "codes": ctx.describe(s.codes),
             "other": ctx.describe(s.other),
-            "unless": " or ".join(w.value.upper() for w in s.unless),
+            "unless": _either(s.unless),
             "scope": s.scope,
         },
         group=_others(ctx, index, s.other, s.scope),
@@ -190,9 +199,9 @@ def _emit_only_with(s: ast.OnlyWith, rule: ast.Rule, index: int, ctx: _Context) 
 
 @_emit.register
 def _emit_requires_modifier(s: ast.RequiresModifier, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
-    modifiers = ctx.const(frozenset(w.value.upper() for w in s.modifiers))
+    modifiers = ctx.words(s.modifiers)
     params = {"codes": ctx.describe(s.codes), "other": ctx.describe(s.other), "scope": s.scope,
-              "modifiers": " or ".join(w.value.upper() for w in s.modifiers)}
+              "modifiers": _either(s.modifiers)}
     test = f"code in {ctx.codes(s.codes)} and not (line.modifiers & {modifiers})"
     if s.other is None:
         return _Emission(params=params, per_line=[f"if {test}:", *_indent(_hit(index, rule, "None"))])
@@ -205,10 +214,11 @@ def _emit_requires_modifier(s: ast.RequiresModifier, rule: ast.Rule, index: int,
 
 @_emit.register
 def _emit_not_payable_by(s: ast.NotPayableBy, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
-    credentials = frozenset(w.value.upper() for w in s.credentials)
+    credentials = ctx.words(s.credentials)
     return _Emission(
-        params={"credentials": " or ".join(sorted(credentials)), "codes": ctx.describe(s.codes)},
-        per_line=[f"if {_applies(ctx, s.codes)}line.provider_credential in {ctx.const(credentials)}:",
+        params={"credentials": " or ".join(sorted({w.value.upper() for w in s.credentials})),
+                "codes": ctx.describe(s.codes)},
+        per_line=[f"if {_applies(ctx, s.codes)}line.provider_credential in {credentials}:",
                   *_indent(_hit(index, rule, "None"))],
     )
 
@@ -374,10 +384,10 @@ def _emit_one_of(s: ast.OneOf, rule: ast.Rule, index: int, ctx: _Context) -> _Em
     codes = ctx.codes(s.codes)
     tests = [f"code in {codes}", f"t{index}[0] is not line"]
     if s.unless:
-        tests.append(f"not (line.modifiers & {ctx.const(frozenset(w.value.upper() for w in s.unless))})")
+        tests.append(f"not (line.modifiers & {ctx.words(s.unless)})")
     return _Emission(
         params={"codes": ctx.describe(s.codes), "scope": s.scope,
-                "unless": " or ".join(w.value.upper() for w in s.unless)},
+                "unless": _either(s.unless)},
         group=_others(ctx, index, s.codes, s.scope),
         per_line=[
             f"if {' and '.join(tests)}:",
@@ -435,9 +445,9 @@ def _emit_requires_prescription(s: ast.RequiresPrescription, rule: ast.Rule, ind
                                 ctx: _Context) -> _Emission:
     test = 'not line.prescription_by'
     if s.prescribers:
-        test = f"line.prescription_by not in {ctx.const(frozenset(w.value.upper() for w in s.prescribers))}"
+        test = f"line.prescription_by not in {ctx.words(s.prescribers)}"
     return _Emission(
-        params={"prescribers": " or ".join(w.value.upper() for w in s.prescribers), "codes": ctx.describe(s.codes)},
+        params={"prescribers": _either(s.prescribers), "codes": ctx.describe(s.codes)},
         per_line=[f"if {_applies(ctx, s.codes)}{test}:", *_indent(_hit(index, rule, "None"))],
     )
 
@@ -471,13 +481,11 @@ def _emit_not_covered_diagnosis(s: ast.NotCoveredDiagnosis, rule: ast.Rule, inde
 @_emit.register
 def _emit_requires_credential(s: ast.RequiresCredential, rule: ast.Rule, index: int,
                               ctx: _Context) -> _Emission:
-    credentials = frozenset(w.value.upper() for w in s.credentials)
-    test = f"line.provider_credential not in {ctx.const(credentials)}"
-    if s.codes is not None:
-        test = f"code in {ctx.codes(s.codes)} and {test}"
+    credentials = ctx.words(s.credentials)
+    test = f"{_applies(ctx, s.codes)}line.provider_credential not in {credentials}"
     return _Emission(
         params={
-            "credentials": " or ".join(w.value.upper() for w in s.credentials),
+            "credentials": _either(s.credentials),
             "codes": ctx.describe(s.codes),
         },
         per_line=[f"if {test}:", *_indent(_hit(index, rule, "None"))],

@@ -123,6 +123,11 @@ def _of(rule: RuleInfo, prefix: str = " for ") -> str:
     return f"{prefix}{codes}" if codes else ""
 
 
+def _when(period: str, since: str) -> str:
+    """When the earlier amounts or units of a period were paid: `on this day`, `since 2024-01-01`."""
+    return "on this day" if period == "day" else f"since {since}" if since else "so far"
+
+
 def _unit_count(count: int) -> str:
     return f"{count} unit{'s' if count != 1 else ''}"
 
@@ -149,8 +154,8 @@ def _max_amount(rule: RuleInfo, line: Line, facts: object) -> str:
         return f"{limit}: {_reduced(before, cap)}"
     if not extra:
         return f"{limit}: {_reduced(before, cap)}"
-    when = "on this day" if period == "day" else f"since {since_or_charge}" if since_or_charge else "so far"
-    return f"{limit}, and {dollars(extra)} was already allowed {when}: {_reduced(before, cap)}"
+    already = f"{dollars(extra)} was already allowed {_when(period, since_or_charge)}"
+    return f"{limit}, and {already}: {_reduced(before, cap)}"
 
 
 @_template("max_units", key=lambda line, facts: (line.code, facts))
@@ -166,9 +171,8 @@ def _max_units(rule: RuleInfo, line: Line, facts: object) -> str:
         sentence = (f"Earlier lines of this session used {used} of the {limit} {what} this payer allows per "
                     f"session; {billed} were billed on this line, {kept} can be paid")
     else:
-        when = "on this day" if period == "day" else f"since {since}" if since else "so far"
         sentence = (f"This payer allows at most {limit} {what} {_per(rule)}, and {used} were already paid "
-                    f"{when}; {billed} were billed on this line, {kept} can be paid")
+                    f"{_when(period, since)}; {billed} were billed on this line, {kept} can be paid")
     return f"{sentence}: {_reduced(before, after)}"
 
 
@@ -178,9 +182,8 @@ def _max_visits(rule: RuleInfo, line: Line, facts: object) -> str:
     visits, since = facts
     limit = int(rule.param("count"))
     counted = f"visit{'s' if limit != 1 else ''}" + (f" with {rule.param('codes')}" if rule.param("codes") else "")
-    when = "on this day" if rule.param("period") == "day" else f"since {since}" if since else "so far"
     return (f"This payer pays at most {limit} {counted} {_per(rule)}, and this patient already had {visits} "
-            f"{when}: {line.code} on this visit is not paid.")
+            f"{_when(rule.param('period'), since)}: {line.code} on this visit is not paid.")
 
 
 @_template("max_minutes", key=lambda line, facts: (line.code, facts))

@@ -143,7 +143,8 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
         span = Span(source, offset + column - 1, offset + column)
         if char == "$":
             if text[column:column + 1] == "-":
-                return _error("E001", "an amount cannot be negative", Span(source, offset + column - 1, offset + column + 1),
+                minus = Span(source, offset + column - 1, offset + column + 1)
+                return _error("E001", "an amount cannot be negative", minus,
                               "write the amount the payer allows, such as `$45`")
             return _error("E001", "expected an amount after `$`, such as `$45` or `$45.50`", span)
         if char == '"':
