@@ -16,6 +16,7 @@ from typing import TextIO
 import click
 
 from payrules import __version__, api, fmt, lint, render, standalone
+from payrules.compiler import diagnose
 from payrules.diagnostics import CompileError, InputError, Severity
 from payrules.records import Columns
 from payrules.runner import Tally
@@ -262,7 +263,8 @@ def fmt_command(ctx: click.Context, paths: tuple[Path, ...], check_only: bool) -
         files = lint.rule_files(paths, lint.Config.find(Path.cwd()))
         for path in files:
             source = api.read_source(path)
-            errors = [d for d in lint.lint_source(source) if d.severity is Severity.ERROR]
+            _, diagnostics = diagnose(source)
+            errors = sorted((d for d in diagnostics if d.severity is Severity.ERROR), key=lambda d: d.sort_key)
             if errors:
                 click.echo(render.diagnostics(errors), err=True, nl=False)
                 failed += 1
