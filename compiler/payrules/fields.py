@@ -42,6 +42,8 @@ class Problem(NamedTuple):
 
 Parsed = tuple[Any, str | None]
 
+MEMO_SIZE = 100_000
+
 
 class _Memo:
     """A field parser with the answers it has given (at most 100,000, then it starts afresh)."""
@@ -49,14 +51,22 @@ class _Memo:
     def __init__(self, parse: Callable[[str], Parsed]) -> None:
         self.parse = parse
         self.answers: dict[str, Parsed] = {}
+        self.valid: dict[str, Any] = {}
+        """Text exactly as read → its value, for text already found valid: the fast path."""
 
     def __call__(self, raw: str) -> Parsed:
         answer = self.answers.get(raw)
         if answer is None:
-            if len(self.answers) >= 100_000:
+            if len(self.answers) >= MEMO_SIZE:
                 self.answers.clear()
             answer = self.answers[raw] = self.parse(raw)
         return answer
+
+    def remember(self, raw: str, value: Any) -> None:
+        """Note that `raw`, as read (unstripped), is valid and means `value`."""
+        if len(self.valid) >= MEMO_SIZE:
+            self.valid.clear()
+        self.valid[raw] = value
 
 
 def _memo(parse: Callable[[str], Parsed]) -> _Memo:
@@ -174,7 +184,9 @@ def _validate(raw: Sequence[str]) -> tuple[list[Any], list[Problem] | None]:
         if answer is None:
             answer = parse(text)
         values[index], message = answer
-        if message is not None and text:
+        if message is None:
+            parse.remember(raw[index], values[index])
+        elif text:
             problems = problems or []
             problems.append(Problem(field=field, value=raw[index], message=message))
     for index in _REQUIRED_AT:
@@ -184,6 +196,24 @@ def _validate(raw: Sequence[str]) -> tuple[list[Any], list[Problem] | None]:
     if problems is not None:
         problems.sort(key=lambda p: _FIELD_ORDER[p.field])
     return values, problems
+
+
+_DATE, _NPI, _CREDENTIAL, _CODE, _MODIFIERS, _UNITS, _MINUTES, _CHARGE, _DIAGNOSES, _PRESCRIBER = (
+    parse.valid for _, _, parse in _FIELD_PARSERS)
+
+
+def _values(raw: Sequence[str]) -> tuple[list[Any], list[Problem] | None]:
+    """`_validate`, in one lookup per field when every field's text was seen and found valid
+    before (exports repeat the same NPIs, codes, dates and charges on many rows)."""
+    try:
+        values = [raw[0].strip(), raw[1].strip(), _DATE[raw[2]], raw[3].strip(), _NPI[raw[4]],
+                  _CREDENTIAL[raw[5]], _CODE[raw[6]], _MODIFIERS[raw[7]], _UNITS[raw[8]], _MINUTES[raw[9]],
+                  _CHARGE[raw[10]], _DIAGNOSES[raw[11]], _PRESCRIBER[raw[12]]]
+    except KeyError:
+        return _validate(raw)
+    if values[0] and values[1] and values[3]:
+        return values, None
+    return _validate(raw)
 
 
 Record = tuple[Sequence[str], Origin, Problem | None]
@@ -255,11 +285,24 @@ class Batch:
         self.lines_read = lines_read
 
 
+class _Open:
+    """A session still being read: its first valid line's values and row, its lines, and how
+    many records (valid or not) it has had."""
+
+    __slots__ = ("head", "row", "lines", "count")
+
+    def __init__(self) -> None:
+        self.head: list[Any] | None = None
+        self.row = 0
+        self.lines: list[Line] = []
+        self.count = 0
+
+
 class _Grouper:
     """Collects flat records into sessions by session_id, keeping first-seen order."""
 
     def __init__(self) -> None:
-        self._open: dict[str, dict[str, Any]] = {}
+        self._open: dict[str, _Open] = {}
         self._order: list[str] = []
         self._closed: dict[str, tuple[str, int]] = {}
         """Sessions already handed out: id → (patient, row of its first line)."""
@@ -268,7 +311,7 @@ class _Grouper:
 
     def add(self, raw: Sequence[str], origin: Origin, structural: Problem | None = None) -> None:
         self.lines_read += 1
-        values, problems = _validate(raw)
+        values, problems = _values(raw)
         if structural is not None:
             problems = [structural]
         session_id = values[0] or None
@@ -276,7 +319,7 @@ class _Grouper:
         number: int | None = None
         if session_id is not None:
             if entry is None:
-                entry = self._open[session_id] = {"head": None, "lines": [], "count": 0}
+                entry = self._open[session_id] = _Open()
                 self._order.append(session_id)
                 closed = self._closed.get(session_id)
                 if closed is not None and not problems:
@@ -284,41 +327,37 @@ class _Grouper:
                         field="session_id", value=session_id,
                         message=f"session {session_id} already appeared for patient `{closed[0]}` at row "
                                 f"{closed[1]}; a session's rows must share one patient")]
-            entry["count"] += 1
-            number = entry["count"]
-            head = entry["head"]
-            if head is not None and not problems:
-                for index in (1, 2, 3):
-                    if values[index] != head[0][index]:
-                        field = ALL_FIELDS[index]
-                        problems = [Problem(
-                            field=field, value=raw[index],
-                            message=f"session {session_id} has {field} `{head[0][index]}` "
-                                    f"(row {head[1].row}), this row has `{values[index]}`")]
-                        break
+            entry.count += 1
+            number = entry.count
+            head = entry.head
+            if head is not None and not problems and (values[1] != head[1] or values[2] != head[2]
+                                                      or values[3] != head[3]):
+                index = next(i for i in (1, 2, 3) if values[i] != head[i])
+                field = ALL_FIELDS[index]
+                problems = [Problem(field=field, value=raw[index],
+                                    message=f"session {session_id} has {field} `{head[index]}` "
+                                            f"(row {entry.row}), this row has `{values[index]}`")]
         if problems:
             code = values[6] if isinstance(values[6], str) and values[6] else None
             self.errors.append(RecordError(origin=origin, session_id=session_id, line=number, code=code,
                                            problems=tuple(problems)))
             return
         assert entry is not None and number is not None
-        if entry["head"] is None:
-            entry["head"] = (values, origin)
+        if entry.head is None:
+            entry.head, entry.row = values, origin.row
         v = values
-        entry["lines"].append(Line(v[0], v[1], v[2], v[3], number, v[6], v[7], v[8], v[9], v[10], v[4], v[5],
-                                   v[11], v[12], origin))
+        entry.lines.append(Line(v[0], v[1], v[2], v[3], number, v[6], v[7], v[8], v[9], v[10], v[4], v[5],
+                                v[11], v[12], origin))
 
     def take(self) -> Batch:
         """The sessions and errors gathered so far; the grouper starts afresh (it remembers ids)."""
         batch = Batch(errors=self.errors, lines_read=self.lines_read)
         for session_id in self._order:
             entry = self._open[session_id]
-            head = entry["head"]
-            if head is not None:
-                values, origin = head
-                self._closed[session_id] = (values[1], origin.row)
-                batch.sessions.append(Session(session_id=session_id, patient_id=values[1], date=values[2],
-                                              payer=values[3], lines=tuple(entry["lines"])))
+            values = entry.head
+            if values is not None:
+                self._closed[session_id] = (values[1], entry.row)
+                batch.sessions.append(Session(session_id, values[1], values[2], values[3], tuple(entry.lines)))
         self._open, self._order, self.errors, self.lines_read = {}, [], [], 0
         return batch
 

@@ -204,22 +204,29 @@ CSV_COLUMNS = ("file", "row", "session_id", "patient_id", "date", "payer", "line
 
 
 class CsvWriter:
-    """One row per service line, judged or not, ready for a spreadsheet."""
+    """One row per service line, judged or not, ready for a spreadsheet.
+
+    Rows are built from cells that `csv` has already quoted: a session's own cells once per
+    session, a list of reasons once per distinct list (many lines share one), and the cells
+    payrules itself wrote (codes, numbers, amounts), which never need quoting.
+    """
 
     def __init__(self, out: TextIO) -> None:
+        self.out = out
         self.csv = csv.writer(out)
         self.csv.writerow(CSV_COLUMNS)
 
     def block(self, block: Block) -> None:
         rows = []
         for s in block.sessions:
-            session = [_cell(s.session_id), _cell(s.patient_id), s.date, _cell(s.payer)]
+            session = _csv_cells(_cell(s.session_id), _cell(s.patient_id), s.date, _cell(s.payer))
             for line in s.lines:
-                origin = line.input.origin
-                rows.append([_cell(origin.file), origin.row, *session, line.input.number, line.input.code,
-                             " ".join(line.modifiers), line.input.units, format_cents(line.input.charge),
-                             format_cents(line.allowed), line.status, *_reason_cells(line.reasons)])
-        self.csv.writerows(rows)
+                given = line.input
+                origin = given.origin
+                rows.append(f"{_file_cell(origin.file)},{origin.row},{session},{given.number},{given.code},"
+                            f"{_modifier_cell(given.modifiers)},{given.units},{format_cents(given.charge)},"
+                            f"{format_cents(line.allowed)},{line.status},{_reason_cells(line.reasons)}\r\n")
+        self.out.write("".join(rows))
         for e in block.errors:
             self.csv.writerow([_cell(e.origin.file), e.origin.row, _cell(e.session_id or ""), "", "", "",
                                e.line if e.line is not None else "", _cell(e.code or ""), "", "", "", "",
@@ -229,12 +236,34 @@ class CsvWriter:
         """A CSV has no footer: the summary's counts are the rows themselves."""
 
 
+_CSV_TEXT = io.StringIO()
+_CSV_CELLS = csv.writer(_CSV_TEXT, lineterminator="")
+
+
+def _csv_cells(*cells: str) -> str:
+    """Cells as the part of a CSV row that `csv.writer` would write for them."""
+    _CSV_TEXT.seek(0)
+    _CSV_TEXT.truncate()
+    _CSV_CELLS.writerow(cells)
+    return _CSV_TEXT.getvalue()
+
+
+@functools.lru_cache(maxsize=256)
+def _file_cell(file: str) -> str:
+    return _csv_cells(_cell(file))
+
+
+@functools.lru_cache(maxsize=256)
+def _modifier_cell(modifiers: frozenset[str]) -> str:
+    return " ".join(sorted(modifiers))
+
+
 @functools.lru_cache(maxsize=20_000)
-def _reason_cells(reasons: tuple[Reason, ...]) -> tuple[str, str, str, str]:
-    """The carc, rarc, rules and reasons cells of a line (equal reasons repeat on many lines)."""
-    return (";".join(r.carc for r in reasons), ";".join(r.rarc or "" for r in reasons),
-            "; ".join(r.location + (f" [{_cell(r.rule)}]" if r.rule else "") for r in reasons),
-            " | ".join(r.message for r in reasons))
+def _reason_cells(reasons: tuple[Reason, ...]) -> str:
+    """The carc, rarc, rules and reasons cells of a line, as CSV text."""
+    return _csv_cells(";".join(r.carc for r in reasons), ";".join(r.rarc or "" for r in reasons),
+                      "; ".join(r.location + (f" [{_cell(r.rule)}]" if r.rule else "") for r in reasons),
+                      " | ".join(r.message for r in reasons))
 
 
 def _cell(text: str) -> str:
