@@ -15,7 +15,7 @@ from typing import TextIO
 
 import click
 
-from payrules import __version__, api, fmt, lint, render, standalone
+from payrules import __version__, api, fmt, lint, render, standalone, workers
 from payrules.compiler import diagnose
 from payrules.diagnostics import CompileError, InputError, Severity
 from payrules.records import Columns
@@ -107,10 +107,8 @@ def _write(run: api.CheckRun, output_format: OutputFormat, out: TextIO, colour: 
     show_progress = _is_tty(sys.stderr) and run.scan.lines >= LARGE_INPUT_LINES
     with click.progressbar(length=run.scan.lines, label="Judging", file=sys.stderr if show_progress else _Null(),
                            show_pos=True) as bar:
-        for block in run.blocks():
-            writer.block(block)
-            tally.add(block)
-            bar.update(block.lines_read)
+        for done in workers.write(run, writer, tally):
+            bar.update(done)
     writer.close(tally.summary())
     return tally
 

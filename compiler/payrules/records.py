@@ -8,6 +8,7 @@ memory does not grow with the file.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import operator
 import re
@@ -129,7 +130,8 @@ def _kind(path: Path) -> str:
     return suffix
 
 
-def _csv_records(path: Path, columns: Columns) -> Iterator[Record]:
+def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iterator[Record]:
+    """The file's records, or those of one part of it (whose header is the file's first line)."""
     with _open(path) as stream:
         reader = csv.reader(stream)
         try:
@@ -147,9 +149,13 @@ def _csv_records(path: Path, columns: Columns) -> Iterator[Record]:
             pick = operator.itemgetter(*[p[0] if p else width for p in picks])
             padding = [""] * (width + 1)
             file = str(path)
-            row = reader.line_num
+            base = 0
+            if part is not None:
+                reader = csv.reader(io.StringIO(_read_part(part)))
+                base = part.row - 1
+            row = base + reader.line_num
             for cells in reader:
-                start, row = row + 1, reader.line_num
+                start, row = row + 1, base + reader.line_num
                 if not "".join(cells).strip():
                     continue
                 if len(cells) != width:
@@ -161,10 +167,15 @@ def _csv_records(path: Path, columns: Columns) -> Iterator[Record]:
                     raw = tuple(";".join(cells[i] for i in p) if p else "" for p in picks)
                 yield raw, Origin(file, start, "", headers), None
         except csv.Error as error:
-            raise InputError(f"{path}:{reader.line_num}: {error}") from None
+            raise InputError(f"{path}:{base + reader.line_num}: {error}") from None
         except UnicodeDecodeError as error:
             raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
 
+
+def _read_part(part: Part) -> str:
+    with open(part.path, "rb") as stream:
+        stream.seek(part.start)
+        return stream.read(part.end - part.start).decode("utf-8")
 
 
 def _json_sessions(path: Path) -> tuple[list[Any], list[int]]:
@@ -253,6 +264,25 @@ def records(paths: list[Path], columns: Columns | None = None) -> Iterator[Recor
 # --- grouping ------------------------------------------------------------------------------
 
 
+PART_LINES = 20_000
+"""About how many lines a part of a large CSV file holds (see `Part`)."""
+
+
+@attrs.frozen
+class Part:
+    """A stretch of a CSV file that holds whole patients, so that it can be judged on its own."""
+
+    path: Path
+    start: int
+    """Byte offset of its first line."""
+    end: int
+    """Byte offset just after its last line."""
+    row: int
+    """Line number of its first line."""
+    lines: int
+    """Service lines in it."""
+
+
 @attrs.frozen
 class Scan:
     """What a first, cheap pass over the input found out."""
@@ -264,67 +294,132 @@ class Scan:
     regrouped_at: Origin | None = None
     """Where a patient reappeared after other patients, when not grouped."""
     patient: str | None = None
+    parts: tuple[Part, ...] = ()
+    """The input cut into parts at patient changes, when it is grouped CSV without quote
+    characters and no session id is used by two patients; else empty."""
 
 
-def scan(paths: list[Path], columns: Columns | None = None) -> Scan:
+@attrs.frozen
+class _Run:
+    """Consecutive lines of one patient in one file."""
+
+    patient: str
+    origin: Origin
+    """Where its first line is."""
+    lines: int
+    start: int = 0
+    end: int = 0
+    shares_session: bool = False
+    """True when one of its session ids was used by an earlier patient of the file."""
+
+
+def scan(paths: list[Path], columns: Columns | None = None, part_lines: int = PART_LINES) -> Scan:
     """Count the lines and check that the input is grouped by patient, reading as little as possible."""
     columns = columns or Columns()
     seen: set[str] = set()
     current: str | None = None
     count = 0
     first_break: tuple[Origin, str] | None = None
+    parts: list[Part] | None = []
     for path in paths:
+        runs: Iterator[_Run]
         kind = _kind(path)
         if kind == ".csv":
-            for origin, patient in _csv_patients(path, columns):
-                count += 1
-                if patient != current:
-                    if patient in seen and first_break is None:
-                        first_break = (origin, patient)
-                    if current is not None:
-                        seen.add(current)
-                    current = patient
-            continue
-        objects: Iterator[tuple[int, Any]]
-        if kind == ".json":
-            sessions, starts = _json_sessions(path)
-            objects = zip(starts, sessions)
+            runs = _csv_runs(path, columns)
         else:
-            objects = _jsonl_objects(path)
-        for row, obj in objects:
-            lines = obj.get("lines") if isinstance(obj, dict) else None
-            count += len(lines) if isinstance(lines, list) and lines else 1
-            patient = _json_value(obj.get("patient_id")).strip() if isinstance(obj, dict) else ""
-            if patient != current:
-                if patient in seen and first_break is None:
-                    first_break = (Origin(file=str(path), row=row), patient)
+            parts = None
+            runs = _json_runs(path, kind)
+        part: list[_Run] = []
+        in_part = 0
+        for run in runs:
+            count += run.lines
+            if run.patient != current:
+                if run.patient in seen and first_break is None:
+                    first_break = (run.origin, run.patient)
                 if current is not None:
                     seen.add(current)
-                current = patient
+                current = run.patient
+            else:  # the patient of the previous file goes on in this one
+                parts = None
+            if parts is None or run.shares_session or run.end == 0:
+                parts = None
+                continue
+            part.append(run)
+            in_part += run.lines
+            if in_part >= part_lines:
+                parts.append(_part(path, part))
+                part, in_part = [], 0
+        if parts is not None and part:
+            parts.append(_part(path, part))
     if first_break is None:
-        return Scan(lines=count, grouped=True)
+        return Scan(lines=count, grouped=True, parts=tuple(parts or ()))
     return Scan(lines=count, grouped=False, regrouped_at=first_break[0], patient=first_break[1])
 
 
-def _csv_patients(path: Path, columns: Columns) -> Iterator[tuple[Origin, str]]:
-    """Each record's origin and patient id, one line at a time. A file without quote characters
-    is split on commas, several times faster than the csv module and the same for such files."""
+def _part(path: Path, runs: list[_Run]) -> Part:
+    return Part(path, runs[0].start, runs[-1].end, runs[0].origin.row, sum(r.lines for r in runs))
+
+
+def _json_runs(path: Path, kind: str) -> Iterator[_Run]:
+    objects: Iterator[tuple[int, Any]]
+    if kind == ".json":
+        sessions, starts = _json_sessions(path)
+        objects = zip(starts, sessions)
+    else:
+        objects = _jsonl_objects(path)
+    for row, obj in objects:
+        lines = obj.get("lines") if isinstance(obj, dict) else None
+        patient = _json_value(obj.get("patient_id")).strip() if isinstance(obj, dict) else ""
+        yield _Run(patient, Origin(str(path), row), len(lines) if isinstance(lines, list) and lines else 1)
+
+
+def _csv_runs(path: Path, columns: Columns) -> Iterator[_Run]:
+    """The file's runs of lines by patient. A file without quote characters is split on commas
+    (several times faster than the csv module, and the same for such files) and its runs carry
+    byte offsets; other files are read with the csv module, and their runs do not."""
     if _has_quotes(path):
-        yield from _csv_patients_quoted(path, columns)
+        for origin, patient in _csv_patients_quoted(path, columns):
+            yield _Run(patient, origin, 1)
         return
     file = str(path)
-    with _open(path) as stream:
-        try:
-            header = stream.readline()
-            if not header.strip():
-                raise InputError(f"{path}: the file is empty; expected a header row")
-            index = dict(columns.resolve(path, header.rstrip("\r\n").split(",")))["patient_id"][0]
-            for row, line in enumerate(stream, start=2):
-                cells = line.rstrip("\r\n").split(",")
-                if line.strip(" \t\r\n,"):
-                    yield Origin(file, row), cells[index].strip() if index < len(cells) else ""
-        except UnicodeDecodeError as error:
-            raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
+    with open(path, "rb") as stream:
+        header = stream.readline()
+        offset = len(header)
+        header_cells = header.decode("utf-8-sig").rstrip("\r\n").split(",")
+        if not "".join(header_cells).strip():
+            raise InputError(f"{path}: the file is empty; expected a header row")
+        fields = dict(columns.resolve(path, header_cells))
+        at_patient, at_session = fields["patient_id"][0], fields["session_id"][0]
+        cut = max(at_patient, at_session) + 1
+        patient: bytes | None = None
+        session: bytes | None = None
+        earlier: set[bytes] = set()
+        """Session ids of the patients before this one."""
+        own: set[bytes] = set()
+        start = row = first = lines = 0
+        shares = False
+        for row, line in enumerate(stream, start=2):
+            size = len(line)
+            if not line.strip(b" \t\r\n,"):
+                offset += size
+                continue
+            cells = line.rstrip(b"\r\n").split(b",", cut)
+            here = cells[at_patient].strip() if at_patient < len(cells) else b""
+            if here != patient:
+                if patient is not None:
+                    yield _Run(patient.decode(), Origin(file, first), lines, start, offset, shares)
+                    earlier |= own
+                    own = set()
+                patient, first, lines, start, shares = here, row, 0, offset, False
+            lines += 1
+            offset += size
+            sid = cells[at_session].strip() if at_session < len(cells) else b""
+            if sid != session:
+                session = sid
+                own.add(sid)
+                shares = shares or sid in earlier
+        if patient is not None:
+            yield _Run(patient.decode(), Origin(file, first), lines, start, offset, shares)
 
 
 def _has_quotes(path: Path) -> bool:
@@ -364,9 +459,18 @@ def read_blocks(paths: list[Path], columns: Columns | None = None, *, grouped: b
     Facts that span sessions (same patient, same day) never cross patients, so a block holds
     all a rule can need. Use `scan` first to know whether the input is grouped.
     """
+    return _batches(records(paths, columns), grouped)
+
+
+def read_part(part: Part, columns: Columns | None = None) -> Iterator[Batch]:
+    """The patient blocks of one part of a grouped CSV file (see `Scan.parts`)."""
+    return _batches(_csv_records(part.path, columns or Columns(), part), grouped=True)
+
+
+def _batches(found: Iterator[Record], grouped: bool) -> Iterator[Batch]:
     grouper = _Grouper()
     current: str | None = None
-    for raw, origin, problem in records(paths, columns):
+    for raw, origin, problem in found:
         if grouped:
             patient = raw[1].strip()
             if patient != current and current is not None and grouper.lines_read:

@@ -9,7 +9,7 @@ import json
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import NamedTuple, TextIO
 
 import click
 
@@ -135,59 +135,103 @@ def _summary_text(s: Summary) -> str:
 # --- writers: one block at a time ----------------------------------------------------------
 
 
-class Writer(Protocol):
-    def block(self, block: Block) -> None: ...
+class Fragment(NamedTuple):
+    """What a writer continuing an output wrote (see `Writer.continuation`)."""
 
-    def close(self, summary: Summary) -> None: ...
+    text: str
+    held: list[RecordError]
+    sessions: int
 
 
-class TextWriter:
+class Writer:
+    """Writes judged blocks to `out` as they come; `close` ends the output with the summary."""
+
+    def __init__(self, out: TextIO, *, continued: bool = False) -> None:
+        self.out = out
+        self.continued = continued
+        """True when this writes the middle of an output another writer began."""
+        self.held: list[RecordError] = []
+        """Lines not judged, for formats that list them at the end."""
+        self.sessions = 0
+
+    def block(self, block: Block) -> None:
+        raise NotImplementedError
+
+    def close(self, summary: Summary) -> None:
+        raise NotImplementedError
+
+    def continuation(self, out: TextIO) -> Writer:
+        """A writer of the same kind that writes blocks into `out` as the middle of this one's
+        output: the parts of a large input are rendered side by side, then `extend` this one."""
+        raise NotImplementedError
+
+    def fragment(self) -> Fragment:
+        """What this continuation wrote, to hand to `extend` (its `out` must be a StringIO)."""
+        assert isinstance(self.out, io.StringIO)
+        return Fragment(self.out.getvalue(), self.held, self.sessions)
+
+    def extend(self, fragment: Fragment) -> None:
+        self.out.write(fragment.text)
+        self.held.extend(fragment.held)
+        self.sessions += fragment.sessions
+
+
+class TextWriter(Writer):
     """Sessions as they are judged; the lines not judged and the summary at the end."""
 
-    def __init__(self, out: TextIO, colour: bool = False) -> None:
-        self.out, self.colour = out, colour
-        self.errors: list[RecordError] = []
+    def __init__(self, out: TextIO, colour: bool = False, *, continued: bool = False) -> None:
+        super().__init__(out, continued=continued)
+        self.colour = colour
 
     def block(self, block: Block) -> None:
         for session in block.sessions:
             self.out.write("\n".join(_session_text(session, self.colour)) + "\n\n")
-        self.errors.extend(block.errors)
+        self.held.extend(block.errors)
 
     def close(self, summary: Summary) -> None:
-        if self.errors:
+        if self.held:
             self.out.write("Lines not judged (fix them and run again):\n")
-            self.out.write("".join(f"  {_error_text(e)}\n" for e in self.errors) + "\n")
+            self.out.write("".join(f"  {_error_text(e)}\n" for e in self.held) + "\n")
         self.out.write(_summary_text(summary) + "\n")
 
+    def continuation(self, out: TextIO) -> Writer:
+        return TextWriter(out, self.colour, continued=True)
 
-class JsonWriter:
+
+class JsonWriter(Writer):
     """One JSON object with one session (and one error) per line, written session by session."""
 
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.errors: list[RecordError] = []
-        self.count = 0
+    def __init__(self, out: TextIO, *, continued: bool = False) -> None:
+        super().__init__(out, continued=continued)
+        if not continued:
+            out.write('{"sessions": [')
 
     def block(self, block: Block) -> None:
         for session in block.sessions:
-            self.out.write('{"sessions": [\n' if self.count == 0 else ",\n")
+            # A continuation cannot know whether a session came before its first one; `extend` can.
+            self.out.write(",\n" if self.sessions or self.continued else "\n")
             self.out.write(json.dumps(session.to_dict()))
-            self.count += 1
-        self.errors.extend(block.errors)
+            self.sessions += 1
+        self.held.extend(block.errors)
 
     def close(self, summary: Summary) -> None:
-        self.out.write('{"sessions": [' if self.count == 0 else "\n")
+        self.out.write("\n" if self.sessions else "")
         self.out.write('],\n"errors": [')
-        self.out.write(",".join("\n" + json.dumps(error_dict(e)) for e in self.errors))
-        self.out.write("\n" if self.errors else "")
+        self.out.write(",".join("\n" + json.dumps(error_dict(e)) for e in self.held))
+        self.out.write("\n" if self.held else "")
         self.out.write('],\n"summary": ' + json.dumps(summary.to_dict()) + "}\n")
 
+    def continuation(self, out: TextIO) -> Writer:
+        return JsonWriter(out, continued=True)
 
-class JsonlWriter:
+    def extend(self, fragment: Fragment) -> None:
+        if fragment.sessions and not self.sessions:
+            fragment = fragment._replace(text="\n" + fragment.text.removeprefix(",\n"))
+        super().extend(fragment)
+
+
+class JsonlWriter(Writer):
     """One JSON object per line: each session and each line not judged as they come, then the summary."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
 
     def block(self, block: Block) -> None:
         for session in block.sessions:
@@ -198,12 +242,15 @@ class JsonlWriter:
     def close(self, summary: Summary) -> None:
         self.out.write(json.dumps({"type": "summary", **summary.to_dict()}) + "\n")
 
+    def continuation(self, out: TextIO) -> Writer:
+        return JsonlWriter(out, continued=True)
+
 
 CSV_COLUMNS = ("file", "row", "session_id", "patient_id", "date", "payer", "line", "code", "modifiers", "units",
                "charge", "allowed", "status", "carc", "rarc", "rules", "reasons")
 
 
-class CsvWriter:
+class CsvWriter(Writer):
     """One row per service line, judged or not, ready for a spreadsheet.
 
     Rows are built from cells that `csv` has already quoted: a session's own cells once per
@@ -211,10 +258,11 @@ class CsvWriter:
     payrules itself wrote (codes, numbers, amounts), which never need quoting.
     """
 
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
+    def __init__(self, out: TextIO, *, continued: bool = False) -> None:
+        super().__init__(out, continued=continued)
         self.csv = csv.writer(out)
-        self.csv.writerow(CSV_COLUMNS)
+        if not continued:
+            self.csv.writerow(CSV_COLUMNS)
 
     def block(self, block: Block) -> None:
         rows = []
@@ -234,6 +282,9 @@ class CsvWriter:
 
     def close(self, summary: Summary) -> None:
         """A CSV has no footer: the summary's counts are the rows themselves."""
+
+    def continuation(self, out: TextIO) -> Writer:
+        return CsvWriter(out, continued=True)
 
 
 _CSV_TEXT = io.StringIO()

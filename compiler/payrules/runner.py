@@ -201,6 +201,11 @@ class Tally:
                 else:
                     self.denied += 1
 
+    def merge(self, other: Tally) -> None:
+        """Add the counts of another tally (of other blocks)."""
+        for field in attrs.fields(Tally):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
     def summary(self) -> Summary:
         return Summary(lines_read=self.lines_read, judged=self.judged, paid=self.paid, reduced=self.reduced,
                        denied=self.denied, rejected=self.rejected, charged=self.charged, allowed=self.allowed)
