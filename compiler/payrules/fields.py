@@ -285,6 +285,10 @@ class Batch:
         self.lines_read = lines_read
 
 
+_new_line = tuple.__new__
+"""Builds a `Line` from a tuple of its fields without the named tuple's keyword handling."""
+
+
 class _Open:
     """A session still being read: its first valid line's values and row, its lines, and how
     many records (valid or not) it has had."""
@@ -312,6 +316,20 @@ class _Grouper:
     def add(self, raw: Sequence[str], origin: Origin, structural: Problem | None = None) -> None:
         self.lines_read += 1
         values, problems = _values(raw)
+        if problems is None and structural is None:  # the common case, in short
+            v = values
+            entry = self._open.get(v[0])
+            if entry is None and v[0] not in self._closed:
+                entry = self._open[v[0]] = _Open()
+                self._order.append(v[0])
+                entry.head, entry.row = v, origin.row
+            head = entry.head if entry is not None else None
+            if head is not None and v[1] == head[1] and v[2] == head[2] and v[3] == head[3]:
+                assert entry is not None
+                entry.count += 1
+                entry.lines.append(_new_line(Line, (v[0], v[1], v[2], v[3], entry.count, v[6], v[7], v[8], v[9],
+                                                    v[10], v[4], v[5], v[11], v[12], origin)))
+                return
         if structural is not None:
             problems = [structural]
         session_id = values[0] or None

@@ -130,6 +130,10 @@ def _kind(path: Path) -> str:
     return suffix
 
 
+_new_origin = tuple.__new__
+"""Builds an `Origin` from a tuple of its fields, without the named tuple's keyword handling."""
+
+
 def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iterator[Record]:
     """The file's records, or those of one part of it (whose header is the file's first line)."""
     with _open(path) as stream:
@@ -151,12 +155,18 @@ def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iter
             file = str(path)
             base = 0
             if part is not None:
-                reader = csv.reader(io.StringIO(_read_part(part)))
+                text = _read_part(part)
                 base = part.row - 1
+                reader = csv.reader(io.StringIO(text))
+            numbered: Iterator[tuple[int, list[str]]] = ((reader.line_num, cells) for cells in reader)
+            if part is not None and "\x00" not in text and "\r" not in text.replace("\r\n", ""):
+                # A part has no quote characters (see `scan`); without lone carriage returns and
+                # NULs as well, the csv module would split each line on commas, as this does.
+                numbered = enumerate((line.split(",") for line in text.replace("\r\n", "\n").split("\n")), start=1)
             row = base + reader.line_num
-            for cells in reader:
-                start, row = row + 1, base + reader.line_num
-                if not "".join(cells).strip():
+            for end, cells in numbered:
+                start, row = row + 1, base + end
+                if not ((cells and cells[0].strip()) or "".join(cells).strip()):
                     continue
                 if len(cells) != width:
                     cells = (cells + padding)[:width]
@@ -165,7 +175,7 @@ def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iter
                     raw = pick(cells)
                 else:
                     raw = tuple(";".join(cells[i] for i in p) if p else "" for p in picks)
-                yield raw, Origin(file, start, "", headers), None
+                yield raw, _new_origin(Origin, (file, start, "", headers)), None
         except csv.Error as error:
             raise InputError(f"{path}:{base + reader.line_num}: {error}") from None
         except UnicodeDecodeError as error:
@@ -313,9 +323,11 @@ class _Run:
     """True when one of its session ids was used by an earlier patient of the file."""
 
 
-def scan(paths: list[Path], columns: Columns | None = None, part_lines: int = PART_LINES) -> Scan:
-    """Count the lines and check that the input is grouped by patient, reading as little as possible."""
+def scan(paths: list[Path], columns: Columns | None = None, part_lines: int | None = None) -> Scan:
+    """Count the lines and check that the input is grouped by patient, reading as little as
+    possible; cut grouped CSV input into parts of about `part_lines` (default `PART_LINES`)."""
     columns = columns or Columns()
+    part_lines = part_lines or PART_LINES
     seen: set[str] = set()
     current: str | None = None
     count = 0
@@ -378,8 +390,8 @@ def _csv_runs(path: Path, columns: Columns) -> Iterator[_Run]:
     (several times faster than the csv module, and the same for such files) and its runs carry
     byte offsets; other files are read with the csv module, and their runs do not."""
     if _has_quotes(path):
-        for origin, patient in _csv_patients_quoted(path, columns):
-            yield _Run(patient, origin, 1)
+        for origin, name in _csv_patients_quoted(path, columns):
+            yield _Run(name, origin, 1)
         return
     file = str(path)
     with open(path, "rb") as stream:

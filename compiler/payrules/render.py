@@ -6,6 +6,7 @@ import csv
 import functools
 import io
 import json
+import re
 import textwrap
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -272,8 +273,8 @@ class CsvWriter(Writer):
                 given = line.input
                 origin = given.origin
                 rows.append(f"{_file_cell(origin.file)},{origin.row},{session},{given.number},{given.code},"
-                            f"{_modifier_cell(given.modifiers)},{given.units},{format_cents(given.charge)},"
-                            f"{format_cents(line.allowed)},{line.status},{_reason_cells(line.reasons)}\r\n")
+                            f"{_modifier_cell(given.modifiers)},{given.units},{_money(given.charge)},"
+                            f"{_money(line.allowed)},{line.status},{_reason_cells(line.reasons)}\r\n")
         self.out.write("".join(rows))
         for e in block.errors:
             self.csv.writerow([_cell(e.origin.file), e.origin.row, _cell(e.session_id or ""), "", "", "",
@@ -291,12 +292,22 @@ _CSV_TEXT = io.StringIO()
 _CSV_CELLS = csv.writer(_CSV_TEXT, lineterminator="")
 
 
+_QUOTED = re.compile(r'[,"\r\n]')
+"""Characters that make `csv.writer` quote a cell."""
+
+
 def _csv_cells(*cells: str) -> str:
     """Cells as the part of a CSV row that `csv.writer` would write for them."""
+    if not _QUOTED.search("".join(cells)):
+        return ",".join(cells)
     _CSV_TEXT.seek(0)
     _CSV_TEXT.truncate()
     _CSV_CELLS.writerow(cells)
     return _CSV_TEXT.getvalue()
+
+
+_money = functools.lru_cache(maxsize=10_000)(format_cents)
+"""`format_cents`, for the few amounts that repeat on many rows."""
 
 
 @functools.lru_cache(maxsize=256)

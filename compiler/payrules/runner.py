@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 from collections.abc import Mapping, Sequence
 
 from typing import Any
@@ -173,6 +174,10 @@ class Block:
     lines_read: int
 
 
+_STATUS, _CHARGE, _ALLOWED = operator.attrgetter("status"), operator.attrgetter("input.charge"), \
+    operator.attrgetter("allowed")
+
+
 @attrs.define
 class Tally:
     """Running counts over blocks, for the summary."""
@@ -189,17 +194,14 @@ class Tally:
     def add(self, block: Block) -> None:
         self.lines_read += block.lines_read
         self.rejected += len(block.errors)
-        for session in block.sessions:
-            for line in session.lines:
-                self.judged += 1
-                self.charged += line.charge
-                self.allowed += line.allowed
-                if line.status == PAID:
-                    self.paid += 1
-                elif line.status == REDUCED:
-                    self.reduced += 1
-                else:
-                    self.denied += 1
+        lines = [line for session in block.sessions for line in session.lines]
+        statuses = list(map(_STATUS, lines))
+        self.judged += len(lines)
+        self.paid += statuses.count(PAID)
+        self.reduced += statuses.count(REDUCED)
+        self.denied += len(lines) - statuses.count(PAID) - statuses.count(REDUCED)
+        self.charged += sum(map(_CHARGE, lines))
+        self.allowed += sum(map(_ALLOWED, lines))
 
     def merge(self, other: Tally) -> None:
         """Add the counts of another tally (of other blocks)."""
@@ -247,12 +249,13 @@ def evaluate(batch: Batch, policies: Policies, history: History | None = None) -
 
 
 def _judge(session: Session, judged: Judged, policy: Policy) -> SessionResult:
-    lines = [LineResult(input=line, allowed=cents, status=status,
-                        reasons=tuple(_reason(policy, index, line, facts) for index, facts in found) if found else ())
-             for line, cents, status, found in judged]
+    lines = tuple([LineResult(input=line, allowed=cents, status=status,
+                              reasons=tuple([_reason(policy, index, line, facts) for index, facts in found])
+                              if found else ())
+                   for line, cents, status, found in judged])
     return SessionResult(session_id=session.session_id, patient_id=session.patient_id, date=session.date,
                          payer=session.payer, payer_name=policy.payer_name, rules_file=policy.source,
-                         lines=tuple(lines))
+                         lines=lines)
 
 
 def _reason(policy: Policy, index: int, line: Line, facts: object) -> Reason:

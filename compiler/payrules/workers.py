@@ -32,8 +32,12 @@ def worker_count(run: CheckRun) -> int:
         return 1
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(cpus, len(run.scan.parts))
+    return min(cpu_count(), len(run.scan.parts))
+
+
+def cpu_count() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def write(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
