@@ -76,7 +76,8 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_fo
     """Judge the service lines in SESSIONS (.csv, .json, .jsonl) against payer rules.
 
     Input grouped by patient (all rows of a patient together) is judged one patient at a time,
-    without holding the whole input in memory; other input is read whole first.
+    without holding the whole input in memory; other input is read whole first. A large
+    grouped CSV file is judged in parts, one worker process per CPU, with the same output.
 
     Exit status: 0 every line paid in full, 1 some line denied, reduced or not judged,
     2 bad usage or unreadable input (including rule files with errors).
