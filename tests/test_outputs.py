@@ -59,6 +59,18 @@ def test_csv_cells_are_not_formulas(tmp_path: Path) -> None:
     assert (row["session_id"], row["patient_id"]) == ("'=HYPERLINK(1)", "'@P1")
 
 
+def test_csv_cells_with_commas_quotes_and_line_breaks_stay_in_their_cell(tmp_path: Path) -> None:
+    sessions = tmp_path / "s.jsonl"
+    ids = ['A,1', 'B"2', "C\n3", "D\r4", "plain"]  # (the test runner reads \r\n as \n)
+    sessions.write_text("".join(json.dumps({
+        "session_id": sid, "patient_id": f"P{i}", "date": "2024-03-05", "payer": "EVERGREEN",
+        "lines": [{"provider_npi": "1548230675", "code": "97140", "charge": "70.00"}]}) + "\n"
+        for i, sid in enumerate(ids)))
+    _, out, _ = transcript(["check", str(sessions), "--rules", "examples/only-97140", "--format", "csv"])
+    rows = list(csv.DictReader(io.StringIO(out, newline="")))
+    assert [r["session_id"] for r in rows] == ids and {r["status"] for r in rows} == {"paid"}
+
+
 @pytest.mark.parametrize("args", [MESSY, CLEAN] + [[f"examples/{p.name}/sessions.csv", "--rules", "examples"]
                                                    for p in sorted(EXAMPLES.iterdir()) if (p / "sessions.csv").exists()])
 def test_json_and_jsonl_match_the_shipped_schema(args: list[str]) -> None:

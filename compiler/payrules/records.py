@@ -351,7 +351,7 @@ def scan(paths: list[Path], columns: Columns | None = None, part_lines: int | No
                 if current is not None:
                     seen.add(current)
                 current = run.patient
-            else:  # the patient of the previous file goes on in this one
+            else:  # the previous run's patient goes on (from another file, or line by line)
                 parts = None
             if parts is None or run.shares_session or run.end == 0:
                 parts = None

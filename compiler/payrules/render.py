@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import csv
 import functools
 import io
@@ -144,7 +145,7 @@ class Fragment(NamedTuple):
     sessions: int
 
 
-class Writer:
+class Writer(abc.ABC):
     """Writes judged blocks to `out` as they come; `close` ends the output with the summary."""
 
     def __init__(self, out: TextIO, *, continued: bool = False) -> None:
@@ -155,16 +156,16 @@ class Writer:
         """Lines not judged, for formats that list them at the end."""
         self.sessions = 0
 
-    def block(self, block: Block) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def block(self, block: Block) -> None: ...
 
-    def close(self, summary: Summary) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def close(self, summary: Summary) -> None: ...
 
+    @abc.abstractmethod
     def continuation(self, out: TextIO) -> Writer:
         """A writer of the same kind that writes blocks into `out` as the middle of this one's
         output: the parts of a large input are rendered side by side, then `extend` this one."""
-        raise NotImplementedError
 
     def fragment(self) -> Fragment:
         """What this continuation wrote, to hand to `extend` (its `out` must be a StringIO)."""
@@ -289,7 +290,8 @@ class CsvWriter(Writer):
 
 
 _CSV_TEXT = io.StringIO()
-_CSV_CELLS = csv.writer(_CSV_TEXT, lineterminator="")
+_CSV_CELLS = csv.writer(_CSV_TEXT)
+"""The dialect of `CsvWriter` (its line terminator decides which cells are quoted)."""
 
 
 _QUOTED = re.compile(r'[,"\r\n]')
@@ -303,7 +305,7 @@ def _csv_cells(*cells: str) -> str:
     _CSV_TEXT.seek(0)
     _CSV_TEXT.truncate()
     _CSV_CELLS.writerow(cells)
-    return _CSV_TEXT.getvalue()
+    return _CSV_TEXT.getvalue().removesuffix("\r\n")
 
 
 _money = functools.lru_cache(maxsize=10_000)(format_cents)
