@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator
 
 from payrules.api import CheckRun
@@ -53,13 +54,18 @@ def write(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
     global _JOB
     _JOB = (run, writer)
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_leave_interrupts_to_main) as pool:
             for fragment, counted in pool.imap(_judge_part, run.scan.parts):
                 writer.extend(fragment)
                 tally.merge(counted)
                 yield counted.lines_read
     finally:
         _JOB = None
+
+
+def _leave_interrupts_to_main() -> None:
+    """Ctrl-C stops the main process, which stops the workers; they print nothing of their own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _judge_part(part: Part) -> tuple[Fragment, Tally]:
