@@ -285,8 +285,15 @@ class Batch:
         self.lines_read = lines_read
 
 
-_new_line = tuple.__new__
-"""Builds a `Line` from a tuple of its fields without the named tuple's keyword handling."""
+new_named_tuple = tuple.__new__
+"""`new_named_tuple(Line, fields)` builds a named tuple from a tuple of all its fields, without
+the keyword handling of its constructor (millions are built per run)."""
+
+
+def _line(v: list[Any], number: int, origin: Origin) -> Line:
+    """The `Line` of a valid record's values (in `ALL_FIELDS` order)."""
+    return new_named_tuple(Line, (v[0], v[1], v[2], v[3], number, v[6], v[7], v[8], v[9], v[10], v[4], v[5],
+                                  v[11], v[12], origin))
 
 
 class _Open:
@@ -327,8 +334,7 @@ class _Grouper:
             if head is not None and v[1] == head[1] and v[2] == head[2] and v[3] == head[3]:
                 assert entry is not None
                 entry.count += 1
-                entry.lines.append(_new_line(Line, (v[0], v[1], v[2], v[3], entry.count, v[6], v[7], v[8], v[9],
-                                                    v[10], v[4], v[5], v[11], v[12], origin)))
+                entry.lines.append(_line(v, entry.count, origin))
                 return
         if structural is not None:
             problems = [structural]
@@ -363,9 +369,7 @@ class _Grouper:
         assert entry is not None and number is not None
         if entry.head is None:
             entry.head, entry.row = values, origin.row
-        v = values
-        entry.lines.append(Line(v[0], v[1], v[2], v[3], number, v[6], v[7], v[8], v[9], v[10], v[4], v[5],
-                                v[11], v[12], origin))
+        entry.lines.append(_line(values, number, origin))
 
     def take(self) -> Batch:
         """The sessions and errors gathered so far; the grouper starts afresh (it remembers ids)."""

@@ -29,6 +29,7 @@ from payrules.fields import (
     _Grouper,
     _json_value,
     _session_records,
+    new_named_tuple,
 )
 from payrules.runtime import Origin
 
@@ -130,10 +131,6 @@ def _kind(path: Path) -> str:
     return suffix
 
 
-_new_origin = tuple.__new__
-"""Builds an `Origin` from a tuple of its fields, without the named tuple's keyword handling."""
-
-
 def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iterator[Record]:
     """The file's records, or those of one part of it (whose header is the file's first line)."""
     with _open(path) as stream:
@@ -175,7 +172,7 @@ def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iter
                     raw = pick(cells)
                 else:
                     raw = tuple(";".join(cells[i] for i in p) if p else "" for p in picks)
-                yield raw, _new_origin(Origin, (file, start, "", headers)), None
+                yield raw, new_named_tuple(Origin, (file, start, "", headers)), None
         except csv.Error as error:
             raise InputError(f"{path}:{base + reader.line_num}: {error}") from None
         except UnicodeDecodeError as error:

@@ -9,7 +9,6 @@ parts in input order. The output is the same as when one process judges the whol
 from __future__ import annotations
 
 import io
-import multiprocessing
 import os
 import signal
 from collections.abc import Iterator
@@ -31,6 +30,8 @@ def worker_count(run: CheckRun) -> int:
     system can fork processes that inherit the compiled rules."""
     if run.scan.lines < MIN_LINES or len(run.scan.parts) < 2:
         return 1
+    import multiprocessing  # here, not at start-up: every payrules command imports this module
+
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
     return min(cpu_count(), len(run.scan.parts))
@@ -51,6 +52,8 @@ def write(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
             tally.add(block)
             yield block.lines_read
         return
+    import multiprocessing
+
     global _JOB
     _JOB = (run, writer)
     try:
