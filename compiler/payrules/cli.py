@@ -19,7 +19,9 @@ import click
 from payrules import __version__, api, fmt, lint, render, standalone, workers
 from payrules.compiler import diagnose
 from payrules.diagnostics import CompileError, InputError, Severity
+from payrules.masking import KEY_ENVIRONMENT, MaskKeyError, PatientMask, load_key
 from payrules.records import Columns
+from payrules.render import printable
 from payrules.runner import Tally
 
 EXIT_OK = 0
@@ -70,9 +72,15 @@ def cli() -> None:
 @click.option("--history", "history", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Earlier sessions that same-day rules and period limits count but that are not "
               "judged (repeatable).")
+@click.option("--mask-patient-ids", "mask_ids", is_flag=True,
+              help=f"Write each patient id as a keyed hash (HMAC-SHA256), in every format and on stderr; the "
+              f"key comes from --mask-key-file or ${KEY_ENVIRONMENT}.")
+@click.option("--mask-key-file", "mask_key_file", type=click.Path(path_type=Path, dir_okay=False),
+              help="A file holding the secret key for --mask-patient-ids (at least 16 bytes).")
 @click.pass_context
 def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_format: str,
-          output: Path | None, columns_file: Path | None, history: tuple[Path, ...]) -> None:
+          output: Path | None, columns_file: Path | None, history: tuple[Path, ...], mask_ids: bool,
+          mask_key_file: Path | None) -> None:
     """Judge the service lines in SESSIONS (.csv, .json, .jsonl) against payer rules.
 
     Input grouped by patient (all rows of a patient together) is judged one patient at a time,
@@ -82,29 +90,48 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_fo
     Exit status: 0 every line paid in full, 1 some line denied, reduced or not judged,
     2 bad usage or unreadable input (including rule files with errors).
     """
+    mask = _patient_mask(ctx, mask_ids, mask_key_file)
     with _user_errors(ctx, EXIT_USAGE):
         columns = Columns.load(columns_file) if columns_file else None
         run = api.start_check(list(sessions), rules, columns, list(history))
         if not run.scan.grouped and run.scan.lines >= LARGE_INPUT_LINES:
-            where = run.scan.regrouped_at
-            click.echo(f"note: the sessions are not grouped by patient (patient `{run.scan.patient}` appears "
-                       f"again at {where}); reading all {run.scan.lines} lines into memory. Sort the rows by "
-                       "patient to judge them one patient at a time.", err=True)
+            patient = run.scan.patient or ""
+            click.echo(printable(
+                f"note: the sessions are not grouped by patient (patient `{mask(patient) if mask else patient}` "
+                f"appears again at {run.scan.regrouped_at}); reading all {run.scan.lines} lines into memory. "
+                "Sort the rows by patient to judge them one patient at a time."), err=True)
         with _open_output(output) as out, _fewer_collections():
-            tally = _write(run, OutputFormat(output_format), out, colour=output is None and _colour(sys.stdout))
+            tally = _write(run, OutputFormat(output_format), out, colour=output is None and _colour(sys.stdout),
+                           mask=mask)
     ctx.exit(EXIT_OK if tally.paid == tally.lines_read else EXIT_FINDINGS)
 
 
-def _write(run: api.CheckRun, output_format: OutputFormat, out: TextIO, colour: bool) -> Tally:
+def _patient_mask(ctx: click.Context, mask_ids: bool, key_file: Path | None) -> PatientMask | None:
+    """The mask `--mask-patient-ids` asks for, or None; a missing or weak key is a usage error,
+    raised before anything is read or written."""
+    if not mask_ids:
+        if key_file is not None:
+            # Without the flag nothing would be masked: say so rather than leak the ids.
+            raise click.UsageError("--mask-key-file is given but --mask-patient-ids is not; add "
+                                   "--mask-patient-ids to mask patient ids", ctx)
+        return None
+    try:
+        return PatientMask(load_key(key_file))
+    except MaskKeyError as error:
+        raise click.UsageError(printable(str(error)), ctx) from None
+
+
+def _write(run: api.CheckRun, output_format: OutputFormat, out: TextIO, colour: bool,
+           mask: render.Mask | None = None) -> Tally:
     writer: render.Writer
     if output_format is OutputFormat.JSON:
-        writer = render.JsonWriter(out)
+        writer = render.JsonWriter(out, mask=mask)
     elif output_format is OutputFormat.JSONL:
-        writer = render.JsonlWriter(out)
+        writer = render.JsonlWriter(out, mask=mask)
     elif output_format is OutputFormat.CSV:
-        writer = render.CsvWriter(out)
+        writer = render.CsvWriter(out, mask=mask)
     else:
-        writer = render.TextWriter(out, colour)
+        writer = render.TextWriter(out, colour, mask=mask)
     tally = Tally()
     show_progress = _is_tty(sys.stderr) and run.scan.lines >= LARGE_INPUT_LINES
     with click.progressbar(length=run.scan.lines, label="Judging", file=sys.stderr if show_progress else _Null(),
@@ -139,7 +166,7 @@ def _user_errors(ctx: click.Context, compile_exit: int) -> Iterator[None]:
         click.echo(render.diagnostics(error.diagnostics), err=True, nl=False)
         ctx.exit(compile_exit)
     except InputError as error:
-        click.echo(f"error: {error}", err=True)
+        click.echo(f"error: {printable(str(error))}", err=True)
         ctx.exit(EXIT_USAGE)
 
 
@@ -289,14 +316,16 @@ def fmt_command(ctx: click.Context, paths: tuple[Path, ...], check_only: bool) -
                 continue
             changed += 1
             if check_only:
-                click.echo("".join(difflib.unified_diff(source.text.splitlines(True), formatted.splitlines(True),
-                                                        f"{path}", f"{path} (formatted)")), nl=False)
+                name = printable(str(path))
+                diff = difflib.unified_diff(source.text.splitlines(True), formatted.splitlines(True), name,
+                                            f"{name} (formatted)")
+                click.echo("".join(map(_printable_line, diff)), nl=False)
             else:
                 try:
                     path.write_text(formatted, encoding="utf-8")
                 except OSError as error:
                     raise InputError(f"{path}: cannot write ({error.strerror})") from None
-                click.echo(f"formatted {path}", err=True)
+                click.echo(printable(f"formatted {path}"), err=True)
     verb = "would be reformatted" if check_only else "reformatted"
     unchanged = len(files) - changed - failed
     counts = [f"{n} file{'s' if n != 1 else ''} {what}" for n, what in
@@ -305,12 +334,23 @@ def fmt_command(ctx: click.Context, paths: tuple[Path, ...], check_only: bool) -
     ctx.exit(EXIT_FINDINGS if failed or (check_only and changed) else EXIT_OK)
 
 
+def _printable_line(line: str) -> str:
+    """A line of a diff shown safely: its content escaped, its own line ending kept."""
+    content = line.rstrip("\r\n")
+    return printable(content) + line[len(content):]
+
+
 def _colour(stream: object) -> bool:
     return _is_tty(stream) and "NO_COLOR" not in os.environ
 
 
 def main() -> None:
     """Entry point: run the CLI and turn a fault in payrules into exit status 3, not a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        # Output is UTF-8-safe by construction (user text is escaped); a terminal with a narrower
+        # encoding still gets every character it cannot show as an escape, not a crash.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     try:
         cli.main(prog_name="payrules", standalone_mode=True)
     except SystemExit:
@@ -320,7 +360,8 @@ def main() -> None:
             traceback.print_exc()
         else:
             kind, value, _ = sys.exc_info()
-            click.echo(f"internal error in payrules {__version__}: {kind.__name__ if kind else ''}: {value}\n"
+            click.echo(f"internal error in payrules {__version__}: {kind.__name__ if kind else ''}: "
+                       f"{printable(str(value))}\n"
                        "This is a bug in payrules, not in your files. Run again with PAYRULES_DEBUG=1 "
                        "for details and report it.", err=True)
         sys.exit(EXIT_INTERNAL)

@@ -9,18 +9,55 @@ import io
 import json
 import re
 import textwrap
+import unicodedata
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+import attrs
 import click
 
 from payrules.diagnostics import CODES, Diagnostic, Severity
 from payrules.domain import dollars, format_cents
-from payrules.fields import RecordError
+from payrules.fields import Problem, RecordError
 from payrules.judging import error_dict
 from payrules.runner import Block, LineResult, Reason, Report, SessionResult, Summary
 from payrules.testing import Outcome, TestRun, actual_text, expected_text
+
+# --- user text in text output ----------------------------------------------------------------
+
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories that a terminal does not show as a character: controls (line breaks,
+ANSI escapes), format characters (bidi overrides), line and paragraph separators, surrogates."""
+
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """User text for text output, with every character a terminal would not show as itself
+    written as an escape (`\\n`, `\\x1b`, `\\u2028`, `\\ud800`): a value can then never start a
+    line of its own, move the cursor or colour the terminal, and a lone surrogate can be
+    written as UTF-8. Every piece of user text that reaches text output passes through here."""
+    if text.isprintable():  # nearly every value; it is False for all the categories above
+        return text
+    return "".join(_escape(c) if unicodedata.category(c) in _HIDDEN else c for c in text)
+
+
+def _escape(char: str) -> str:
+    named = _NAMED_ESCAPES.get(char)
+    if named:
+        return named
+    point = ord(char)
+    return f"\\x{point:02x}" if point < 0x100 else f"\\u{point:04x}" if point < 0x10000 else f"\\U{point:08x}"
+
+
+def _wrap(message: str, first: str, rest: str) -> list[str]:
+    """A message as indented lines of at most 100 characters (escaped first, so that a line
+    break in it shows as `\\n` rather than being folded into a space)."""
+    return textwrap.wrap(printable(message), width=100, initial_indent=first, subsequent_indent=rest,
+                         break_on_hyphens=False, break_long_words=False)
+
 
 # --- diagnostics ---------------------------------------------------------------------------
 
@@ -29,19 +66,20 @@ def diagnostic(d: Diagnostic) -> str:
     """The full view: code and message, location, the source line with a caret, and help."""
     line, column = d.span.line, d.span.column
     text = d.span.source.line_text(line)
-    start = len(text[: column - 1].expandtabs())
+    # Escapes widen the line; measure the caret on the line as shown.
+    start = len(printable(text[: column - 1].expandtabs()))
     end_offset = min(d.span.end, d.span.source.line_start(line) + len(text))
-    width = max(len(text[: end_offset - d.span.source.line_start(line)].expandtabs()) - start, 1)
+    width = max(len(printable(text[: end_offset - d.span.source.line_start(line)].expandtabs())) - start, 1)
     gutter = " " * len(str(line))
     out = [
-        f"{d.code} {d.message}",
-        f"{gutter}--> {d.span.file}:{line}:{column}",
+        f"{d.code} {printable(d.message)}",
+        f"{gutter}--> {printable(d.span.file)}:{line}:{column}",
         f"{gutter} |",
-        f"{line} | {text.expandtabs()}",
+        f"{line} | {printable(text.expandtabs())}",
         f"{gutter} | {' ' * start}{'^' * width}",
     ]
     if d.help:
-        out += [f"{gutter} |", f"{gutter} = help: {d.help}"]
+        out += [f"{gutter} |", f"{gutter} = help: {printable(d.help)}"]
     return "\n".join(out)
 
 
@@ -76,14 +114,13 @@ def report_text(report: Report, colour: bool = False) -> str:
 
 @functools.lru_cache(maxsize=20_000)
 def _wrapped(message: str) -> tuple[str, ...]:
-    return tuple(textwrap.wrap(message, width=100, initial_indent=" " * 8, subsequent_indent=" " * 8,
-                               break_on_hyphens=False, break_long_words=False))
+    return tuple(_wrap(message, " " * 8, " " * 8))
 
 
 def _session_text(session: SessionResult, colour: bool) -> list[str]:
     payer = session.payer if session.payer_name == session.payer else f"{session.payer}, {session.payer_name}"
-    out = [f"Session {session.session_id} | patient {session.patient_id} | {session.date} | payer {payer}"]
-    codes = [_code_text(line) for line in session.lines]
+    out = [printable(f"Session {session.session_id} | patient {session.patient_id} | {session.date} | payer {payer}")]
+    codes = [printable(_code_text(line)) for line in session.lines]
     code_width = max(len(c) for c in codes)
     charge_width = max(len(dollars(line.charge)) for line in session.lines)
     allowed_width = max(len(dollars(line.allowed)) for line in session.lines)
@@ -98,8 +135,8 @@ def _session_text(session: SessionResult, colour: bool) -> list[str]:
         for reason in line.reasons:
             name = f" [{reason.rule}]" if reason.rule else ""
             rarc = f" RARC {reason.rarc}" if reason.rarc else ""
-            out.append(f"      {reason.severity} CARC {reason.carc}{rarc}: {reason.text}{name} "
-                       f"({reason.location})")
+            out.append(printable(f"      {reason.severity} CARC {reason.carc}{rarc}: {reason.text}{name} "
+                                 f"({reason.location})"))
             out += _wrapped(reason.message)
     return out
 
@@ -125,7 +162,7 @@ def _error_text(error: RecordError) -> str:
     for p in error.problems:
         column = error.origin.column(p.field)
         problems.append(f"{p.field} (column `{column}`): {p.message}" if column else f"{p.field}: {p.message}")
-    return f"{prefix}: {'; '.join(problems)}"
+    return printable(f"{prefix}: {'; '.join(problems)}")
 
 
 def _summary_text(s: Summary) -> str:
@@ -145,19 +182,29 @@ class Fragment(NamedTuple):
     sessions: int
 
 
+Mask = Callable[[str], str]
+"""Patient id → what the output shows instead (see `payrules.masking.PatientMask`)."""
+
+
 class Writer(abc.ABC):
     """Writes judged blocks to `out` as they come; `close` ends the output with the summary."""
 
-    def __init__(self, out: TextIO, *, continued: bool = False) -> None:
+    def __init__(self, out: TextIO, *, continued: bool = False, mask: Mask | None = None) -> None:
         self.out = out
         self.continued = continued
         """True when this writes the middle of an output another writer began."""
+        self.mask = mask
+        """When given, every patient id is written masked."""
         self.held: list[RecordError] = []
         """Lines not judged, for formats that list them at the end."""
         self.sessions = 0
 
+    def block(self, block: Block) -> None:
+        """Write one block; masking happens here, so that no format can forget it."""
+        self._write_block(masked(block, self.mask) if self.mask else block)
+
     @abc.abstractmethod
-    def block(self, block: Block) -> None: ...
+    def _write_block(self, block: Block) -> None: ...
 
     @abc.abstractmethod
     def close(self, summary: Summary) -> None: ...
@@ -178,14 +225,27 @@ class Writer(abc.ABC):
         self.sessions += fragment.sessions
 
 
+def masked(block: Block, mask: Mask) -> Block:
+    """`block` with its patient ids masked: each session's, and the value of each problem with
+    the patient id field of a line not judged."""
+    sessions = tuple(attrs.evolve(s, patient_id=mask(s.patient_id)) for s in block.sessions)
+    errors = tuple(e._replace(problems=tuple(_masked_problem(p, mask) for p in e.problems)) for e in block.errors)
+    return attrs.evolve(block, sessions=sessions, errors=errors)
+
+
+def _masked_problem(problem: Problem, mask: Mask) -> Problem:
+    return problem._replace(value=mask(problem.value)) if problem.field == "patient_id" else problem
+
+
 class TextWriter(Writer):
     """Sessions as they are judged; the lines not judged and the summary at the end."""
 
-    def __init__(self, out: TextIO, colour: bool = False, *, continued: bool = False) -> None:
-        super().__init__(out, continued=continued)
+    def __init__(self, out: TextIO, colour: bool = False, *, continued: bool = False,
+                 mask: Mask | None = None) -> None:
+        super().__init__(out, continued=continued, mask=mask)
         self.colour = colour
 
-    def block(self, block: Block) -> None:
+    def _write_block(self, block: Block) -> None:
         for session in block.sessions:
             self.out.write("\n".join(_session_text(session, self.colour)) + "\n\n")
         self.held.extend(block.errors)
@@ -197,18 +257,21 @@ class TextWriter(Writer):
         self.out.write(_summary_text(summary) + "\n")
 
     def continuation(self, out: TextIO) -> Writer:
-        return TextWriter(out, self.colour, continued=True)
+        return TextWriter(out, self.colour, continued=True, mask=self.mask)
 
 
 class JsonWriter(Writer):
-    """One JSON object with one session (and one error) per line, written session by session."""
+    """One JSON object with one session (and one error) per line, written session by session.
 
-    def __init__(self, out: TextIO, *, continued: bool = False) -> None:
-        super().__init__(out, continued=continued)
+    `json.dumps` escapes every control character and everything outside ASCII (lone surrogates
+    included), so JSON and JSON Lines hold values exactly and can never break a line."""
+
+    def __init__(self, out: TextIO, *, continued: bool = False, mask: Mask | None = None) -> None:
+        super().__init__(out, continued=continued, mask=mask)
         if not continued:
             out.write('{"sessions": [')
 
-    def block(self, block: Block) -> None:
+    def _write_block(self, block: Block) -> None:
         for session in block.sessions:
             # A continuation cannot know whether a session came before its first one; `extend` can.
             self.out.write(",\n" if self.sessions or self.continued else "\n")
@@ -224,7 +287,7 @@ class JsonWriter(Writer):
         self.out.write('],\n"summary": ' + json.dumps(summary.to_dict()) + "}\n")
 
     def continuation(self, out: TextIO) -> Writer:
-        return JsonWriter(out, continued=True)
+        return JsonWriter(out, continued=True, mask=self.mask)
 
     def extend(self, fragment: Fragment) -> None:
         if fragment.sessions and not self.sessions:
@@ -235,7 +298,7 @@ class JsonWriter(Writer):
 class JsonlWriter(Writer):
     """One JSON object per line: each session and each line not judged as they come, then the summary."""
 
-    def block(self, block: Block) -> None:
+    def _write_block(self, block: Block) -> None:
         for session in block.sessions:
             self.out.write(json.dumps({"type": "session", **session.to_dict()}) + "\n")
         for error in block.errors:
@@ -245,7 +308,7 @@ class JsonlWriter(Writer):
         self.out.write(json.dumps({"type": "summary", **summary.to_dict()}) + "\n")
 
     def continuation(self, out: TextIO) -> Writer:
-        return JsonlWriter(out, continued=True)
+        return JsonlWriter(out, continued=True, mask=self.mask)
 
 
 CSV_COLUMNS = ("file", "row", "session_id", "patient_id", "date", "payer", "line", "code", "modifiers", "units",
@@ -257,36 +320,37 @@ class CsvWriter(Writer):
 
     Rows are built from cells that `csv` has already quoted: a session's own cells once per
     session, a list of reasons once per distinct list (many lines share one), and the cells
-    payrules itself wrote (codes, numbers, amounts), which never need quoting.
+    payrules itself computes (numbers, amounts, statuses), which never need quoting. Every cell
+    that holds user text is made by `_text_cells`, so none can become a spreadsheet formula.
     """
 
-    def __init__(self, out: TextIO, *, continued: bool = False) -> None:
-        super().__init__(out, continued=continued)
-        self.csv = csv.writer(out)
+    def __init__(self, out: TextIO, *, continued: bool = False, mask: Mask | None = None) -> None:
+        super().__init__(out, continued=continued, mask=mask)
         if not continued:
-            self.csv.writerow(CSV_COLUMNS)
+            out.write(",".join(CSV_COLUMNS) + "\r\n")
 
-    def block(self, block: Block) -> None:
+    def _write_block(self, block: Block) -> None:
         rows = []
         for s in block.sessions:
-            session = _csv_cells(_cell(s.session_id), _cell(s.patient_id), s.date, _cell(s.payer))
+            session = _text_cells(s.session_id, s.patient_id, s.date, s.payer)
             for line in s.lines:
                 given = line.input
                 origin = given.origin
-                rows.append(f"{_file_cell(origin.file)},{origin.row},{session},{given.number},{given.code},"
-                            f"{_modifier_cell(given.modifiers)},{given.units},{_money(given.charge)},"
-                            f"{_money(line.allowed)},{line.status},{_reason_cells(line.reasons)}\r\n")
-        self.out.write("".join(rows))
+                rows.append(f"{_file_cell(origin.file)},{origin.row},{session},{given.number},"
+                            f"{_code_cell(given.code)},{_modifier_cell(given.modifiers)},{given.units},"
+                            f"{_money(given.charge)},{_money(line.allowed)},{line.status},"
+                            f"{_reason_cells(line.reasons)}\r\n")
         for e in block.errors:
-            self.csv.writerow([_cell(e.origin.file), e.origin.row, _cell(e.session_id or ""), "", "", "",
-                               e.line if e.line is not None else "", _cell(e.code or ""), "", "", "", "",
-                               "not judged", "", "", "", _cell(e.message)])
+            line_number = e.line if e.line is not None else ""
+            rows.append(f"{_file_cell(e.origin.file)},{e.origin.row},{_text_cells(e.session_id or '')},,,,"
+                        f"{line_number},{_code_cell(e.code or '')},,,,,not judged,,,,{_text_cells(e.message)}\r\n")
+        self.out.write("".join(rows))
 
     def close(self, summary: Summary) -> None:
         """A CSV has no footer: the summary's counts are the rows themselves."""
 
     def continuation(self, out: TextIO) -> Writer:
-        return CsvWriter(out, continued=True)
+        return CsvWriter(out, continued=True, mask=self.mask)
 
 
 _CSV_TEXT = io.StringIO()
@@ -308,31 +372,51 @@ def _csv_cells(*cells: str) -> str:
     return _CSV_TEXT.getvalue().removesuffix("\r\n")
 
 
+def _text_cells(*texts: str) -> str:
+    """User text as CSV cells: each made safe by `_cell`, then quoted as `csv` would."""
+    return _csv_cells(*map(_cell, texts))
+
+
+_FORMULA_STARTS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP's list, a line
+break, and the full-width forms that some spreadsheets also accept)."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _cell(text: str) -> str:
+    """User text for a spreadsheet cell: text that a spreadsheet would run as a formula gets a
+    leading `'`, and a lone surrogate (which UTF-8 cannot hold) is written as `\\udxxx`."""
+    if not text.isascii():
+        text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return "'" + text if text[:1] in _FORMULA_STARTS else text
+
+
 _money = functools.lru_cache(maxsize=10_000)(format_cents)
 """`format_cents`, for the few amounts that repeat on many rows."""
 
 
 @functools.lru_cache(maxsize=256)
 def _file_cell(file: str) -> str:
-    return _csv_cells(_cell(file))
+    return _text_cells(file)
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_cell(code: str) -> str:
+    return _text_cells(code)
 
 
 @functools.lru_cache(maxsize=256)
 def _modifier_cell(modifiers: frozenset[str]) -> str:
-    return " ".join(sorted(modifiers))
+    return _text_cells(" ".join(sorted(modifiers)))
 
 
 @functools.lru_cache(maxsize=20_000)
 def _reason_cells(reasons: tuple[Reason, ...]) -> str:
     """The carc, rarc, rules and reasons cells of a line, as CSV text."""
-    return _csv_cells(";".join(r.carc for r in reasons), ";".join(r.rarc or "" for r in reasons),
-                      "; ".join(r.location + (f" [{_cell(r.rule)}]" if r.rule else "") for r in reasons),
-                      " | ".join(r.message for r in reasons))
-
-
-def _cell(text: str) -> str:
-    """User text for a spreadsheet cell: text that a spreadsheet would run as a formula is quoted."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return _text_cells(";".join(r.carc for r in reasons), ";".join(r.rarc or "" for r in reasons),
+                       "; ".join(r.location + (f" [{r.rule}]" if r.rule else "") for r in reasons),
+                       " | ".join(r.message for r in reasons))
 
 
 # --- payrules test ---------------------------------------------------------------------------------
@@ -358,7 +442,8 @@ def test_text(run: TestRun, coverage: bool = False) -> str:
     if coverage:
         out += _coverage_lines(run)
     out.append(f"{len(run.cases)} case{'s' if len(run.cases) != 1 else ''}: {passed} passed, {len(run.failed)} failed")
-    return "\n".join(out) + "\n"
+    # Each entry is meant as one line; escaping them all keeps any user text on its line.
+    return "\n".join(map(printable, out)) + "\n"
 
 
 def _failure_lines(outcome: Outcome, indent: str) -> list[str]:
@@ -386,8 +471,7 @@ def _failure_lines(outcome: Outcome, indent: str) -> list[str]:
 def _because(reason: Reason, first: str, rest: str) -> list[str]:
     name = f" [{reason.rule}]" if reason.rule else ""
     head = f"{first}{reason.severity} CARC {reason.carc}: {reason.text}{name} ({reason.location})"
-    return [head, *textwrap.wrap(reason.message, width=100, initial_indent=rest, subsequent_indent=rest,
-                                 break_on_hyphens=False, break_long_words=False)]
+    return [head, *_wrap(reason.message, rest, rest)]
 
 
 def _coverage_lines(run: TestRun) -> list[str]:
@@ -406,16 +490,18 @@ def test_junit(run: TestRun) -> str:
     for case in run.cases:
         suite = files.get(case.file)
         if suite is None:
-            suite = files[case.file] = ET.SubElement(root, "testsuite", name=case.file, tests="0", failures="0")
+            suite = files[case.file] = ET.SubElement(root, "testsuite", name=printable(case.file), tests="0",
+                                                     failures="0")
         suite.set("tests", str(int(suite.get("tests", "0")) + 1))
-        element = ET.SubElement(suite, "testcase", classname=case.file, name=case.name)
+        element = ET.SubElement(suite, "testcase", classname=printable(case.file), name=printable(case.name))
         if not case.passed:
             suite.set("failures", str(int(suite.get("failures", "0")) + 1))
             details = [text for o in case.outcomes if not o.passed for text in _failure_lines(o, "")]
             failed = next(o for o in case.outcomes if not o.passed)
-            message = f"expected {expected_text(failed.expectation)}"
+            # XML cannot hold most control characters at all: escaped, they are kept and readable.
+            message = printable(f"expected {expected_text(failed.expectation)}")
             failure = ET.SubElement(element, "failure", message=message, type="expectation")
-            failure.text = "\n".join(details)
+            failure.text = "\n".join(map(printable, details))
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -484,7 +570,8 @@ def lint_sarif(files: int, items: list[Diagnostic], version: str) -> str:
 
 
 def _github_escape(text: str, property_value: bool = False) -> str:
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    # Line breaks have GitHub's own escapes; every other hidden character is shown escaped.
+    text = printable(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
     if property_value:
         text = text.replace(":", "%3A").replace(",", "%2C")
     return text
