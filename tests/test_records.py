@@ -119,3 +119,14 @@ def test_report_errors_render_without_traceback() -> None:
     report = check_files([MESSY], RULES)
     text = render.report_text(report)
     assert "Traceback" not in text and text.count("\n  tests/cases/records/messy.csv:") == 12
+
+
+def test_json_sessions_are_located_by_their_first_line(tmp_path: Path) -> None:
+    session = {"session_id": "S", "patient_id": "P1", "date": "2024-05-06", "payer": "ACME",
+               "provider_npi": "1328719467", "lines": [{"code": "97140", "charge": "x"}]}
+    sessions = [{**session, "session_id": f"S{i}", "note": "[{\"}"} for i in range(3)]
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"sessions": sessions}, indent=2))
+    rows = [e.origin.row for e in read_sessions([path]).errors]
+    text = path.read_text().splitlines()
+    assert rows == [i + 1 for i, line in enumerate(text) if line == "    {"]

@@ -97,7 +97,7 @@ def test_no_parts_when_a_session_id_is_used_by_two_patients(generated: Path, tmp
     path = _rewrite(generated, tmp_path / "reused.csv", reuse)
     assert scan([path]).grouped and scan([path]).parts == ()
     code, out, _ = transcript(["check", str(path), "--rules", RULES, "--format", "csv"])
-    assert "already appeared for patient" in out.splitlines()[-1]
+    assert "already appeared for another patient at row 2" in out.splitlines()[-1]
 
 
 def test_no_parts_with_quotes_or_a_patient_across_files(generated: Path, tmp_path: Path) -> None:
@@ -115,3 +115,16 @@ def test_no_parts_with_quotes_or_a_patient_across_files(generated: Path, tmp_pat
     split = _rewrite(generated, tmp_path / "split.csv",
                      lambda _: [*lines[:cut - 1], *lines[cut:], lines[cut - 1]])
     assert not scan([split]).grouped and scan([split], part_lines=250).parts == ()
+
+
+def test_parts_cut_where_the_reader_sees_a_new_patient(tmp_path: Path) -> None:
+    # "P1" padded with a tab or NBSP is the same patient for the reader, so no part starts there.
+    header = "session_id,patient_id,date,payer,provider_npi,code,charge"
+    rows = [f"S{i},{pad}P{i // 4}{pad},2024-05-06,ACME,1328719467,97140,40.00"
+            for i, pad in zip(range(40), ["", "\t", "\u00a0", " "] * 10)]
+    path = tmp_path / "s.csv"
+    path.write_bytes(("\n".join([header, *rows]) + "\n").encode())
+    found = scan([path], part_lines=3)
+    assert found.grouped and [p.lines for p in found.parts] == [4] * 10
+    assert [[s.patient_id for s in b.sessions] for part in found.parts for b in read_part(part)] == \
+        [[f"P{n}"] * 4 for n in range(10)]

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import datetime
 import re
+import reprlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
-from payrules.domain import CODE_RE, CREDENTIALS, ICD10_RE, MODIFIER_RE, npi_is_valid, parse_money, to_cents
+from payrules.domain import (
+    CODE_RE,
+    CREDENTIALS,
+    ICD10_RE,
+    MAX_MONEY_TEXT,
+    MODIFIER_RE,
+    money_too_large,
+    npi_is_valid,
+    parse_money,
+    to_cents,
+)
 from payrules.runtime import Line, Origin, Session
 
 SESSION_FIELDS = ("session_id", "patient_id", "date", "payer")
@@ -22,6 +33,35 @@ REQUIRED_FIELDS = ("session_id", "patient_id", "date", "payer", "provider_npi", 
 LIST_FIELDS = ("modifiers", "diagnoses")
 """Fields that several columns of an export may feed (Mod 1, Mod 2, ...)."""
 
+MAX_FIELD_CHARS = 1_000
+"""The longest field payrules reads, in characters (a list field: all its columns together).
+A longer field makes its line a record problem."""
+
+MAX_WHOLE = 999_999_999
+"""The largest units or minutes."""
+
+MAX_SESSION_LINES = 5_000
+"""The most lines one session may have; the lines after it are record problems."""
+
+MAX_DAY_LINES = 100_000
+"""The most lines one patient may have on one day (all sessions); the lines after it are
+record problems."""
+
+clean = str.strip
+"""The one normalisation of a field's text (surrounding whitespace of any kind, NBSP included,
+removed): the reader, the grouping scan and the validation all use it."""
+
+
+def field_name(name: str) -> str:
+    """A CSV header or JSON key → the field name it stands for: case, surrounding whitespace,
+    and inner runs of spaces and dashes (as `_`) do not matter."""
+    return _NAME_SEPARATORS.sub("_", name.strip().lower())
+
+
+_NAME_SEPARATORS = re.compile(r"[\s\-]+")
+_WHOLE = re.compile(r"[0-9]+")
+"""ASCII digits only: `str.isdigit()` also accepts `²` and `⒈`, which `int()` refuses."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ISO_DATE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
 _US_DATE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$")
 _LIST_SPLIT = re.compile(r"[\s;,]+")
@@ -41,6 +81,11 @@ class Problem(NamedTuple):
 # the answers it has given (bounded) and most fields cost one dict lookup.
 
 Parsed = tuple[Any, str | None]
+
+
+def shown(text: str) -> str:
+    """`text` as a message quotes it: whole when short, else its start and its length."""
+    return text if len(text) <= 40 else f"{text[:30]}… ({len(text):,} characters)"
 
 MEMO_SIZE = 100_000
 
@@ -88,7 +133,7 @@ def _date(raw: str) -> Parsed:
 
 @_memo
 def _npi(raw: str) -> Parsed:
-    if not (len(raw) == 10 and raw.isdigit()):
+    if not (len(raw) == 10 and _WHOLE.fullmatch(raw)):
         return None, f"expected an NPI of 10 digits, found `{raw}`"
     if not npi_is_valid(raw):
         return None, f"`{raw}` fails the NPI check digit"
@@ -120,22 +165,38 @@ def _modifiers(raw: str) -> Parsed:
     return frozenset(modifiers), None
 
 
+def _whole(raw: str) -> int | str:
+    """The value of ASCII digits, or what is wrong with them."""
+    if not _WHOLE.fullmatch(raw):
+        return "not a whole number"
+    # Leading zeros are dropped before `int()`, which refuses more than 4,300 digits.
+    if len(raw.lstrip("0")) > len(str(MAX_WHOLE)) or int(raw) > MAX_WHOLE:
+        return f"more than {MAX_WHOLE:,}"
+    return int(raw)
+
+
 @_memo
 def _units(raw: str) -> Parsed:
     if not raw:
         return 1, None
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw), None
-    return None, f"expected a positive whole number, found `{raw}`"
+    value = _whole(raw)
+    if isinstance(value, int) and value > 0:
+        return value, None
+    if value == "not a whole number" or value == 0:
+        return None, f"expected a positive whole number, found `{shown(raw)}`"
+    return None, f"units are at most {MAX_WHOLE:,}, found `{shown(raw)}`"
 
 
 @_memo
 def _minutes(raw: str) -> Parsed:
     if not raw:
         return None, None
-    if raw.isdigit():
-        return int(raw), None
-    return None, f"expected a whole number of minutes, found `{raw}`"
+    value = _whole(raw)
+    if isinstance(value, int):
+        return value, None
+    if value == "not a whole number":
+        return None, f"expected a whole number of minutes, found `{shown(raw)}`"
+    return None, f"minutes are at most {MAX_WHOLE:,}, found `{shown(raw)}`"
 
 
 @_memo
@@ -143,6 +204,9 @@ def _charge(raw: str) -> Parsed:
     amount = parse_money(raw)
     if amount is None:
         return None, f"expected an amount such as 45.00, found `{raw}`"
+    if money_too_large(amount):
+        # Before `quantize`, which fails past 28 digits.
+        return None, f"a charge is at most {MAX_MONEY_TEXT}, found `{shown(raw)}`"
     if amount < 0:
         return None, f"a charge cannot be negative, found `{raw}`"
     if amount != amount.quantize(amount.__class__("0.01")):
@@ -176,10 +240,10 @@ _FAST_PARSERS = tuple((index, field, parse.answers, parse) for index, field, par
 def _validate(raw: Sequence[str]) -> tuple[list[Any], list[Problem] | None]:
     """Check every field of one record (strings in `ALL_FIELDS` order); return the clean values,
     in the same order, and the problems found (None when there are none)."""
-    values: list[Any] = [raw[0].strip(), raw[1].strip(), "", raw[3].strip(), *raw[4:]]
+    values: list[Any] = [clean(raw[0]), clean(raw[1]), "", clean(raw[3]), *raw[4:]]
     problems: list[Problem] | None = None
     for index, field, answers, parse in _FAST_PARSERS:
-        text = raw[index].strip()
+        text = clean(raw[index])
         answer = answers.get(text)  # the common case: this text was seen before
         if answer is None:
             answer = parse(text)
@@ -190,7 +254,7 @@ def _validate(raw: Sequence[str]) -> tuple[list[Any], list[Problem] | None]:
             problems = problems or []
             problems.append(Problem(field=field, value=raw[index], message=message))
     for index in _REQUIRED_AT:
-        if not values[index] and not raw[index].strip():
+        if not values[index] and not clean(raw[index]):
             problems = [p for p in problems or () if p.field != ALL_FIELDS[index]]
             problems.append(Problem(field=ALL_FIELDS[index], value=raw[index], message="is empty"))
     if problems is not None:
@@ -206,7 +270,7 @@ def _values(raw: Sequence[str]) -> tuple[list[Any], list[Problem] | None]:
     """`_validate`, in one lookup per field when every field's text was seen and found valid
     before (exports repeat the same NPIs, codes, dates and charges on many rows)."""
     try:
-        values = [raw[0].strip(), raw[1].strip(), _DATE[raw[2]], raw[3].strip(), _NPI[raw[4]],
+        values = [clean(raw[0]), clean(raw[1]), _DATE[raw[2]], clean(raw[3]), _NPI[raw[4]],
                   _CREDENTIAL[raw[5]], _CODE[raw[6]], _MODIFIERS[raw[7]], _UNITS[raw[8]], _MINUTES[raw[9]],
                   _CHARGE[raw[10]], _DIAGNOSES[raw[11]], _PRESCRIBER[raw[12]]]
     except KeyError:
@@ -223,38 +287,128 @@ that rejects it outright."""
 
 
 def _json_value(value: Any) -> str:
+    """A JSON value (or, through the API, any Python value) as the text of a field."""
+    if isinstance(value, str):
+        return value
     if value is None:
         return ""
-    if isinstance(value, list):
-        return ";".join(str(v) for v in value)
     if isinstance(value, bool):
         return str(value).lower()
-    return str(value)
+    if isinstance(value, list):
+        return ";".join(_element(v) for v in value)
+    return _element(value)
+
+
+def _element(value: Any) -> str:
+    return value if isinstance(value, str) else _SHOWN.repr(value)
+
+
+_HUGE = 10 ** MAX_FIELD_CHARS
+
+
+class _Shown(reprlib.Repr):
+    """`repr` bounded in depth and length, for values that are not text (nested lists and
+    objects given through the API); whole numbers too long for `str()` are described."""
+
+    def repr_int(self, x: int, level: int) -> str:
+        return f"(a whole number of more than {MAX_FIELD_CHARS:,} digits)" if abs(x) >= _HUGE else str(x)
+
+
+_SHOWN = _Shown()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 3, MAX_FIELD_CHARS + 1, MAX_FIELD_CHARS + 1
+
+
+def limited(raw: Sequence[str]) -> tuple[Sequence[str], Problem | None]:
+    """`raw` with every field longer than `MAX_FIELD_CHARS` emptied (so that no grouping key,
+    memo or message holds it), and the problem that then rejects the record."""
+    if max(map(len, raw)) <= MAX_FIELD_CHARS:
+        return raw, None
+    long = [i for i, text in enumerate(raw) if len(text) > MAX_FIELD_CHARS]
+    problem = Problem(field=ALL_FIELDS[long[0]], value=shown(raw[long[0]]),
+                      message=f"is {len(raw[long[0]]):,} characters long; a field has at most "
+                              f"{MAX_FIELD_CHARS:,}")
+    cut = list(raw)
+    for i in long:
+        cut[i] = ""
+    return cut, problem
+
+
+_KEYS = frozenset(ALL_FIELDS) | {"lines"}
+"""The keys a session or line object may have, as field names."""
+
+
+def normal_keys(obj: dict[Any, Any]) -> tuple[dict[Any, Any], tuple[str, str, str] | None]:
+    """A JSON object with its keys as field names (see `field_name`), and a field it names
+    twice: (field, first key, second key)."""
+    if _KEYS.issuperset(obj):  # the common case: the keys are written as the fields are
+        return obj, None
+    named: dict[Any, Any] = {}
+    keys: dict[str, str] = {}
+    twice = None
+    for key, value in obj.items():
+        name = field_name(key) if isinstance(key, str) else key
+        if name in keys and name in _KEYS and twice is None:
+            twice = (name, keys[name], key)
+        keys[name] = key
+        named[name] = value
+    return named, twice
 
 
 def _session_records(obj: Any, file: str, row: int, path: str) -> Iterator[Record]:
+    for raw, where, problem in _json_lines(obj, path):
+        raw, late = limited(raw)
+        text = "".join(raw) if problem is None else "".join(raw) + problem.value
+        if not text.isascii() and _SURROGATE.search(text):
+            raw, problem = _without_surrogates(raw, problem)
+        yield raw, Origin(file=file, row=row, path=where), problem or late
+
+
+def _without_surrogates(raw: Sequence[str], problem: Problem | None) -> tuple[list[str], Problem]:
+    """A record whose text holds lone surrogates (from `\\ud800` escapes in JSON, which are not
+    text and cannot be written out), with them escaped, and the problem that rejects it."""
+    def escaped(text: str) -> str:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8") if _SURROGATE.search(text) else text
+
+    if problem is None:
+        at = next(i for i, text in enumerate(raw) if _SURROGATE.search(text))
+        problem = Problem(field=ALL_FIELDS[at], value=raw[at],
+                          message="holds a lone surrogate escape, which is not text; write the character "
+                                  "itself or a valid escape pair")
+    return [escaped(text) for text in raw], problem._replace(value=escaped(problem.value))
+
+
+def _json_lines(obj: Any, path: str) -> Iterator[tuple[Sequence[str], str, Problem | None]]:
+    """A session object's lines as flat records, each with its path and structural problem."""
     prefix = path + "." if path else ""
     if not isinstance(obj, dict):
         problem = Problem(field=path or "session", value=_json_value(obj)[:40],
                           message="expected a session object with a `lines` list")
-        yield [""] * len(ALL_FIELDS), Origin(file=file, row=row, path=path), problem
+        yield [""] * len(ALL_FIELDS), path, problem
         return
+    obj, twice = normal_keys(obj)
     shared = [_json_value(obj.get(f)) for f in ALL_FIELDS]
     lines = obj.get("lines")
     if not isinstance(lines, list) or not lines:
         problem = Problem(field="lines", value=_json_value(lines)[:40],
                           message="expected a non-empty list of service lines")
-        yield shared, Origin(file=file, row=row, path=f"{prefix}lines"), problem
+        yield shared, f"{prefix}lines", problem
         return
     for i, line in enumerate(lines):
         where = f"{prefix}lines[{i}]"
         if not isinstance(line, dict):
             problem = Problem(field="line", value=_json_value(line)[:40], message="expected a service line object")
-            yield shared, Origin(file=file, row=row, path=where), problem
+            yield shared, where, problem
             continue
+        line, line_twice = normal_keys(line)
         raw = [_json_value(line[f]) if f in line else value for f, value in zip(ALL_FIELDS, shared)]
-        yield raw, Origin(file=file, row=row, path=where), None
-
+        duplicate = twice or line_twice
+        if duplicate is not None:
+            field, first, second = duplicate
+            problem = Problem(field=field, value="", message=f"is given twice, as `{first}` and `{second}`; "
+                                                             "field names ignore case, spaces and dashes")
+            yield raw, where, problem
+            continue
+        yield raw, where, None
 
 
 # --- records → sessions -------------------------------------------------------------------
@@ -300,13 +454,18 @@ class _Open:
     """A session still being read: its first valid line's values and row, its lines, and how
     many records (valid or not) it has had."""
 
-    __slots__ = ("head", "row", "lines", "count")
+    __slots__ = ("head", "row", "lines", "count", "day")
 
     def __init__(self) -> None:
         self.head: list[Any] | None = None
         self.row = 0
         self.lines: list[Line] = []
         self.count = 0
+        self.day = _NO_DAY
+        """The count of judged lines of its patient on its date, shared by that day's sessions."""
+
+
+_NO_DAY = [0]
 
 
 class _Grouper:
@@ -319,6 +478,8 @@ class _Grouper:
         """Sessions already handed out: id → (patient, row of its first line)."""
         self.errors: list[RecordError] = []
         self.lines_read = 0
+        self._days: dict[tuple[str, str], list[int]] = {}
+        """(patient, date) → judged lines so far; reset with each block, which holds whole patients."""
 
     def add(self, raw: Sequence[str], origin: Origin, structural: Problem | None = None) -> None:
         self.lines_read += 1
@@ -327,13 +488,19 @@ class _Grouper:
             v = values
             entry = self._open.get(v[0])
             if entry is None and v[0] not in self._closed:
-                entry = self._open[v[0]] = _Open()
-                self._order.append(v[0])
-                entry.head, entry.row = v, origin.row
+                day = self._days.setdefault((v[1], v[2]), [0])
+                if day[0] < MAX_DAY_LINES:  # else the general path says why the line is not judged
+                    entry = self._open[v[0]] = _Open()
+                    self._order.append(v[0])
+                    entry.head, entry.row, entry.day, entry.count = v, origin.row, day, 1
+                    day[0] += 1
+                    entry.lines.append(_line(v, 1, origin))
+                    return
             head = entry.head if entry is not None else None
-            if head is not None and v[1] == head[1] and v[2] == head[2] and v[3] == head[3]:
-                assert entry is not None
+            if (entry is not None and head is not None and v[1] == head[1] and v[2] == head[2]
+                    and v[3] == head[3] and entry.count < MAX_SESSION_LINES and entry.day[0] < MAX_DAY_LINES):
                 entry.count += 1
+                entry.day[0] += 1
                 entry.lines.append(_line(v, entry.count, origin))
                 return
         if structural is not None:
@@ -347,9 +514,10 @@ class _Grouper:
                 self._order.append(session_id)
                 closed = self._closed.get(session_id)
                 if closed is not None and not problems:
+                    # Patient ids stay out of messages: they are masked where they are fields.
                     problems = [Problem(
                         field="session_id", value=session_id,
-                        message=f"session {session_id} already appeared for patient `{closed[0]}` at row "
+                        message=f"session {session_id} already appeared for another patient at row "
                                 f"{closed[1]}; a session's rows must share one patient")]
             entry.count += 1
             number = entry.count
@@ -358,9 +526,24 @@ class _Grouper:
                                                       or values[3] != head[3]):
                 index = next(i for i in (1, 2, 3) if values[i] != head[i])
                 field = ALL_FIELDS[index]
-                problems = [Problem(field=field, value=raw[index],
-                                    message=f"session {session_id} has {field} `{head[index]}` "
-                                            f"(row {entry.row}), this row has `{values[index]}`")]
+                message = (f"session {session_id} has another patient at row {entry.row}; a session's rows "
+                           "must share one patient" if index == 1 else
+                           f"session {session_id} has {field} `{head[index]}` (row {entry.row}), this row "
+                           f"has `{values[index]}`")
+                problems = [Problem(field=field, value=raw[index], message=message)]
+            if not problems and number > MAX_SESSION_LINES:
+                problems = [Problem(field="session_id", value=session_id,
+                                    message=f"session {session_id} has more than {MAX_SESSION_LINES:,} lines; "
+                                            f"payrules judges at most {MAX_SESSION_LINES:,} lines of a session")]
+        day = _NO_DAY
+        if not problems:
+            day = entry.day if entry is not None and entry.head is not None else self._days.setdefault(
+                (values[1], values[2]), [0])
+            if day[0] >= MAX_DAY_LINES:
+                problems = [Problem(field="date", value=raw[2],
+                                    message=f"the patient has more than {MAX_DAY_LINES:,} lines on {values[2]}; "
+                                            f"payrules judges at most {MAX_DAY_LINES:,} lines of a patient "
+                                            "on one day")]
         if problems:
             code = values[6] if isinstance(values[6], str) and values[6] else None
             self.errors.append(RecordError(origin=origin, session_id=session_id, line=number, code=code,
@@ -368,7 +551,8 @@ class _Grouper:
             return
         assert entry is not None and number is not None
         if entry.head is None:
-            entry.head, entry.row = values, origin.row
+            entry.head, entry.row, entry.day = values, origin.row, day
+        day[0] += 1
         entry.lines.append(_line(values, number, origin))
 
     def take(self) -> Batch:
@@ -380,7 +564,7 @@ class _Grouper:
             if values is not None:
                 self._closed[session_id] = (values[1], entry.row)
                 batch.sessions.append(Session(session_id, values[1], values[2], values[3], tuple(entry.lines)))
-        self._open, self._order, self.errors, self.lines_read = {}, [], [], 0
+        self._open, self._order, self.errors, self.lines_read, self._days = {}, [], [], 0, {}
         return batch
 
 
@@ -397,7 +581,7 @@ def session_batch(sessions: list[Any], name: str) -> Batch:
         for raw, origin, problem in _session_records(session, name, row, ""):
             grouper.add(raw, origin, problem)
         if isinstance(session, dict):
-            order.append(_json_value(session.get("session_id")).strip())
+            order.append(clean(_json_value(normal_keys(session)[0].get("session_id"))))
     batch = grouper.take()
     by_id = {s.session_id: s for s in batch.sessions}
     batch.sessions = []

@@ -13,7 +13,7 @@ import json
 import operator
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,11 +25,15 @@ from payrules.fields import (
     LIST_FIELDS,
     REQUIRED_FIELDS,
     Batch,
+    Problem,
     Record,
     _Grouper,
-    _json_value,
     _session_records,
+    clean,
+    field_name,
+    limited,
     new_named_tuple,
+    normal_keys,
 )
 from payrules.runtime import Origin
 
@@ -104,8 +108,8 @@ class Columns:
         return resolved
 
 
-def _normal_header(name: str) -> str:
-    return re.sub(r"[\s\-]+", "_", name.strip().lower())
+_normal_header = field_name
+"""CSV headers are normalised as JSON keys are (see `fields.field_name`)."""
 
 
 # --- reading files ---------------------------------------------------------------------------
@@ -131,58 +135,149 @@ def _kind(path: Path) -> str:
     return suffix
 
 
-def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iterator[Record]:
-    """The file's records, or those of one part of it (whose header is the file's first line)."""
-    with _open(path) as stream:
+CSV_READ_LIMIT = 10 * 1024 * 1024
+"""The longest CSV field that can be read at all, in characters. A file with a longer field is
+refused before any output; fields up to this are read, and those over `MAX_FIELD_CHARS` make
+their line a record problem."""
+
+MAX_JSON_DEPTH = 32
+"""How deeply JSON may nest (a session file needs 5 levels); deeper input is refused."""
+
+
+class _CsvTable:
+    """One definition of a CSV row and of its cells, used both by the scan (grouping, parts) and
+    by the reader, so that the two cannot disagree.
+
+    A row is what the csv module reads (rows end at LF, CRLF or a lone CR; quotes may hold
+    commas and line breaks). A file without quote characters, NULs and lone CRs is split on LF
+    and commas instead: for such a file that is exactly what the csv module does, it is several
+    times faster, and it gives each row's byte offsets (for cutting parts).
+    """
+
+    def __init__(self, path: Path, columns: Columns) -> None:
+        self.path = path
+        self.plain = _is_plain(path)
+        header = self._header()
+        fields = columns.resolve(path, header)
+        self.headers = columns.headers(header, fields)
+        sources = dict(fields)
+        self.picks = [sources.get(f) for f in ALL_FIELDS]
+        self.simple = all(p is None or len(p) == 1 for p in self.picks)
+        self.width = len(header)
+        # Absent fields read the "" appended after the last column.
+        self.pick = operator.itemgetter(*[p[0] if p else self.width for p in self.picks])
+        self.padding = [""] * (self.width + 1)
+
+    def _header(self) -> list[str]:
+        if self.plain:
+            with open(self.path, "rb") as stream:
+                first = stream.readline().decode("utf-8-sig")
+            header = _plain_cells(first)
+        else:
+            with _open(self.path) as stream:
+                header = next(self._csv_reader(stream), [])
+        if _blank(header):
+            raise InputError(f"{self.path}: the file is empty; expected a header row")
+        return header
+
+    def _csv_reader(self, stream: TextIO) -> Iterator[list[str]]:
+        csv.field_size_limit(max(csv.field_size_limit(), CSV_READ_LIMIT))
         reader = csv.reader(stream)
+        self.reader = reader
         try:
-            try:
-                header = next(reader)
-            except StopIteration:
-                raise InputError(f"{path}: the file is empty; expected a header row") from None
-            fields = columns.resolve(path, header)
-            headers = columns.headers(header, fields)
-            sources = dict(fields)
-            picks = [sources.get(f) for f in ALL_FIELDS]
-            simple = all(p is None or len(p) == 1 for p in picks)
-            width = len(header)
-            # Absent fields read the "" appended after the last column.
-            pick = operator.itemgetter(*[p[0] if p else width for p in picks])
-            padding = [""] * (width + 1)
-            file = str(path)
-            base = 0
-            if part is not None:
-                text = _read_part(part)
-                base = part.row - 1
-                reader = csv.reader(io.StringIO(text))
-            numbered: Iterator[tuple[int, list[str]]] = ((reader.line_num, cells) for cells in reader)
-            if part is not None and "\x00" not in text and "\r" not in text.replace("\r\n", ""):
-                # A part has no quote characters (see `scan`); without lone carriage returns and
-                # NULs as well, the csv module would split each line on commas, as this does.
-                numbered = enumerate((line.split(",") for line in text.replace("\r\n", "\n").split("\n")), start=1)
-            row = base + reader.line_num
-            for end, cells in numbered:
-                start, row = row + 1, base + end
-                if not ((cells and cells[0].strip()) or "".join(cells).strip()):
-                    continue
-                if len(cells) != width:
-                    cells = (cells + padding)[:width]
-                cells.append("")
-                if simple:
-                    raw = pick(cells)
-                else:
-                    raw = tuple(";".join(cells[i] for i in p) if p else "" for p in picks)
-                yield raw, new_named_tuple(Origin, (file, start, "", headers)), None
+            yield from reader
         except csv.Error as error:
-            raise InputError(f"{path}:{base + reader.line_num}: {error}") from None
+            if "field larger than field limit" in str(error):
+                raise InputError(f"{self.path}:{reader.line_num}: a field is longer than {CSV_READ_LIMIT:,} "
+                                 "characters, more than payrules reads") from None
+            raise InputError(f"{self.path}:{reader.line_num}: {error}") from None
+        except UnicodeDecodeError as error:
+            raise InputError(f"{self.path}: not UTF-8 text (byte {error.start} of a block)") from None
+
+    def rows(self, part: Part | None = None) -> Iterator[tuple[int, int, int, list[str]]]:
+        """(row of its first line, its byte offsets [begin, end) or zeros, cells) of each row
+        that is not blank, after the header, or within `part`."""
+        if part is not None:
+            yield from self._plain_rows(io.BytesIO(_read_part(part)), part.row, part.start)
+        elif self.plain:
+            with open(self.path, "rb") as stream:
+                offset = len(stream.readline())
+                yield from self._plain_rows(stream, 2, offset)
+        else:
+            with _open(self.path) as stream:
+                numbered = self._csv_reader(stream)
+                next(numbered, None)
+                row = self.reader.line_num
+                for cells in numbered:
+                    start, row = row + 1, self.reader.line_num
+                    if not _blank(cells):
+                        yield start, 0, 0, cells
+
+    def _plain_rows(self, stream: Iterable[bytes], row: int,
+                    offset: int) -> Iterator[tuple[int, int, int, list[str]]]:
+        try:
+            for row, line in enumerate(stream, start=row):
+                begin, offset = offset, offset + len(line)
+                cells = _plain_cells(line.decode("utf-8"))
+                if len(line) > CSV_READ_LIMIT and max(map(len, cells)) > CSV_READ_LIMIT:
+                    raise InputError(f"{self.path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
+                                     "more than payrules reads")
+                if not _blank(cells):
+                    yield row, begin, offset, cells
+        except UnicodeDecodeError as error:
+            raise InputError(f"{self.path}:{row}: not UTF-8 text (byte {error.start} of the line)") from None
+
+    def record(self, cells: list[str]) -> tuple[Sequence[str], Problem | None]:
+        """The flat record of a row's cells (strings in `ALL_FIELDS` order), with every field
+        over `MAX_FIELD_CHARS` emptied, and the problem that rejects it then."""
+        if len(cells) != self.width:
+            cells = (cells + self.padding)[:self.width]
+        cells.append("")
+        if self.simple:
+            return limited(self.pick(cells))
+        return limited(tuple(";".join(cells[i] for i in p) if p else "" for p in self.picks))
+
+
+def _plain_cells(line: str) -> list[str]:
+    """The cells of one line of a file without quotes, NULs and lone CRs, as csv reads them."""
+    return line.rstrip("\r\n").split(",")
+
+
+def _blank(cells: list[str]) -> bool:
+    """A row with nothing but whitespace in its cells, skipped as csv exports end with them."""
+    return not ((cells and clean(cells[0])) or clean("".join(cells)))
+
+
+def _is_plain(path: Path) -> bool:
+    """Whether the file has no quote characters, NULs or lone CRs (see `_CsvTable`)."""
+    carry = ""
+    with _open(path) as stream:
+        try:
+            while chunk := stream.read(1 << 20):
+                chunk = carry + chunk
+                carry = "\r" if chunk.endswith("\r") else ""  # its LF may start the next chunk
+                if carry:
+                    chunk = chunk[:-1]
+                if '"' in chunk or "\x00" in chunk or "\r" in chunk.replace("\r\n", ""):
+                    return False
         except UnicodeDecodeError as error:
             raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
+    return not carry
 
 
-def _read_part(part: Part) -> str:
+def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iterator[Record]:
+    """The file's records, or those of one part of it (whose header is the file's first line)."""
+    table = _CsvTable(path, columns)
+    file, headers = str(path), table.headers
+    for row, _, _, cells in table.rows(part):
+        raw, problem = table.record(cells)
+        yield raw, new_named_tuple(Origin, (file, row, "", headers)), problem
+
+
+def _read_part(part: Part) -> bytes:
     with open(part.path, "rb") as stream:
         stream.seek(part.start)
-        return stream.read(part.end - part.start).decode("utf-8")
+        return stream.read(part.end - part.start)
 
 
 def _json_sessions(path: Path) -> tuple[list[Any], list[int]]:
@@ -191,15 +286,14 @@ def _json_sessions(path: Path) -> tuple[list[Any], list[int]]:
             text = stream.read()
         except UnicodeDecodeError as error:
             raise InputError(f"{path}: not UTF-8 text (byte {error.start})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}:{error.lineno}:{error.colno}: not valid JSON ({error.msg})") from None
-    sessions = data.get("sessions") if isinstance(data, dict) else data
-    if not isinstance(sessions, list):
+    data, starts = _json_loads(text, path, 1)
+    if isinstance(data, dict):
+        data = normal_keys(data)[0].get("sessions")
+    if not isinstance(data, list):
         raise InputError(f'{path}: expected a list of sessions, or an object with a "sessions" list')
-    starts = _array_item_lines(text)
-    return sessions, starts if len(starts) == len(sessions) else [1] * len(sessions)
+    if starts is None:
+        starts, _ = _json_layout(text)
+    return data, starts if len(starts) == len(data) else [1] * len(data)
 
 
 def _json_records(path: Path) -> Iterator[Record]:
@@ -208,44 +302,62 @@ def _json_records(path: Path) -> Iterator[Record]:
         yield from _session_records(session, str(path), starts[i], f"sessions[{i}]")
 
 
-def _array_item_lines(text: str) -> list[int]:
-    """Line numbers where each object of the sessions list starts (best effort, for messages)."""
-    lines: list[int] = []
-    depth_target = None
+def _json_loads(text: str, path: Path, row: int) -> tuple[Any, list[int] | None]:
+    """Parse JSON text (the whole file, or line `row` of a JSONL file), refusing it with its
+    place when it is not valid or nests deeper than `MAX_JSON_DEPTH`; with the lines where the
+    sessions start when the text needed a look at its layout (see `_json_layout`)."""
+    try:
+        # Whole numbers stay text, so the field checks bound them (int() refuses 4,300+ digits).
+        data = json.loads(text, parse_int=str)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}:{row + error.lineno - 1}:{error.colno}: not valid JSON ({error.msg})") from None
+    except RecursionError:
+        data = None
+    starts = None
+    if data is None or text.count("{") + text.count("[") > MAX_JSON_DEPTH:
+        starts, deep = _json_layout(text)
+        if deep is not None:
+            raise InputError(f"{path}:{row + deep[0] - 1}:{deep[1]}: not valid session JSON (nested more than "
+                             f"{MAX_JSON_DEPTH} levels deep)")
+    return data, starts
+
+
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+
+
+def _json_layout(text: str) -> tuple[list[int], tuple[int, int] | None]:
+    """One linear pass over JSON text: the line where each object of the sessions list (the
+    first list) starts, and the line and column where nesting first passes `MAX_JSON_DEPTH`."""
+    starts: list[int] = []
+    target: int | None = None
     depth = 0
-    in_string = escape = False
-    for pos, ch in enumerate(text):
-        if in_string:
-            if escape:
-                escape = False
-            elif ch == "\\":
-                escape = True
-            elif ch == '"':
-                in_string = False
-            continue
+    line, counted = 1, 0
+    for token in _JSON_TOKEN.finditer(text):
+        ch = token.group()[0]
         if ch == '"':
-            in_string = True
-        elif ch in "[{":
-            if ch == "{" and depth_target is not None and depth == depth_target:
-                lines.append(text.count("\n", 0, pos) + 1)
-            if ch == "[" and depth_target is None:
-                depth_target = depth + 1
-            depth += 1
-        elif ch in "]}":
+            continue
+        if ch in "]}":
             depth -= 1
-    return lines
+            continue
+        pos = token.start()
+        if ch == "{" and depth == target:
+            line, counted = line + text.count("\n", counted, pos), pos
+            starts.append(line)
+        if ch == "[" and target is None:
+            target = depth + 1
+        depth += 1
+        if depth > MAX_JSON_DEPTH:
+            line = line + text.count("\n", counted, pos)
+            return starts, (line, pos - text.rfind("\n", 0, pos))
+    return starts, None
 
 
 def _jsonl_objects(path: Path) -> Iterator[tuple[int, Any]]:
     with _open(path) as stream:
         try:
             for row, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield row, json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise InputError(f"{path}:{row}:{error.colno}: not valid JSON ({error.msg})") from None
+                if line.strip():
+                    yield row, _json_loads(line, path, row)[0]
         except UnicodeDecodeError as error:
             raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
 
@@ -370,96 +482,42 @@ def _part(path: Path, runs: list[_Run]) -> Part:
 
 
 def _json_runs(path: Path, kind: str) -> Iterator[_Run]:
-    objects: Iterator[tuple[int, Any]]
-    if kind == ".json":
-        sessions, starts = _json_sessions(path)
-        objects = zip(starts, sessions)
-    else:
-        objects = _jsonl_objects(path)
-    for row, obj in objects:
-        lines = obj.get("lines") if isinstance(obj, dict) else None
-        patient = _json_value(obj.get("patient_id")).strip() if isinstance(obj, dict) else ""
-        yield _Run(patient, Origin(str(path), row), len(lines) if isinstance(lines, list) and lines else 1)
+    # The records the reader reads, and their patient as the reader groups it (see `_batches`).
+    found = _json_records(path) if kind == ".json" else _jsonl_records(path)
+    for raw, origin, _ in found:
+        yield _Run(clean(raw[1]), origin, 1)
 
 
 def _csv_runs(path: Path, columns: Columns) -> Iterator[_Run]:
-    """The file's runs of lines by patient. A file without quote characters is split on commas
-    (several times faster than the csv module, and the same for such files) and its runs carry
-    byte offsets; other files are read with the csv module, and their runs do not."""
-    if _has_quotes(path):
-        for origin, name in _csv_patients_quoted(path, columns):
-            yield _Run(name, origin, 1)
-        return
+    """The file's runs of lines by patient: the rows and records the reader reads (see
+    `_CsvTable`), and their patient as the reader groups it (see `_batches`). Runs of a file
+    read without the csv module carry byte offsets; the others do not."""
+    table = _CsvTable(path, columns)
     file = str(path)
-    with open(path, "rb") as stream:
-        header = stream.readline()
-        offset = len(header)
-        header_cells = header.decode("utf-8-sig").rstrip("\r\n").split(",")
-        if not "".join(header_cells).strip():
-            raise InputError(f"{path}: the file is empty; expected a header row")
-        fields = dict(columns.resolve(path, header_cells))
-        at_patient, at_session = fields["patient_id"][0], fields["session_id"][0]
-        cut = max(at_patient, at_session) + 1
-        patient: bytes | None = None
-        session: bytes | None = None
-        earlier: set[bytes] = set()
-        """Session ids of the patients before this one."""
-        own: set[bytes] = set()
-        start = row = first = lines = 0
-        shares = False
-        for row, line in enumerate(stream, start=2):
-            size = len(line)
-            if not line.strip(b" \t\r\n,"):
-                offset += size
-                continue
-            cells = line.rstrip(b"\r\n").split(b",", cut)
-            here = cells[at_patient].strip() if at_patient < len(cells) else b""
-            if here != patient:
-                if patient is not None:
-                    yield _Run(patient.decode(), Origin(file, first), lines, start, offset, shares)
-                    earlier |= own
-                    own = set()
-                patient, first, lines, start, shares = here, row, 0, offset, False
-            lines += 1
-            offset += size
-            sid = cells[at_session].strip() if at_session < len(cells) else b""
-            if sid != session:
-                session = sid
-                own.add(sid)
-                shares = shares or sid in earlier
-        if patient is not None:
-            yield _Run(patient.decode(), Origin(file, first), lines, start, offset, shares)
-
-
-def _has_quotes(path: Path) -> bool:
-    with _open(path) as stream:
-        try:
-            while chunk := stream.read(1 << 20):
-                if '"' in chunk:
-                    return True
-        except UnicodeDecodeError as error:
-            raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
-    return False
-
-
-def _csv_patients_quoted(path: Path, columns: Columns) -> Iterator[tuple[Origin, str]]:
-    file = str(path)
-    with _open(path) as stream:
-        reader = csv.reader(stream)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise InputError(f"{path}: the file is empty; expected a header row")
-            index = dict(columns.resolve(path, header))["patient_id"][0]
-            row = reader.line_num
-            for cells in reader:
-                start, row = row + 1, reader.line_num
-                if any(cell.strip() for cell in cells):
-                    yield Origin(file, start), cells[index].strip() if index < len(cells) else ""
-        except csv.Error as error:
-            raise InputError(f"{path}:{reader.line_num}: {error}") from None
-        except UnicodeDecodeError as error:
-            raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
+    patient: str | None = None
+    session: str | None = None
+    earlier: set[str] = set()
+    """Session ids of the patients before this one."""
+    own: set[str] = set()
+    start = first = lines = end = 0
+    shares = False
+    for row, begin, end, cells in table.rows():
+        raw, _ = table.record(cells)
+        here = clean(raw[1])
+        if here != patient:
+            if patient is not None:
+                yield _Run(patient, Origin(file, first), lines, start, begin, shares)
+                earlier |= own
+                own = set()
+            patient, first, lines, start, shares = here, row, 0, begin, False
+        lines += 1
+        sid = clean(raw[0])
+        if sid != session:
+            session = sid
+            own.add(sid)
+            shares = shares or sid in earlier
+    if patient is not None:
+        yield _Run(patient, Origin(file, first), lines, start, end, shares)
 
 
 def read_blocks(paths: list[Path], columns: Columns | None = None, *, grouped: bool = True) -> Iterator[Batch]:
@@ -481,7 +539,7 @@ def _batches(found: Iterator[Record], grouped: bool) -> Iterator[Batch]:
     current: str | None = None
     for raw, origin, problem in found:
         if grouped:
-            patient = raw[1].strip()
+            patient = clean(raw[1])
             if patient != current and current is not None and grouper.lines_read:
                 yield grouper.take()
             current = patient
