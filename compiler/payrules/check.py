@@ -9,23 +9,26 @@ from __future__ import annotations
 import datetime
 import functools
 import re
+from collections.abc import Iterator
 from decimal import Decimal
 
 import attrs
 
 from payrules import ast
-from payrules.diagnostics import Diagnostic, InternalError, Severity, closest
+from payrules.diagnostics import Diagnostic, InternalError, Severity, closest, quoted
 from payrules.domain import (
     CARC_RE,
     CODE_EXAMPLES,
     CODE_RE,
     CREDENTIALS,
+    MAX_MONEY_TEXT,
     MODIFIER_RE,
     RARC_RE,
     TIME_RULES,
     code_family,
     code_from_number,
     code_number,
+    money_too_large,
     to_cents,
 )
 from payrules.source import Span
@@ -47,6 +50,25 @@ MAX_DAYS = 3660
 
 MAX_RANGE_SIZE = 10_000
 """A range wider than this is almost surely a typo (and would be slow to expand)."""
+
+MAX_COUNT = 100_000
+"""The largest limit of units, visits or minutes. Far above any payer's limit, and it keeps
+every number a rule file holds small enough to read and to compute with."""
+
+MAX_PERCENT = Decimal(1000)
+"""The largest share of an amount or a charge: 1,000% (fee schedules pay up to a few times a
+base rate; more is a typing slip)."""
+
+MAX_NAME_LENGTH = 200
+"""The longest name of a code set or rule, and the longest payer id, in characters."""
+
+
+def long_name(name: str, span: Span, what: str) -> Diagnostic | None:
+    """The error for a name longer than `MAX_NAME_LENGTH`, if it is; shared with the linker."""
+    if len(name) <= MAX_NAME_LENGTH:
+        return None
+    return Diagnostic(code="E111", severity=Severity.ERROR, message=f"{what} is too long ({len(name):,} characters)",
+                      span=span, help=f"a name has at most {MAX_NAME_LENGTH} characters")
 
 
 @attrs.define
@@ -91,7 +113,8 @@ class _Checker:
         self.diagnostics: list[Diagnostic] = []
         self.bindings = Bindings()
         self.set_defs = {s.name.value: s for s in module.sets}
-        self._resolving: list[str] = []
+        self._resolving: dict[str, None] = {}
+        """The set names being resolved, innermost last (a dict: an ordered stack with fast lookup)."""
 
     def error(self, code: str, message: str, span: Span, help: str | None = None) -> None:
         self.diagnostics.append(Diagnostic(code=code, severity=Severity.ERROR, message=message,
@@ -109,10 +132,13 @@ class _Checker:
             self.error("E105", "the payer id is empty", header.payer_id.span,
                        "give the id that the `payer` column of your sessions uses")
         if header is not None:
+            self.name(header.payer_id, "the payer id")
+        if header is not None:
             self.date_range(header.effective_from, header.effective_to)
         seen_sets: dict[str, ast.SetDef] = {}
         for set_def in self.module.sets:
             name = set_def.name.value
+            self.name(set_def.name, "the code set name")
             if name in seen_sets:
                 self.error("E104", f"code set `{name}` is defined twice", set_def.name.span,
                            f"the first definition is {seen_sets[name].span.seen_from(set_def.span)}")
@@ -123,6 +149,7 @@ class _Checker:
         for rule in self.module.rules:
             if rule.name is not None:
                 name = rule.name.value
+                self.name(rule.name, "the rule name")
                 if name in seen_rules:
                     first = seen_rules[name].span
                     help = f"the first rule with this name is {first.seen_from(rule.span)}"
@@ -135,6 +162,11 @@ class _Checker:
             self.reason_code(rule.carc, CARC_RE, "CARC", "a claim adjustment reason code such as 45 or B7")
             self.reason_code(rule.rarc, RARC_RE, "RARC", "a remark code such as N130 or M15")
             _check_statement(rule.statement, self)
+
+    def name(self, word: ast.Word, what: str) -> None:
+        diagnostic = long_name(word.value, word.span, what)
+        if diagnostic is not None:
+            self.diagnostics.append(diagnostic)
 
     def options(self, rule: ast.Rule) -> None:
         for keyword in rule.repeated:
@@ -159,29 +191,49 @@ class _Checker:
 
     def reason_code(self, word: ast.Word | None, pattern: re.Pattern[str], what: str, expected: str) -> None:
         if word is not None and not pattern.match(word.value.upper()):
-            self.error("E206", f"`{word.value}` is not a {what}", word.span, f"expected {expected}")
+            self.error("E206", f"{quoted(word.value)} is not a {what}", word.span, f"expected {expected}")
 
     # --- shared pieces --------------------------------------------------------------
 
     def codes(self, codes: ast.CodeList | None) -> frozenset[str]:
         """Resolve a code list (memoised per node) and report every bad item in it; a statement
-        without its optional list resolves to no codes."""
+        without its optional list resolves to no codes.
+
+        Sets may name sets to any depth, so the lists being resolved are kept on an explicit
+        stack rather than on Python's call stack (which a long chain of sets would exhaust).
+        """
         if codes is None:
             return frozenset()
         if codes in self.bindings.code_sets:
             return self.bindings.code_sets[codes]
-        result: set[str] = set()
-        for item in codes.items:
-            if isinstance(item, ast.Code):
-                if self.code_shape(item):
-                    result.add(item.value)
-            elif isinstance(item, ast.CodeRange):
-                result |= self.code_range(item)
+        # Each frame: a list, its items still to read, the codes found so far, and whether it
+        # was entered through a set name (which `_resolving` then holds).
+        stack: list[tuple[ast.CodeList, Iterator[ast.CodeItem], set[str], bool]] = [
+            (codes, iter(codes.items), set(), False)]
+        resolved: frozenset[str] = frozenset()
+        while stack:
+            node, items, found, named = stack[-1]
+            for item in items:
+                if isinstance(item, ast.Code):
+                    if self.code_shape(item):
+                        found.add(item.value)
+                elif isinstance(item, ast.CodeRange):
+                    found |= self.code_range(item)
+                else:
+                    inner = self.set_ref(item)
+                    if isinstance(inner, ast.CodeList):
+                        stack.append((inner, iter(inner.items), set(), True))
+                        break
+                    found |= inner
             else:
-                result |= self.set_ref(item)
-        frozen = frozenset(result)
-        self.bindings.code_sets[codes] = frozen
-        return frozen
+                stack.pop()
+                resolved = frozenset(found)
+                self.bindings.code_sets[node] = resolved
+                if named:
+                    self._resolving.popitem()
+                if stack:
+                    stack[-1][2].update(resolved)
+        return resolved
 
     def code_shape(self, code: ast.Code) -> bool:
         if CODE_RE.match(code.value):
@@ -191,7 +243,7 @@ class _Checker:
             help = f"write it in capitals: `{code.value.upper()}`"
         elif code.value.isdigit() and len(code.value) < 5:
             help = "procedure codes have 5 characters, such as 97140, 0042T or S8990"
-        self.error("E201", f"`{code.value}` is not a procedure code", code.span, help)
+        self.error("E201", f"{quoted(code.value)} is not a procedure code", code.span, help)
         return False
 
     def code_range(self, item: ast.CodeRange) -> frozenset[str]:
@@ -214,7 +266,13 @@ class _Checker:
             return frozenset()
         return frozenset(code_from_number(low, n) for n in range(lo, hi + 1))
 
-    def set_ref(self, ref: ast.SetRef) -> frozenset[str]:
+    def set_ref(self, ref: ast.SetRef) -> frozenset[str] | ast.CodeList:
+        """The codes of a set name, or the set's own list when it still has to be resolved (the
+        caller resolves it, with the name pushed on `_resolving`)."""
+        diagnostic = long_name(ref.name, ref.span, "the code set name")
+        if diagnostic is not None:
+            self.diagnostics.append(diagnostic)
+            return frozenset()
         set_def = self.set_defs.get(ref.name)
         if set_def is None:
             suggestion = closest(ref.name, self.set_defs)
@@ -227,37 +285,63 @@ class _Checker:
             self.error("E101", f"unknown code set `{ref.name}`", ref.span, help)
             return frozenset()
         if ref.name in self._resolving:
-            cycle = " → ".join(self._resolving[self._resolving.index(ref.name):] + [ref.name])
+            names = list(self._resolving)
+            names = names[names.index(ref.name):] + [ref.name]
+            if len(names) > 8:  # a long cycle is shown by its ends
+                names = [*names[:3], f"… {len(names) - 6:,} more …", *names[-3:]]
+            cycle = " → ".join(names)
             self.error("E106", f"code set `{ref.name}` includes itself ({cycle})", ref.span)
             return frozenset()
-        self._resolving.append(ref.name)
-        try:
-            return self.codes(set_def.codes)
-        finally:
-            self._resolving.pop()
+        if set_def.codes in self.bindings.code_sets:
+            return self.bindings.code_sets[set_def.codes]
+        self._resolving[ref.name] = None
+        return set_def.codes
 
     def money(self, money: ast.Money) -> None:
-        if money.amount != money.amount.quantize(money.amount.__class__("0.01")):
-            self.error("E205", f"`{money.span.text}` has more than two decimals", money.span,
+        # Checked before the decimals: an amount of 28 digits or more cannot be rounded exactly.
+        if money_too_large(money.amount):
+            self.error("E215", f"the amount {quoted(money.span.text)} is too large", money.span,
+                       f"amounts go up to {MAX_MONEY_TEXT}")
+            return
+        if money.amount != money.amount.quantize(Decimal("0.01")):
+            self.error("E205", f"{quoted(money.span.text)} has more than two decimals", money.span,
                        "amounts are in dollars and cents, such as `$45.50`")
             return
         self.bindings.cents[money] = to_cents(money.amount)
 
     def percent(self, amount: ast.Amount) -> None:
         assert amount.percent is not None
+        if amount.percent > MAX_PERCENT:
+            text = amount.span.text.split("%", 1)[0] + "%"
+            span = Span(amount.span.source, amount.span.start, amount.span.start + len(text))
+            self.error("E215", f"the share {quoted(text)} is too large", span,
+                       f"a share goes up to {MAX_PERCENT:,}%")
+            return
         if amount.percent != amount.percent.quantize(Decimal("0.01")):
             self.error("E205", f"`{amount.percent}%` has more than two decimals", amount.span,
                        "write a percentage such as `75%` or `62.5%`")
 
-    def count(self, count: ast.Code, what: str, example: str) -> int | None:
+    def count(self, count: ast.Code, what: str, example: str, most: int = MAX_COUNT) -> int | None:
         """A limit written as a whole number; a limit of zero is a warning (nothing would be paid)."""
-        if not count.value.isdigit():
-            self.error("E208", f"`{count.value}` is not a whole number of {what}", count.span,
+        if not (count.value.isascii() and count.value.isdigit()):
+            self.error("E208", f"{quoted(count.value)} is not a whole number of {what}", count.span,
                        f"write the limit as digits, such as `{example}`")
             return None
-        if int(count.value) == 0:
+        # Compared as text first: a number of thousands of digits is refused before `int()`.
+        digits = count.value.lstrip("0")
+        if len(digits) > len(str(most)) or int(digits or "0") > most:
+            number = count.value if len(count.value) <= 24 else quoted(count.value)
+            if most == MAX_COUNT:
+                self.error("E215", f"a limit of {number} {what} is too large", count.span,
+                           f"a limit goes up to {most:,} {what}")
+            else:
+                self.error("E208", f"a period of {number} days is out of range", count.span,
+                           f"give between 1 and {most:,} days")
+            return None
+        value = int(digits or "0")
+        if value == 0:
             self.zero_limit(count.span, what)
-        return int(count.value)
+        return value
 
     def zero_limit(self, span: Span, what: str) -> None:
         self.warning("W104", f"a limit of {' '.join((span.text, what)).strip()} pays nothing", span,
@@ -269,8 +353,8 @@ class _Checker:
             self.error("E213", f"`per {period.span.text}` does not fit this limit", period.span,
                        f"use one of {choices}")
             return
-        if period.days is not None and self.count(period.days, "days", "per 30 days") is not None:
-            if not 1 <= int(period.days.value) <= MAX_DAYS:
+        if period.days is not None:
+            if self.count(period.days, "days", "per 30 days", most=MAX_DAYS) == 0:
                 self.error("E208", f"a period of {period.days.value} days is out of range", period.days.span,
                            f"give between 1 and {MAX_DAYS:,} days")
         if period.month is not None and period.day is not None:
@@ -279,12 +363,17 @@ class _Checker:
                                                                    MONTH_NAMES[month - 1][:3]):
                 suggestion = closest(period.month.value.lower(), MONTH_NAMES)
                 help = f"did you mean `{suggestion.capitalize()}`?" if suggestion else "write a month such as July"
-                self.error("E209", f"`{period.month.value}` is not a month", period.month.span, help)
+                self.error("E209", f"{quoted(period.month.value)} is not a month", period.month.span, help)
                 return
+            day = period.day.value
             try:
-                datetime.date(2001, month, int(period.day.value))
+                # At most two digits after leading zeros: a longer text is no day of a month.
+                if len(day.lstrip("0")) > 2:
+                    raise ValueError(day)
+                datetime.date(2001, month, int(day))
             except ValueError:
-                self.error("E209", f"{period.month.value.capitalize()} has no day {period.day.value}",
+                shown_day = day if len(day) <= 24 else quoted(day)
+                self.error("E209", f"{period.month.value.capitalize()} has no day {shown_day}",
                            period.day.span, "give the day of the month the plan year starts")
 
     def credentials(self, words: tuple[ast.Word, ...]) -> None:
@@ -294,18 +383,18 @@ class _Checker:
                 known = ", ".join(CREDENTIALS)
                 help = f"did you mean `{suggestion}`? known credentials: {known}" if suggestion \
                     else f"known credentials: {known}"
-                self.error("E102", f"unknown credential `{word.value}`", word.span, help)
+                self.error("E102", f"unknown credential {quoted(word.value)}", word.span, help)
 
     def diagnosis_patterns(self, words: tuple[ast.Word, ...]) -> None:
         for word in words:
             if not DIAGNOSIS_PATTERN_RE.match(word.value.upper()):
-                self.error("E212", f"`{word.value}` is not an ICD-10-CM code or prefix", word.span,
+                self.error("E212", f"{quoted(word.value)} is not an ICD-10-CM code or prefix", word.span,
                            "write a code such as M54.50, or a prefix ending in `*` such as M54.5*")
 
     def modifiers(self, words: tuple[ast.Word, ...]) -> None:
         for word in words:
             if not MODIFIER_RE.match(word.value.upper()):
-                self.error("E207", f"`{word.value}` is not a modifier", word.span,
+                self.error("E207", f"{quoted(word.value)} is not a modifier", word.span,
                            "a modifier has two letters or digits, such as 59 or XS")
 
 
@@ -395,7 +484,7 @@ def _check_time_rule(s: ast.TimeRule, c: _Checker) -> None:
     if s.method.value.lower() not in TIME_RULES:
         suggestion = closest(s.method.value.lower(), TIME_RULES)
         help = f"did you mean `{suggestion}`? " if suggestion else ""
-        c.error("E214", f"unknown time rule `{s.method.value}`", s.method.span,
+        c.error("E214", f"unknown time rule {quoted(s.method.value)}", s.method.span,
                 help + "write `cms` (CMS 8-minute rule, minutes pooled) or `ama` (AMA midpoint rule, per code)")
     c.codes(s.codes)
 
@@ -445,4 +534,6 @@ def check(module: ast.Module) -> tuple[Bindings, list[Diagnostic]]:
     """Run every check on a parsed module; diagnostics come back sorted by position."""
     checker = _Checker(module)
     checker.run()
-    return checker.bindings, sorted(checker.diagnostics, key=lambda d: d.sort_key)
+    # A set reached again inside its own cycle reports its earlier items twice; keep each once.
+    unique = dict.fromkeys(checker.diagnostics)
+    return checker.bindings, sorted(unique, key=lambda d: d.sort_key)

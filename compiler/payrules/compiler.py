@@ -15,12 +15,12 @@ from typing import Any
 
 import attrs
 
-from payrules import __version__, runtime
+from payrules import __version__, ast, runtime
 from payrules.check import Checked, check
 from payrules.codegen import generate
 from payrules.judging import Judge
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
-from payrules.modules import included_sources, link
+from payrules.modules import link
 from payrules.parser import grammar_text, parse
 from payrules.source import Source
 
@@ -48,22 +48,43 @@ class Policy:
     recompute equal values."""
 
 
+@attrs.frozen
+class _Linked:
+    """A rule file parsed with its includes resolved, before checking."""
+
+    module: ast.Module
+    diagnostics: list[Diagnostic]
+    read: tuple[Source, ...]
+    """The file itself and every file it includes, directly or not, as read."""
+
+
+def _link(source: Source) -> _Linked:
+    module, diagnostics = parse(source)
+    module, link_diagnostics, included = link(module)
+    return _Linked(module, diagnostics + link_diagnostics, (source, *included))
+
+
+def _check(linked: _Linked) -> tuple[Checked, list[Diagnostic]]:
+    bindings, check_diagnostics = check(linked.module)
+    return Checked(linked.module, bindings), linked.diagnostics + check_diagnostics
+
+
+def _without_errors(checked: Checked, diagnostics: list[Diagnostic]) -> Checked:
+    errors = [d for d in diagnostics if d.severity is Severity.ERROR]
+    if errors:
+        raise CompileError(errors)
+    return checked
+
+
 def diagnose(source: Source) -> tuple[Checked, list[Diagnostic]]:
     """Parse, resolve includes and check: the module and every diagnostic, warnings included."""
-    module, diagnostics = parse(source)
-    module, link_diagnostics = link(module)
-    bindings, check_diagnostics = check(module)
-    return Checked(module, bindings), diagnostics + link_diagnostics + check_diagnostics
+    return _check(_link(source))
 
 
 def check_source(source: Source) -> Checked:
     """Parse and check; raise `CompileError` with every error when anything is wrong
     (warnings do not stop compiling; `payrules lint` shows them)."""
-    checked, diagnostics = diagnose(source)
-    errors = [d for d in diagnostics if d.severity is Severity.ERROR]
-    if errors:
-        raise CompileError(errors)
-    return checked
+    return _without_errors(*diagnose(source))
 
 
 def emit_python(source: Source) -> str:
@@ -101,28 +122,38 @@ def compiler_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def cache_key(source: Source) -> str:
-    """Changes with the rule text, its name (it appears in explanations), the files it
-    includes, payrules itself and the Python version (compiled code is version specific)."""
+def cache_key(read: tuple[Source, ...]) -> str:
+    """Changes with the text and the name (it appears in explanations) of every file the
+    compiler read for a rule file (the file, then its includes as the linker found them),
+    with payrules itself and with the Python version (compiled code is version specific)."""
     digest = hashlib.sha256(f"{compiler_fingerprint()}\0{sys.implementation.cache_tag}".encode())
-    for part in (source, *included_sources(source)):
-        digest.update(f"\0{part.name}\0{part.text}".encode("utf-8", "surrogatepass"))
+    for part in read:
+        for text in (part.name, part.text):
+            data = text.encode("utf-8", "surrogatepass")
+            # Length-prefixed, so that no choice of names and texts can run two keys together.
+            digest.update(len(data).to_bytes(8, "big") + data)
     return digest.hexdigest()
 
 
 def compile_source(source: Source) -> Policy:
-    """Compile rule text into a `Policy`; unchanged text is served from the cache."""
-    key = cache_key(source)
+    """Compile rule text into a `Policy`; unchanged text is served from the cache.
+
+    Parsing and linking always run: the cache key is made of the files they actually read, so
+    an edited included file is never missed. Checking, code generation and `compile()` are
+    what the cache saves.
+    """
+    linked = _link(source)
+    key = cache_key(linked.read)
     policy = _compiled.get(key)
     if policy is None:
-        policy = _load_cached(key) or _compile_and_store(source, key)
+        policy = _load_cached(key) or _compile_and_store(source.name, linked, key)
         _compiled[key] = policy
     return policy
 
 
-def _compile_and_store(source: Source, key: str) -> Policy:
-    python = generate(check_source(source))
-    code = compile(python, _filename(source.name, key), "exec")
+def _compile_and_store(name: str, linked: _Linked, key: str) -> Policy:
+    python = generate(_without_errors(*_check(linked)))
+    code = compile(python, _filename(name, key), "exec")
     directory = cache_dir()
     if directory is not None:
         try:

@@ -33,6 +33,12 @@ class Diagnostic:
         return (self.span.file, self.span.start, self.code)
 
 
+def quoted(text: str) -> str:
+    """User text as a message shows it, in backticks: in full when short, else its start and
+    its length (the caret under the line shows all of it)."""
+    return f"`{text}`" if len(text) <= 60 else f"`{text[:24]}…` ({len(text):,} characters)"
+
+
 class RulesError(Exception):
     """Root of every exception payrules raises on purpose."""
 
@@ -71,6 +77,9 @@ CODES: dict[str, tuple[str, str]] = {
     "E108": ("an include that cannot be found", 'include "stdlib/no-such-file"'),
     "E109": ("an include that includes itself", 'include "this-file"'),
     "E110": ("`drop` or `override` of a rule that no include gives", "drop no-such-rule"),
+    "E111": ("a name longer than 200 characters (code set, rule or payer id)",
+             "set massage-codes-of-the-... = 97140  (a name of 201 characters)"),
+    "E112": ("includes nested more than 32 levels deep", 'include "next"  (in the 33rd file of a chain of includes)'),
     "E201": ("not a procedure code (wrong shape)", "only 9714"),
     "E202": ("reversed range, which holds no code", "only 98943-98940"),
     "E203": ("a range that mixes kinds of codes (CPT and HCPCS)", "only 97140-S8990"),
@@ -85,6 +94,8 @@ CODES: dict[str, tuple[str, str]] = {
     "E212": ("a diagnosis pattern that is not an ICD-10-CM code or prefix", "requires diagnosis 724.2"),
     "E213": ("a period that does not fit the limit", "max 4 visits per session"),
     "E214": ("an unknown time rule (not `cms` or `ama`)", "units by medicare rule for 97140"),
+    "E215": ("an amount over $999,999,999.99, a share over 1,000% or a limit over 100,000",
+             "max $1,000,000,000 per session"),
     "W101": ("a rule that can never apply: `only` or `not covered` denies all its codes",
              "only 97140\nmax 2 units of 97124 per line"),
     "W102": ("two `only` lists that share no code, so nothing is covered", "only 97124\nonly 97140"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 
@@ -105,6 +106,18 @@ RARC_RE = re.compile(r"^[A-Z]{1,2}[0-9]{1,3}$")
 
 _MONEY_RE = re.compile(r"^\$?(-?)([0-9]+(?:,[0-9]{3})*|[0-9]+)(?:\.([0-9]*))?$")
 
+MAX_MONEY = Decimal("999999999.99")
+"""The largest amount payrules accepts, in a rule file or a record: $999,999,999.99. Larger
+amounts are refused with a worded error (they are typing slips, and past 28 digits exact
+decimal arithmetic would fail)."""
+
+MAX_MONEY_TEXT = "$999,999,999.99"
+
+
+def money_too_large(amount: Decimal) -> bool:
+    """Whether `amount` is beyond `MAX_MONEY` (either sign)."""
+    return abs(amount) > MAX_MONEY
+
 
 def parse_money(text: str) -> Decimal | None:
     """`$1,234.50` or `45` → Decimal; None when it is not money at all."""
@@ -140,7 +153,7 @@ def dollars(cents: int) -> str:
 
 def npi_is_valid(npi: str) -> bool:
     """10 digits whose last is the Luhn check digit computed with the 80840 prefix."""
-    if len(npi) != 10 or not npi.isdigit():
+    if len(npi) != 10 or not (npi.isascii() and npi.isdigit()):
         return False
     total = 0
     for i, ch in enumerate(reversed("80840" + npi[:9])):
@@ -153,18 +166,31 @@ def npi_is_valid(npi: str) -> bool:
     return (10 - total % 10) % 10 == int(npi[9])
 
 
+SUGGEST_MAX_LENGTH = 100
+"""Words and options longer than this get no "did you mean": nobody mistypes a name that long,
+and comparing it would only cost time (an unknown 10,000-character payer id, say)."""
+
+
 def closest(word: str, options: Iterable[str]) -> str | None:
     """The option nearest to `word` by edit distance (ignoring case), for "did you mean" help.
 
     Ties go to the option that shares the longest prefix with `word`, then to the first listed.
+    An option is near when at most a third of the shorter word's letters (at least one) differ.
     """
+    if len(word) > SUGGEST_MAX_LENGTH:
+        return None
     target = word.casefold()
     best: tuple[int, int, int] | None = None
     choice = None
     for order, option in enumerate(options):
+        if len(option) > SUGGEST_MAX_LENGTH:
+            continue
         candidate = option.casefold()
-        distance = _edit_distance(target, candidate)
-        if distance > max(1, min(len(target), len(candidate)) // 3):
+        limit = max(1, min(len(target), len(candidate)) // 3)
+        if best is not None:
+            limit = min(limit, best[0])  # a farther option cannot win; an equal one may, on its prefix
+        distance = _edit_distance(target, candidate, limit)
+        if distance > limit:
             continue
         prefix = len(os.path.commonprefix([target, candidate]))
         key = (distance, -prefix, order)
@@ -173,14 +199,46 @@ def closest(word: str, options: Iterable[str]) -> str | None:
     return choice
 
 
-def _edit_distance(a: str, b: str) -> int:
-    """Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`."""
-    rows = [list(range(len(b) + 1))]
+@functools.lru_cache(maxsize=4096)
+def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Edits (insert, delete, substitute, swap two neighbours) that turn `a` into `b`, or
+    `limit + 1` as soon as it is sure to be more than `limit`.
+
+    Cached: a reader asks again for every session that names the same unknown payer.
+    """
+    over = limit + 1
+    if abs(len(a) - len(b)) > limit:
+        return over
+    # A shared start or end costs nothing; only the middle needs the table.
+    start = len(os.path.commonprefix([a, b]))
+    a, b = a[start:], b[start:]
+    end = len(os.path.commonprefix([a[::-1], b[::-1]]))
+    a, b = a[: len(a) - end], b[: len(b) - end]
+    # Every edit fixes at most one letter that `a` has too many of, and one that `b` has.
+    extra_a, extra_b = Counter(a) - Counter(b), Counter(b) - Counter(a)
+    if max(extra_a.total(), extra_b.total()) > limit:
+        return over
+    return _banded_distance(a, b, limit)
+
+
+def _banded_distance(a: str, b: str, limit: int) -> int:
+    """The distance by the table, computing only the cells within `limit` of the diagonal (no
+    other cell can hold a distance up to `limit`): O(len(a) × limit), not O(len(a) × len(b))."""
+    over = limit + 1
+    width = len(b) + 1
+    before: list[int] = []
+    previous = [j if j <= limit else over for j in range(width)]
     for i in range(1, len(a) + 1):
-        row = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            row[j] = min(rows[i - 1][j] + 1, row[j - 1] + 1, rows[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+        row = [over] * width
+        if i <= limit:
+            row[0] = i
+        low, high = max(1, i - limit), min(len(b), i + limit)
+        for j in range(low, high + 1):
+            value = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] != b[j - 1]))
             if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                row[j] = min(row[j], rows[i - 2][j - 2] + 1)
-        rows.append(row)
-    return rows[-1][-1]
+                value = min(value, before[j - 2] + 1)
+            row[j] = min(value, over)
+        if min(row[low - 1 : high + 1]) > limit:
+            return over
+        before, previous = previous, row
+    return previous[-1]

@@ -15,7 +15,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.tree import Meta
 
 from payrules import ast
-from payrules.diagnostics import Diagnostic, InternalError, Severity, closest
+from payrules.diagnostics import Diagnostic, InternalError, Severity, closest, quoted
 from payrules.domain import parse_money
 from payrules.source import Source, Span
 
@@ -135,7 +135,7 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
         help = (f"did you mean `{suggestion}`?" if suggestion else
                 "a statement starts with " + ", ".join(f"`{w}`" for w in STATEMENT_WORDS))
         span = Span(source, offset + start, offset + start + len(token))
-        return _error("E002", f"unknown statement word `{token}`", span, help)
+        return _error("E002", f"unknown statement word {quoted(token)}", span, help)
 
     if isinstance(error, lark.UnexpectedCharacters):
         column = error.column
@@ -160,7 +160,7 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
         else:
             assert token.start_pos is not None and token.end_pos is not None
             span = Span(source, offset + token.start_pos, offset + token.end_pos)
-            found = f"`{token}`"
+            found = quoted(str(token))
         if "COMMA" in error.expected and token.type in ("CODE", "WORD", "DIAGNOSIS", "DATE"):
             return _error("E001", f"expected `,` between list items, found {found}", span,
                           "separate the items of a list with commas, as in `97124, 97140`")
@@ -494,6 +494,7 @@ class _ToAst(Transformer[Token, Any]):
     def _money(self, token: Token) -> ast.Money:
         amount = parse_money(str(token))
         if amount is None:
-            raise _LineError(_error("E001", f"`{token}` is not an amount; write it like `$45` or `$1,250.00`",
+            raise _LineError(_error("E001",
+                                    f"{quoted(str(token))} is not an amount; write it like `$45` or `$1,250.00`",
                                     self._tspan(token)))
         return ast.Money(span=self._tspan(token), amount=amount)
