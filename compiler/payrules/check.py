@@ -33,7 +33,8 @@ from payrules.domain import (
 )
 from payrules.source import Span
 
-DIAGNOSIS_PATTERN_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?\*?$|^[A-Z][0-9][0-9A-Z]\.\*$")
+DIAGNOSIS_PATTERN_RE = re.compile(r"^[A-Z](?:[0-9][0-9A-Z]|A[0-9])(?:\.?[0-9A-Z]{1,4})?\*?$"
+                                  r"|^[A-Z](?:[0-9][0-9A-Z]|A[0-9])\.\*$")
 
 MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
                "october", "november", "december")

@@ -98,7 +98,8 @@ TIME_RULES = {"cms": "the CMS 8-minute rule", "ama": "the AMA midpoint rule"}
 """How units of timed codes follow from minutes (`units by cms|ama rule`), and their names."""
 
 # ICD-10-CM: a letter, a digit, a letter or digit, then up to four more after an optional dot.
-ICD10_RE = re.compile(r"^[A-Z][0-9][0-9A-Z](?:\.?[0-9A-Z]{1,4})?$")
+# The April 2026 release also has categories with the letter A second and a digit third (QA0).
+ICD10_RE = re.compile(r"^[A-Z](?:[0-9][0-9A-Z]|A[0-9])(?:\.?[0-9A-Z]{1,4})?$")
 
 # CARC: 1-3 digits, or a letter and 1-2 digits (B7, P14). RARC: 1-2 letters and 1-3 digits (N130, MA01).
 CARC_RE = re.compile(r"^(?:[0-9]{1,3}|[A-Z][0-9]{1,2})$")
