@@ -1,8 +1,10 @@
-"""Checked `ast.Module` → Python source of one fused `judge(session, day)` function per payer.
+"""Checked `ast.Module` → Python source of one fused `judge(session, day, past)` function per payer.
 
 Generated code has three parts per session, in this order:
 
-1. group facts: computed once per session (for example the same-day lines that trigger a rule);
+1. group facts: the same-day ones computed once per patient-day and kept on `day.facts` for the
+   day's other sessions (per session for rules `same session`), each line's share found by a
+   lookup; limits over periods read running totals from a ledger of `past`;
 2. one loop over the session's lines that runs every per-line rule (coverage, same day,
    credentials) and records all reasons, not only the first;
 3. amount passes over the session, in file order (caps), skipping denied lines.
@@ -20,9 +22,10 @@ from contextlib import contextmanager
 import attrs
 
 from payrules import __version__, ast
+from payrules.runtime import code_shape
 from payrules.check import MONTHS, Bindings, Checked
 from payrules.diagnostics import InternalError
-from payrules.domain import describe_codes, dollars
+from payrules.domain import code_number, describe_codes, dollars
 
 
 class _Writer:
@@ -69,9 +72,10 @@ class _Context:
         self.constants: dict[str, str] = {}
         self._by_value: dict[str, str] = {}
 
-    def const(self, value: frozenset[str]) -> str:
-        """A module-level name holding `value`; equal sets share one name."""
-        literal = _frozenset_literal(value)
+    def const(self, value: frozenset[str], literal: str | None = None) -> str:
+        """A module-level name holding `value` (written as `literal`, by default a frozenset);
+        equal sets share one name."""
+        literal = literal or _frozenset_literal(value)
         if literal not in self._by_value:
             name = f"_SET{len(self._by_value)}"
             self._by_value[literal] = name
@@ -79,7 +83,7 @@ class _Context:
         return self._by_value[literal]
 
     def codes(self, codes: ast.CodeList) -> str:
-        return self.const(self.bindings.code_sets[codes])
+        return self.const(frozenset(), _code_set_literal(self.bindings.code_sets[codes]))
 
     def words(self, words: tuple[ast.Word, ...]) -> str:
         """A module-level name holding the credentials or modifiers, in capitals."""
@@ -101,6 +105,39 @@ def _frozenset_literal(value: frozenset[str]) -> str:
     if len(rows) == 1:
         return f"frozenset({{{rows[0]}}})"
     return "frozenset({\n    " + ",\n    ".join(rows) + ",\n})"
+
+
+RANGE_MIN = 32
+"""Consecutive codes from this many on are written as a range check, not listed one by one."""
+
+
+def _code_set_literal(codes: frozenset[str]) -> str:
+    """A frozenset of the codes, or, when some run of consecutive codes is long, an `rt.CodeSet`
+    of the other codes and one (shape, first, last) range per such run."""
+    by_shape: dict[str, list[str]] = {}
+    for code in codes:
+        by_shape.setdefault(code_shape(code), []).append(code)
+    listed: set[str] = set()
+    ranges: list[tuple[str, str, str]] = []
+    for shape, found in sorted(by_shape.items()):
+        if not shape:  # not a code: nothing to range over
+            listed.update(found)
+            continue
+        numbers = sorted(map(code_number, found))
+        by_number = dict(zip(map(code_number, found), found))
+        first = 0
+        for i in range(1, len(numbers) + 1):
+            if i < len(numbers) and numbers[i] == numbers[i - 1] + 1:
+                continue
+            if i - first >= RANGE_MIN:
+                ranges.append((shape, by_number[numbers[first]], by_number[numbers[i - 1]]))
+            else:
+                listed.update(by_number[n] for n in numbers[first:i])
+            first = i
+    if not ranges:
+        return _frozenset_literal(codes)
+    rows = ",\n".join(f"    {r!r}" for r in sorted(ranges, key=lambda r: (r[0], r[1])))
+    return f"rt.CodeSet({_frozenset_literal(frozenset(listed))}, (\n{rows},\n))"
 
 
 def _either(words: tuple[ast.Word, ...]) -> str:
@@ -152,15 +189,33 @@ def _emit_not_covered(s: ast.NotCovered, rule: ast.Rule, index: int, ctx: _Conte
     )
 
 
-def _others(ctx: _Context, index: int, other: ast.CodeList, scope: str) -> list[str]:
-    """Group fact: the lines of the day (or of this session) with a code in `other`, found once."""
-    pool = "day" if scope == "day" else "lines"
-    return [f"t{index} = [o for o in {pool} if o.code in {ctx.codes(other)}]"]
+def _others(ctx: _Context, index: int, other: ast.CodeList, scope: str, positions: bool = False) -> list[str]:
+    """Group fact `t{index}`: the lines of the day (or of this session) with a code in `other`.
+
+    A day's is found once and kept on the day for its other sessions; with `positions`, also
+    `i{index}`: each of those lines' place among them, so a line finds the ones before it at once.
+    """
+    found = f"[o for o in {'day.lines' if scope == 'day' else 'lines'} if o.code in {ctx.codes(other)}]"
+    if scope != "day":
+        places = [f"i{index} = {{id(o): j for j, o in enumerate(t{index})}}"] if positions else []
+        return [f"t{index} = {found}", *places]
+    if not positions:
+        return [f"t{index} = day.facts.get({index})",
+                f"if t{index} is None:",
+                f"    t{index} = day.facts[{index}] = {found}"]
+    return [f"g{index} = day.facts.get({index})",
+            f"if g{index} is None:",
+            f"    t = {found}",
+            f"    g{index} = day.facts[{index}] = (t, {{id(o): j for j, o in enumerate(t)}})",
+            f"t{index}, i{index} = g{index}"]
 
 
-def _other_lines_hit(index: int, rule: ast.Rule) -> list[str]:
-    """Record a reason citing the group's other lines (never the line itself), if there are any."""
-    return [f"h = [o for o in t{index} if o is not line]", "if h:", *_indent(_hit(index, rule, "tuple(h)"))]
+def _other_lines_hit(index: int, rule: ast.Rule, ctx: _Context, other: ast.CodeList) -> list[str]:
+    """Record a reason citing the group's other lines (never the line itself), if there are any:
+    the first of them and how many there are, so a reason stays small however busy the day."""
+    return [f"n = len(t{index}) - (code in {ctx.codes(other)})",
+            "if n:",
+            *_indent(_hit(index, rule, f"(t{index}[0] if t{index}[0] is not line else t{index}[1], n)"))]
 
 
 @_emit.register
@@ -180,7 +235,7 @@ def _emit_no_same_day(s: ast.NoSameDay, rule: ast.Rule, index: int, ctx: _Contex
         group=_others(ctx, index, s.other, s.scope),
         per_line=[
             f"if {' and '.join(tests)}:",
-            *_indent(_other_lines_hit(index, rule)),
+            *_indent(_other_lines_hit(index, rule, ctx, s.other)),
         ],
     )
 
@@ -191,7 +246,7 @@ def _emit_only_with(s: ast.OnlyWith, rule: ast.Rule, index: int, ctx: _Context) 
         params={"codes": ctx.describe(s.codes), "other": ctx.describe(s.other), "scope": s.scope},
         group=_others(ctx, index, s.other, s.scope),
         per_line=[
-            f"if code in {ctx.codes(s.codes)} and not [o for o in t{index} if o is not line]:",
+            f"if code in {ctx.codes(s.codes)} and len(t{index}) == (code in {ctx.codes(s.other)}):",
             *_indent(_hit(index, rule, "None")),
         ],
     )
@@ -208,7 +263,7 @@ def _emit_requires_modifier(s: ast.RequiresModifier, rule: ast.Rule, index: int,
     return _Emission(
         params=params,
         group=_others(ctx, index, s.other, s.scope),
-        per_line=[f"if t{index} and {test}:", *_indent(_other_lines_hit(index, rule))],
+        per_line=[f"if t{index} and {test}:", *_indent(_other_lines_hit(index, rule, ctx, s.other))],
     )
 
 
@@ -228,15 +283,16 @@ def _period_params(period: ast.Period) -> dict[str, str]:
 
 
 def _past(ctx: _Context, index: int, period: ast.Period, codes: ast.CodeList | None) -> list[str]:
-    """Group facts for a limit over a period: its first date `s{index}`, and the patient's
-    earlier lines in it, with the cents and units they were allowed, as `p{index}`."""
+    """Group facts for a limit over a period: its first date `s{index}`, and the ledger
+    `l{index}` of the patient's earlier lines it counts, with the cents and units they were
+    allowed, totalled by date."""
     days = int(period.days.value) if period.days is not None else 0
     start = ""
     if period.month is not None and period.day is not None:
         start = f"{MONTHS[period.month.value.lower()[:3]]:02d}-{int(period.day.value):02d}"
-    in_codes = f" and o.code in {ctx.codes(codes)}" if codes is not None else ""
+    counts = f"lambda o: o.code in {ctx.codes(codes)}" if codes is not None else "lambda o: True"
     return [f"s{index} = rt.since({period.kind!r}, session.date, {days}, {start!r})",
-            f"p{index} = [(o, a, u) for o, a, u in past if s{index} <= o.date <= session.date{in_codes}]"]
+            f"l{index} = past.ledger({index}, {counts}, session.date)"]
 
 
 def _skip(ctx: _Context, codes: ast.CodeList | None) -> str:
@@ -280,7 +336,7 @@ def _emit_max_amount(s: ast.MaxAmount, rule: ast.Rule, index: int, ctx: _Context
         return _Emission(params=params, session=[*loop, *body])
     if period.over_history:
         group = _past(ctx, index, period, s.codes)
-        setup = [f"used = sum(a for o, a, u in p{index})", f"left = max({cap} - used, 0)"]
+        setup = [f"used = l{index}.cents_since(s{index})", f"left = max({cap} - used, 0)"]
     else:
         setup = ["used = 0", f"left = {cap}"]
     since = f"s{index}" if period.over_history else "''"
@@ -315,7 +371,7 @@ def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) 
     since = "''"
     if period.over_history:
         group = _past(ctx, index, period, s.codes)
-        setup = [f"left = max({limit} - sum(u for o, a, u in p{index}), 0)"]
+        setup = [f"left = max({limit} - l{index}.units_since(s{index}), 0)"]
         since = f"s{index}"
     body = ["    if u > left:", *_unit_cap(index, rule, "left", f"(u, left, a, b, {limit} - left, {since})"),
             "        left = 0", "    else:", "        left -= u"]
@@ -329,7 +385,7 @@ def _emit_max_visits(s: ast.MaxVisits, rule: ast.Rule, index: int, ctx: _Context
     return _Emission(
         params={"count": str(limit), "codes": ctx.describe(s.codes), **_period_params(s.period)},
         group=[*_past(ctx, index, s.period, s.codes),
-               f"v{index} = len({{(o.session_id, o.date) for o, a, u in p{index} if u}})"],
+               f"v{index} = l{index}.visits_since(s{index})"],
         per_line=[f"if {in_codes}v{index} >= {limit}:", *_indent(_hit(index, rule, f"(v{index}, s{index})"))],
     )
 
@@ -388,11 +444,10 @@ def _emit_one_of(s: ast.OneOf, rule: ast.Rule, index: int, ctx: _Context) -> _Em
     return _Emission(
         params={"codes": ctx.describe(s.codes), "scope": s.scope,
                 "unless": _either(s.unless)},
-        group=_others(ctx, index, s.codes, s.scope),
+        group=_others(ctx, index, s.codes, s.scope, positions=True),
         per_line=[
             f"if {' and '.join(tests)}:",
-            f"    h = t{index}[:next(j for j, o in enumerate(t{index}) if o is line)]",
-            *_indent(_hit(index, rule, "tuple(h)")),
+            *_indent(_hit(index, rule, f"(t{index}[0], i{index}[id(line)])")),
         ],
     )
 
@@ -402,24 +457,39 @@ def _emit_bundled(s: ast.Bundled, rule: ast.Rule, index: int, ctx: _Context) -> 
     return _Emission(
         params={"codes": ctx.describe(s.codes), "other": ctx.describe(s.other), "scope": s.scope},
         group=_others(ctx, index, s.other, s.scope),
-        per_line=[f"if t{index} and code in {ctx.codes(s.codes)}:", *_indent(_other_lines_hit(index, rule))],
+        per_line=[f"if t{index} and code in {ctx.codes(s.codes)}:",
+                  *_indent(_other_lines_hit(index, rule, ctx, s.other))],
     )
 
 
 @_emit.register
 def _emit_no_duplicate(s: ast.NoDuplicate, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    # Group fact, once per day: for each line, the first earlier line of the day with its code
+    # and another provider, and how many there are.
     return _Emission(
         params={"codes": ctx.describe(s.codes)},
+        group=[
+            f"t{index} = day.facts.get({index})",
+            f"if t{index} is None:",
+            f"    t{index} = day.facts[{index}] = {{}}",
+            "    firsts = {}  # code -> [its first line, its first line by another provider, lines so far]",
+            "    same = {}  # (code, provider) -> lines so far",
+            "    for o in day.lines:",
+            "        f = firsts.get(o.code)",
+            "        if f is None:",
+            "            f = firsts[o.code] = [o, None, 0]",
+            "        elif f[1] is None and o.provider_npi != f[0].provider_npi:",
+            "            f[1] = o",
+            "        by = (o.code, o.provider_npi)",
+            "        n = f[2] - same.get(by, 0)",
+            "        if n:",
+            f"            t{index}[id(o)] = (f[0] if f[0].provider_npi != o.provider_npi else f[1], n)",
+            "        f[2] += 1",
+            "        same[by] = same.get(by, 0) + 1",
+        ],
         per_line=[
-            f"if {_applies(ctx, s.codes)}len(day) > 1:",
-            "    h = []",
-            "    for o in day:",
-            "        if o is line:",
-            "            break",
-            "        if o.code == code and o.provider_npi != line.provider_npi:",
-            "            h.append(o)",
-            "    if h:",
-            *_indent(_hit(index, rule, "tuple(h)"), 2),
+            f"if {_applies(ctx, s.codes)}id(line) in t{index}:",
+            *_indent(_hit(index, rule, f"t{index}[id(line)]")),
         ],
     )
 
@@ -526,8 +596,9 @@ def generate(checked: Checked) -> str:
     w.line()
     w.line("def judge(session, day, past):")
     with w.indent():
-        w.line('"""Judge one session; `day` holds every line of this patient and payer on its date, and')
-        w.line("`past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).")
+        w.line('"""Judge one session; `day.lines` holds every line of this patient and payer on its date')
+        w.line("(`day.facts` keeps what this code finds about them for the day's other sessions), and `past`")
+        w.line("(when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.")
         w.line()
         w.line("Returns the allowed cents, the reasons, the denied flag and the units paid of each line.")
         w.line('"""')

@@ -28,7 +28,7 @@ from payrules.judging import (
     summary_dict,
     unknown_payer,
 )
-from payrules.runtime import Line, Origin, RuleInfo, Session, since, time_units
+from payrules.runtime import CodeSet, Line, Origin, RuleInfo, Session, since, time_units
 
 
 class Policy(NamedTuple):
@@ -52,7 +52,7 @@ POLICIES: dict[str, tuple[Policy, ...]] = {}
 def load_policy(python: str) -> Policy:
     """Run one payer's generated code (it only defines constants and `judge`)."""
     runtime = types.SimpleNamespace(RuleInfo=RuleInfo, Line=Line, Session=Session, Origin=Origin, since=since,
-                                    time_units=time_units)
+                                    time_units=time_units, CodeSet=CodeSet)
     namespace: dict[str, Any] = {"__name__": "payrules_policy", "rt": runtime}
     exec(compile(python, "<payrules policy>", "exec"), namespace)  # noqa: S102 - payrules' own output
     start, end = namespace["EFFECTIVE"]
@@ -75,9 +75,9 @@ def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, 
             errors.extend(unknown_payer(session, POLICIES))
             continue
         lines = []
-        for line, cents, status, found in outcome:
+        for line, cents, status, found, units_paid in outcome:
             reasons = [reason_dict(policy.rules[i], explain(policy.rules[i], line, facts)) for i, facts in found]
-            lines.append(line_dict(line, cents, status, reasons))
+            lines.append(line_dict(line, cents, status, reasons, units_paid))
             counts[status] += 1
             charged += line.charge
             allowed_total += cents

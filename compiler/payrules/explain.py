@@ -44,9 +44,17 @@ def _not_covered(rule: RuleInfo, line: Line, facts: object) -> str:
 
 
 def _same_day_key(line: Line, facts: object) -> object:
-    assert isinstance(facts, tuple) and facts
-    first: Line = facts[0]
-    return (line.session_id, first.code, first.date, first.provider_npi, first.session_id, first.number, len(facts))
+    first, count = _others(facts)
+    return (line.session_id, first.code, first.date, first.provider_npi, first.session_id, first.number, count)
+
+
+def _others(facts: object) -> tuple[Line, int]:
+    """The facts of a same-day reason: the first other line it cites, and how many there are.
+    Only the first is kept, so a reason stays small on a day of thousands of lines."""
+    assert isinstance(facts, tuple) and len(facts) == 2
+    first, count = facts
+    assert isinstance(first, Line) and isinstance(count, int) and count > 0
+    return first, count
 
 
 @_template("no_same_day", key=_same_day_key)
@@ -60,11 +68,10 @@ def _no_same_day(rule: RuleInfo, line: Line, facts: object) -> str:
 
 
 def _first_other(line: Line, facts: object) -> str:
-    assert isinstance(facts, tuple) and facts
-    first: Line = facts[0]
+    first, count = _others(facts)
     where = "in this session" if first.session_id == line.session_id else f"in session {first.session_id}"
-    more = len(facts) - 1
-    extra = f", and {more} more such line{'s' if more > 1 else ''} that day" if more else ""
+    more = count - 1
+    extra = f", and {more:,} more such line{'s' if more > 1 else ''} that day" if more else ""
     return (f"{first.code} was billed for this patient on {first.date} by NPI {first.provider_npi} "
             f"({where}, line {first.number}){extra}")
 

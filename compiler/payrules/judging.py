@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from payrules.domain import closest, format_cents
 from payrules.fields import Batch, Problem, RecordError, session_batch
-from payrules.runtime import Line, Reason, RuleInfo, Session
+from payrules.runtime import Day, Earlier, Entry, Line, Reason, RuleInfo, Session
 
 PAID, REDUCED, DENIED = "paid", "reduced", "denied"
 
@@ -23,10 +23,7 @@ DayKey = tuple[str, str, str]
 PatientKey = tuple[str, str]
 """(payer id in lower case, patient id): the sessions a rule over a period looks at."""
 
-Past = tuple[Line, int, int]
-"""An earlier line of the patient: the line, the cents allowed for it and the units paid."""
-
-Judge = Callable[[Session, list[Line], list[Past]], tuple[list[int], list[list[Reason]], list[bool], list[int]]]
+Judge = Callable[[Session, Day, Earlier], tuple[list[int], list[list[Reason]], list[bool], list[int]]]
 
 
 def day_index(sessions: Iterable[Session]) -> dict[DayKey, list[Line]]:
@@ -43,7 +40,7 @@ class History:
 
     def __init__(self, sessions: Iterable[Session]) -> None:
         self.days = day_index(sessions)
-        self.patients: dict[PatientKey, list[Past]] = defaultdict(list)
+        self.patients: dict[PatientKey, list[Entry]] = defaultdict(list)
         for (payer, patient, _), lines in sorted(self.days.items(), key=lambda item: item[0][2]):
             self.patients[(payer, patient)].extend((line, line.charge, line.units) for line in lines)
 
@@ -66,14 +63,10 @@ def history_days(sessions: list[Any]) -> History | None:
     return history_index(session_batch(sessions, "<history>")) if sessions else None
 
 
-def days_with_history(sessions: Iterable[Session], history: History | None) -> dict[DayKey, list[Line]]:
-    """The day index of `sessions`, with the earlier lines of `history` first on each day."""
-    days = day_index(sessions)
-    if history:
-        for key in list(days):
-            if key in history.days:
-                days[key] = history.days[key] + days[key]
-    return days
+def days_with_history(sessions: Iterable[Session], history: History | None) -> dict[DayKey, Day]:
+    """The days of `sessions`, with the earlier lines of `history` first on each day."""
+    found = history.days if history else {}
+    return {key: Day(found[key] + lines if key in found else lines) for key, lines in day_index(sessions).items()}
 
 
 def sort_errors(errors: list[RecordError], sessions: Sequence[Session]) -> None:
@@ -86,8 +79,9 @@ def sort_errors(errors: list[RecordError], sessions: Sequence[Session]) -> None:
     errors.sort(key=lambda e: (files.get(e.origin.file, len(files)), e.origin.row, e.origin.path))
 
 
-Judged = list[tuple[Line, int, str, list[Reason]]]
-"""(line, allowed cents, status, reasons as recorded by generated code) for each line of a session."""
+Judged = list[tuple[Line, int, str, list[Reason], int]]
+"""(line, allowed cents, status, reasons as recorded by generated code, units paid) for each line
+of a session; a denied line pays no units."""
 
 
 def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[P]],
@@ -103,23 +97,25 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
     counts_past = any(policy is not None and policy.history for policy in picked)
     order = sorted(range(len(sessions)), key=lambda i: sessions[i].date) if counts_past else range(len(sessions))
     results: list[Judged] = [[] for _ in sessions]
-    pasts: dict[PatientKey, list[Past]] = {}
+    pasts: dict[PatientKey, Earlier] = {}
+    nothing_earlier = Earlier()  # for policies with no limit over a period, which never read it
     for i in order:
         session, policy = sessions[i], picked[i]
         if policy is None:
             continue
         key = (session.payer.casefold(), session.patient_id)
-        past: list[Past] = []
+        past = nothing_earlier
         if counts_past:
             found = pasts.get(key)
             if found is None:  # the patient's first session here: start from the history
-                found = pasts[key] = list(history.patients.get(key, ())) if history else []
+                found = pasts[key] = Earlier(history.patients.get(key, ()) if history else ())
             past = found
         allowed, reasons, denied, units = policy.judge(session, days[(*key, session.date)], past)
-        results[i] = [(line, cents, DENIED if is_denied else REDUCED if cents < line.charge else PAID, found)
-                      for line, cents, found, is_denied in zip(session.lines, allowed, reasons, denied)]
+        results[i] = [(line, cents, DENIED if is_denied else REDUCED if cents < line.charge else PAID, found,
+                       0 if is_denied else paid)
+                      for line, cents, found, is_denied, paid in zip(session.lines, allowed, reasons, denied, units)]
         if counts_past:
-            past.extend(zip(session.lines, allowed, units))
+            past.judged.extend(zip(session.lines, allowed, units))
     return zip(sessions, picked, results)
 
 
@@ -200,9 +196,10 @@ def reason_dict(rule: RuleInfo, message: str) -> dict[str, Any]:
             "source": rule.source}
 
 
-def line_dict(line: Line, allowed: int, status: str, reasons: list[dict[str, Any]]) -> dict[str, Any]:
+def line_dict(line: Line, allowed: int, status: str, reasons: list[dict[str, Any]],
+              units_paid: int) -> dict[str, Any]:
     return {"line": line.number, "code": line.code, "modifiers": sorted(line.modifiers), "units": line.units,
-            "charge": format_cents(line.charge), "allowed": format_cents(allowed), "status": status,
+            "units_paid": units_paid, "charge": format_cents(line.charge), "allowed": format_cents(allowed), "status": status,
             "reasons": reasons}
 
 

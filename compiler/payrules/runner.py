@@ -75,6 +75,9 @@ class LineResult:
     status: str
     """`paid`, `reduced` or `denied`."""
     reasons: tuple[Reason, ...]
+    units_paid: int
+    """Units the allowed amount pays for: the units billed, fewer when a limit or a time rule
+    lowered them, 0 when the line is denied."""
 
     @property
     def line(self) -> int:
@@ -102,7 +105,8 @@ class LineResult:
         return self.input.origin
 
     def to_dict(self) -> dict[str, Any]:
-        return line_dict(self.input, self.allowed, self.status, [r.to_dict() for r in self.reasons])
+        return line_dict(self.input, self.allowed, self.status, [r.to_dict() for r in self.reasons],
+                         self.units_paid)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -251,8 +255,8 @@ def evaluate(batch: Batch, policies: Policies, history: History | None = None) -
 def _judge(session: Session, judged: Judged, policy: Policy) -> SessionResult:
     lines = tuple([LineResult(input=line, allowed=cents, status=status,
                               reasons=tuple([_reason(policy, index, line, facts) for index, facts in found])
-                              if found else ())
-                   for line, cents, status, found in judged])
+                              if found else (), units_paid=paid)
+                   for line, cents, status, found, paid in judged])
     return SessionResult(session_id=session.session_id, patient_id=session.patient_id, date=session.date,
                          payer=session.payer, payer_name=policy.payer_name, rules_file=policy.source,
                          lines=lines)

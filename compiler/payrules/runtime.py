@@ -7,8 +7,9 @@ without them; `payrules build` copies it into standalone modules.
 
 from __future__ import annotations
 
+import bisect
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 
@@ -99,14 +100,52 @@ class RuleInfo(NamedTuple):
         raise KeyError(key)
 
 
+def code_shape(code: str) -> str:
+    """`#####` for 97140, `####T` for 0042T, `S####` for S8990: codes of one shape compare as
+    text in the order of their numbers. "" for text that is no code."""
+    if len(code) != 5 or not code.isascii():
+        return ""
+    if code.isdigit():  # the common case, first
+        return "#####"
+    return "".join("#" if c.isdigit() else c for c in code)
+
+
+class CodeSet:
+    """Procedure codes as a rule file names them: those listed one by one, and each long range
+    as its shape with its first and last code. A range of thousands of codes is then two
+    comparisons, not thousands of strings in memory and in the generated code."""
+
+    __slots__ = ("codes", "ranges")
+
+    def __init__(self, codes: frozenset[str], ranges: tuple[tuple[str, str, str], ...]) -> None:
+        self.codes = codes
+        self.ranges = ranges
+
+    def __contains__(self, code: object) -> bool:
+        if code in self.codes:
+            return True
+        if not isinstance(code, str):
+            return False
+        shape = code_shape(code)
+        return any(shape == kind and low <= code <= high for kind, low, high in self.ranges)
+
+    def __repr__(self) -> str:
+        return f"CodeSet({self.codes!r}, {self.ranges!r})"
+
+
 Reason = tuple[int, object]
 """What generated code records: (index into RULES, facts the explanation cites)."""
+
+
+FIRST_DATE = datetime.date.min.isoformat()
+"""0001-01-01: a period that would start before it starts there, as the calendar does."""
 
 
 def since(period: str, date: str, days: int = 0, start: str = "") -> str:
     """The first date of the `period` that holds `date` (all YYYY-MM-DD): `day`, `week` (Monday
     to Sunday), `month`, `year` (calendar), `plan_year` (starting on `start`, MM-DD), `days`
-    (the last `days` days, `date` included) or `lifetime` (every date)."""
+    (the last `days` days, `date` included) or `lifetime` (every date). A period reaching back
+    before 0001-01-01 starts on that date."""
     if period == "day":
         return date
     if period == "month":
@@ -115,12 +154,14 @@ def since(period: str, date: str, days: int = 0, start: str = "") -> str:
         return date[:5] + "01-01"
     if period == "plan_year":
         year = int(date[:4]) if date[5:] >= start else int(date[:4]) - 1
-        return f"{year:04d}-{start}"
+        return f"{year:04d}-{start}" if year >= 1 else FIRST_DATE
     if period == "lifetime":
         return ""
     day = datetime.date.fromisoformat(date)
     back = day.weekday() if period == "week" else days - 1
-    return (day - datetime.timedelta(days=back)).isoformat()
+    # Counting on ordinals, not date - timedelta, which overflows below year 1.
+    first = day.toordinal() - back
+    return datetime.date.fromordinal(first).isoformat() if first >= 1 else FIRST_DATE
 
 
 def time_units(method: str, minutes: list[tuple[int, int]]) -> dict[int, int]:
@@ -142,3 +183,105 @@ def time_units(method: str, minutes: list[tuple[int, int]]) -> dict[int, int]:
     for k, _ in by_remainder[:max(left, 0)]:
         units[k] += 1
     return units
+
+
+class Day:
+    """Every line one patient had with one payer on one date, and what generated code has
+    worked out about them (`facts`, by rule): each same-day fact is found once per day, not
+    once per session or per line. A day is judged by one policy: its payer's on that date."""
+
+    __slots__ = ("lines", "facts")
+
+    def __init__(self, lines: list[Line]) -> None:
+        self.lines = lines
+        self.facts: dict[int, object] = {}
+
+
+Entry = tuple[Line, int, int]
+"""An earlier line of the patient: the line, the cents allowed for it and the units paid."""
+
+
+class Ledger:
+    """The earlier lines one limit over a period counts, in date order, with running totals of
+    cents, units and visits: the total over any period is a binary search, not a rescan.
+
+    Filled from `Earlier` in date order: lines up to a date are added before that date is asked
+    about, and no line after it."""
+
+    __slots__ = ("counts", "dates", "cents", "units", "visits", "seen", "_history", "_judged")
+
+    def __init__(self, counts: Callable[[Line], bool]) -> None:
+        self.counts = counts
+        self.dates: list[str] = []
+        self.cents = [0]
+        self.units = [0]
+        self.visits = [0]
+        self.seen: set[tuple[str, str]] = set()
+        self._history = 0
+        self._judged = 0
+
+    def _add(self, entry: Entry) -> None:
+        line, cents, units = entry
+        if not self.counts(line):
+            return
+        # A visit is a session and date with a unit paid; it is counted on its first such line.
+        visit = 0
+        if units:
+            key = (line.session_id, line.date)
+            if key not in self.seen:
+                self.seen.add(key)
+                visit = 1
+        self.dates.append(line.date)
+        self.cents.append(self.cents[-1] + cents)
+        self.units.append(self.units[-1] + units)
+        self.visits.append(self.visits[-1] + visit)
+
+    def catch_up(self, earlier: Earlier, date: str) -> None:
+        """Add the lines of `earlier` dated up to `date` that are not in yet, merging the history
+        (sorted by date) with the judged lines (added in date order)."""
+        history, judged = earlier.history, earlier.judged
+        h, j = self._history, self._judged
+        while True:
+            take_history = h < len(history) and history[h][0].date <= date
+            if j < len(judged) and not (take_history and history[h][0].date <= judged[j][0].date):
+                self._add(judged[j])
+                j += 1
+            elif take_history:
+                self._add(history[h])
+                h += 1
+            else:
+                break
+        self._history, self._judged = h, j
+
+    def _first(self, start: str) -> int:
+        return bisect.bisect_left(self.dates, start)
+
+    def cents_since(self, start: str) -> int:
+        """Cents allowed for the counted lines dated from `start` to the last date caught up."""
+        return self.cents[-1] - self.cents[self._first(start)]
+
+    def units_since(self, start: str) -> int:
+        return self.units[-1] - self.units[self._first(start)]
+
+    def visits_since(self, start: str) -> int:
+        return self.visits[-1] - self.visits[self._first(start)]
+
+
+class Earlier:
+    """A patient's earlier lines, for limits over periods: the history (counted, not judged;
+    sorted by date) and the lines judged so far (added in date order), with one ledger per rule."""
+
+    __slots__ = ("history", "judged", "ledgers")
+
+    def __init__(self, history: Iterable[Entry] = ()) -> None:
+        self.history: list[Entry] = list(history)
+        self.judged: list[Entry] = []
+        self.ledgers: dict[int, Ledger] = {}
+
+    def ledger(self, rule: int, counts: Callable[[Line], bool], date: str) -> Ledger:
+        """Rule `rule`'s ledger over the lines that `counts`, caught up to `date`."""
+        found = self.ledgers.get(rule)
+        if found is None:
+            found = self.ledgers[rule] = Ledger(counts)
+        found.catch_up(self, date)
+        return found

@@ -19,8 +19,9 @@ _SET2 = frozenset({'DC'})
 
 
 def judge(session, day, past):
-    """Judge one session; `day` holds every line of this patient and payer on its date, and
-    `past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).
+    """Judge one session; `day.lines` holds every line of this patient and payer on its date
+    (`day.facts` keeps what this code finds about them for the day's other sessions), and `past`
+    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.
 
     Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
     """
@@ -30,7 +31,9 @@ def judge(session, day, past):
     denied = []
     units = []
     # line 8: 'no same day as 98940-98943'
-    t2 = [o for o in day if o.code in _SET1]
+    t2 = day.facts.get(2)
+    if t2 is None:
+        t2 = day.facts[2] = [o for o in day.lines if o.code in _SET1]
     for line in lines:
         code = line.code
         r = []
@@ -41,9 +44,9 @@ def judge(session, day, past):
             d = True
         # line 8: 'no same day as 98940-98943'
         if t2 and code not in _SET1:
-            h = [o for o in t2 if o is not line]
-            if h:
-                r.append((2, tuple(h)))
+            n = len(t2) - (code in _SET1)
+            if n:
+                r.append((2, (t2[0] if t2[0] is not line else t2[1], n)))
                 d = True
         # line 9: 'requires DC NPI'
         if line.provider_credential not in _SET2:

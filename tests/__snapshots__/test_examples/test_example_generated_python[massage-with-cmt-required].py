@@ -15,8 +15,9 @@ _SET1 = frozenset({'97124', '97140'})
 
 
 def judge(session, day, past):
-    """Judge one session; `day` holds every line of this patient and payer on its date, and
-    `past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).
+    """Judge one session; `day.lines` holds every line of this patient and payer on its date
+    (`day.facts` keeps what this code finds about them for the day's other sessions), and `past`
+    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.
 
     Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
     """
@@ -26,13 +27,15 @@ def judge(session, day, past):
     denied = []
     units = []
     # line 7: 'massage only with CMT same day'
-    t0 = [o for o in day if o.code in _SET0]
+    t0 = day.facts.get(0)
+    if t0 is None:
+        t0 = day.facts[0] = [o for o in day.lines if o.code in _SET0]
     for line in lines:
         code = line.code
         r = []
         d = False
         # line 7: 'massage only with CMT same day'
-        if code in _SET1 and not [o for o in t0 if o is not line]:
+        if code in _SET1 and len(t0) == (code in _SET0):
             r.append((0, None))
             d = True
         allowed.append(0 if d else line.charge)

@@ -23,8 +23,9 @@ _SET3 = frozenset({'97010'})
 
 
 def judge(session, day, past):
-    """Judge one session; `day` holds every line of this patient and payer on its date, and
-    `past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).
+    """Judge one session; `day.lines` holds every line of this patient and payer on its date
+    (`day.facts` keeps what this code finds about them for the day's other sessions), and `past`
+    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.
 
     Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
     """
@@ -37,16 +38,18 @@ def judge(session, day, past):
     m1 = [(k, line.minutes) for k, line in enumerate(lines) if line.minutes is not None and line.code in _SET1]
     q1 = sum(x for _, x in m1)
     # line 11: '97010 bundled into 97110, 97112, 97124, 97140, 98940-98942'
-    t2 = [o for o in day if o.code in _SET2]
+    t2 = day.facts.get(2)
+    if t2 is None:
+        t2 = day.facts[2] = [o for o in day.lines if o.code in _SET2]
     for line in lines:
         code = line.code
         r = []
         d = False
         # line 11: '97010 bundled into 97110, 97112, 97124, 97140, 98940-98942'
         if t2 and code in _SET3:
-            h = [o for o in t2 if o is not line]
-            if h:
-                r.append((2, tuple(h)))
+            n = len(t2) - (code in _SET2)
+            if n:
+                r.append((2, (t2[0] if t2[0] is not line else t2[1], n)))
                 d = True
         allowed.append(0 if d else line.charge)
         reasons.append(r)

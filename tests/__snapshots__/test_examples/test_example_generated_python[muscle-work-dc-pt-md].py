@@ -15,8 +15,9 @@ _SET1 = frozenset({'97124', '97140'})
 
 
 def judge(session, day, past):
-    """Judge one session; `day` holds every line of this patient and payer on its date, and
-    `past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).
+    """Judge one session; `day.lines` holds every line of this patient and payer on its date
+    (`day.facts` keeps what this code finds about them for the day's other sessions), and `past`
+    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.
 
     Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
     """

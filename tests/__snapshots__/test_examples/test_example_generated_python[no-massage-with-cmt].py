@@ -18,8 +18,9 @@ _SET3 = frozenset({'59', 'XS'})
 
 
 def judge(session, day, past):
-    """Judge one session; `day` holds every line of this patient and payer on its date, and
-    `past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).
+    """Judge one session; `day.lines` holds every line of this patient and payer on its date
+    (`day.facts` keeps what this code finds about them for the day's other sessions), and `past`
+    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.
 
     Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
     """
@@ -29,7 +30,9 @@ def judge(session, day, past):
     denied = []
     units = []
     # line 6: 'no 97124, 97140 same day as 98940-98943 unless modifier 59, XS'
-    t1 = [o for o in day if o.code in _SET1]
+    t1 = day.facts.get(1)
+    if t1 is None:
+        t1 = day.facts[1] = [o for o in day.lines if o.code in _SET1]
     for line in lines:
         code = line.code
         r = []
@@ -40,9 +43,9 @@ def judge(session, day, past):
             d = True
         # line 6: 'no 97124, 97140 same day as 98940-98943 unless modifier 59, XS'
         if t1 and code in _SET2 and not (line.modifiers & _SET3):
-            h = [o for o in t1 if o is not line]
-            if h:
-                r.append((1, tuple(h)))
+            n = len(t1) - (code in _SET1)
+            if n:
+                r.append((1, (t1[0] if t1[0] is not line else t1[1], n)))
                 d = True
         allowed.append(0 if d else line.charge)
         reasons.append(r)

@@ -17,8 +17,9 @@ _SET1 = frozenset({'97124', '97140'})
 
 
 def judge(session, day, past):
-    """Judge one session; `day` holds every line of this patient and payer on its date, and
-    `past` (when HISTORY is true) the patient's earlier lines as (line, cents allowed, units paid).
+    """Judge one session; `day.lines` holds every line of this patient and payer on its date
+    (`day.facts` keeps what this code finds about them for the day's other sessions), and `past`
+    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.
 
     Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
     """
@@ -29,14 +30,14 @@ def judge(session, day, past):
     units = []
     # line 8: 'max 3 visits per calendar year for CMT, massage'
     s0 = rt.since('year', session.date, 0, '')
-    p0 = [(o, a, u) for o, a, u in past if s0 <= o.date <= session.date and o.code in _SET0]
-    v0 = len({(o.session_id, o.date) for o, a, u in p0 if u})
+    l0 = past.ledger(0, lambda o: o.code in _SET0, session.date)
+    v0 = l0.visits_since(s0)
     # line 9: 'max 6 units of massage per week'
     s1 = rt.since('week', session.date, 0, '')
-    p1 = [(o, a, u) for o, a, u in past if s1 <= o.date <= session.date and o.code in _SET1]
+    l1 = past.ledger(1, lambda o: o.code in _SET1, session.date)
     # line 10: 'max $150 per calendar year for massage'
     s2 = rt.since('year', session.date, 0, '')
-    p2 = [(o, a, u) for o, a, u in past if s2 <= o.date <= session.date and o.code in _SET1]
+    l2 = past.ledger(2, lambda o: o.code in _SET1, session.date)
     for line in lines:
         code = line.code
         r = []
@@ -50,7 +51,7 @@ def judge(session, day, past):
         denied.append(d)
         units.append(0 if d else line.units)
     # line 9: 'max 6 units of massage per week'
-    left = max(6 - sum(u for o, a, u in p1), 0)
+    left = max(6 - l1.units_since(s1), 0)
     for k, line in enumerate(lines):
         if denied[k] or line.code not in _SET1:
             continue
@@ -65,7 +66,7 @@ def judge(session, day, past):
         else:
             left -= u
     # line 10: 'max $150 per calendar year for massage'
-    used = sum(a for o, a, u in p2)
+    used = l2.cents_since(s2)
     left = max(15000 - used, 0)
     for k, line in enumerate(lines):
         if denied[k] or line.code not in _SET1:
