@@ -79,3 +79,12 @@ def without_origins(data: dict) -> dict:  # type: ignore[type-arg]
     text = json.dumps(data)
     text = re.sub(r'"(row|path)": ("[^"]*"|\d+|null)', r'"\1": null', text)
     return json.loads(text)  # type: ignore[no-any-return]
+
+
+# Hypothesis profiles: `ci` (the default) keeps the whole suite within a few minutes on 2 cores;
+# `long` (HYPOTHESIS_PROFILE=long) runs 20 times as many examples, for a fuzzing run before a release.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import ROOT
+from strategies import WORDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,15 +18,9 @@ from payrules.source import Source
 RULE_FILES = sorted([*ROOT.glob("examples/*/rules.payer"), *ROOT.glob("stdlib_rules/*.payer")])
 TEXTS = [p.read_text() for p in RULE_FILES]
 
-WORDS = ["payer", "set", "include", "drop", "override", "only", "not", "covered", "no", "same", "day", "session",
-         "as", "unless", "modifier", "max", "per", "units", "unit", "visits", "minutes", "of", "for", "with",
-         "requires", "NPI", "DC", "LMT", "prescription", "diagnosis", "from", "bundled", "into", "one", "duplicate",
-         "by", "cms", "ama", "rule", "calendar", "year", "plan", "July", "lifetime", "days", "charge", "carc", "rarc",
-         "warn", "source", "effective", "to", "97140", "97124", "98940-98943", "9714", "S8990", "$45", "$45.005",
-         "$-1", "75%", "0", "12", "M54.5*", "724.2", "2024-01-01", "2024-02-30", '"quoted"', '"open', ",", ":",
-         "=", "-", "#", "*", "\t", "\\", "é", "\u200b", "\r"]
-
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Cheap examples: four times the profile's count (`ci` by default, `HYPOTHESIS_PROFILE=long` for more).
+SETTINGS = settings(max_examples=4 * settings().max_examples, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 
 def lint_and_format(text: str) -> None:
