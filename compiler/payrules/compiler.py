@@ -183,6 +183,13 @@ def _filename(name: str, key: str) -> str:
     return f"<payrules:{name}:{key[:12]}>"
 
 
+def policy_from_python(python: str) -> Policy:
+    """A policy rebuilt from the Python payrules generated for it (`Policy.python`), as a worker
+    process of a distributed engine receives it: compiled functions do not pickle, text does."""
+    key = hashlib.sha256(python.encode("utf-8", "surrogatepass")).hexdigest()
+    return _policy(python, compile(python, _filename("generated", key), "exec"), key)
+
+
 def _policy(python: str, code: types.CodeType, key: str) -> Policy:
     # Tracebacks through generated code show its source.
     linecache.cache[code.co_filename] = (len(python), None, python.splitlines(True), code.co_filename)
