@@ -87,3 +87,17 @@ def test_ungrouped_input_is_pointed_out_and_still_judged_whole(monkeypatch: pyte
                           "examples/no-massage-with-cmt/sessions.csv:6); reading all 9 lines into memory.")
     # Judged whole: the massage in L-202 still sees the adjustment in L-201.
     assert '"status": "denied"' in out and code == 1
+
+
+def test_check_help_names_every_input_and_output_format(text_snapshot: SnapshotAssertion) -> None:
+    from click.testing import CliRunner
+
+    from payrules.cli import cli
+
+    # A fixed width, so that the wrapped help is the same on every terminal.
+    result = CliRunner().invoke(cli, ["check", "--help"], prog_name="payrules", terminal_width=80)
+    assert result.exit_code == 0
+    for name in (".csv", ".json", ".jsonl", ".837", ".x12", ".edi", "starts with ISA", "payrules[x12]",
+                 "text|json|jsonl|csv|835", "--payer-map", "--payee-npi", "--835-date", "--interchange-control-number"):
+        assert name in result.stdout
+    assert text_snapshot == result.stdout

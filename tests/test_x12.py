@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterator, Sequence
@@ -213,14 +214,35 @@ def test_payer_map_renames_payers_and_leaves_others_as_the_file_spells_them() ->
     assert [raw[3] for raw, _, _ in read(interchange(claims), {"87726": "SUMMIT"})] == ["SUMMIT", "OTHER"]
 
 
-def test_dependent_patient_gets_an_id_from_the_member_id_and_birth_date_never_the_name() -> None:
-    text = interchange(CLAIMS[:1]).replace(
-        "HL*2*1*22*0~\nSBR*P*18*******CI~\nNM1*IL*1*PATIENT*TEST****MI*M100~\nNM1*PR*2*THE PAYER*****PI*SUMMIT~\n",
-        "HL*2*1*22*1~\nSBR*P*******CI~\nNM1*IL*1*PATIENT*TEST****MI*M100~\nNM1*PR*2*THE PAYER*****PI*SUMMIT~\n"
-        "HL*3*2*23*0~\nPAT*19~\nNM1*QC*1*CHILD*ANNA~\nDMG*D8*20150304*F~\n")
-    found = read(text)
-    assert {raw[1] for raw, _, _ in found} == {"M100-20150304-F"}
+def dependent_claims(*dependents: tuple[str, str, str]) -> str:
+    """The first claim of CLAIMS once per dependent (birth date, sex, PAT01) of member M100."""
+    text = ""
+    for i, (birth, sex, relationship) in enumerate(dependents, start=1):
+        text += interchange([claim(f"D{i}", "M100", CLAIMS[0]["lines"])], f"{i:09d}").replace(
+            "HL*2*1*22*0~\nSBR*P*18*******CI~\nNM1*IL*1*PATIENT*TEST****MI*M100~\nNM1*PR*2*THE PAYER*****PI*SUMMIT~\n",
+            "HL*2*1*22*1~\nSBR*P*******CI~\nNM1*IL*1*PATIENT*TEST****MI*M100~\nNM1*PR*2*THE PAYER*****PI*SUMMIT~\n"
+            f"HL*3*2*23*0~\nPAT*{relationship}~\nNM1*QC*1*CHILD*ANNA~\nDMG*D8*{birth}*{sex}~\n")
+    return text
+
+
+def test_dependent_patient_id_reveals_neither_name_nor_birth_date() -> None:
+    found = read(dependent_claims(("20150304", "F", "19")))
+    # The documented definition: member id, `-D`, 8 hex digits of SHA-256 over DMG02|DMG03|PAT01.
+    digest = hashlib.sha256(b"20150304|F|19").hexdigest()[:8].upper()
+    assert {raw[1] for raw, _, _ in found} == {f"M100-D{digest}"}
     assert {origin.column("patient_id") for _, origin, _ in found} == {"2010CA NM109"}
+    assert not any("2015" in raw[1] or "ANNA" in raw[1] for raw, _, _ in found)
+
+
+def test_dependents_of_one_subscriber_get_ids_that_tell_them_apart_and_stay_stable() -> None:
+    dependents = [("20150304", "F", "19"), ("20150304", "M", "19"), ("20170101", "F", "19"),
+                  ("20150304", "F", "01")]
+    ids = [{raw[1] for raw, _, _ in read(dependent_claims(d))} for d in dependents]
+    assert all(len(found) == 1 for found in ids) and len(set.union(*ids)) == len(dependents)
+    assert [{raw[1] for raw, _, _ in read(dependent_claims(d))} for d in dependents] == ids
+    # Same-sex twins on one policy share birth date, sex and relationship, and so their id.
+    twins = read(dependent_claims(dependents[0], dependents[0]))
+    assert len({raw[1] for raw, _, _ in twins}) == 1
 
 
 def test_minutes_line_without_units_gets_units_by_the_midpoint() -> None:

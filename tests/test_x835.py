@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import datetime
 import io
-import logging
-from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import pyx12.params
-import pyx12.x12n_document as pyx12_document
 from syrupy.assertion import SnapshotAssertion
 
 from payrules import api
@@ -24,6 +19,7 @@ from payrules.runtime import Line
 
 from conftest import EXAMPLES
 from helpers import NPI_DC, NPI_LMT, line, run, sessions_of
+from x12_helpers import assert_valid, check_balances, money, segments, services, validator_errors
 
 
 CHIRO = EXAMPLES / "chiro-clinic"
@@ -39,115 +35,6 @@ def write(report: Report, **options: object) -> tuple[str, str]:
     writer.block(Block(sessions=report.sessions, errors=report.errors, lines_read=report.summary.lines_read))
     writer.close(report.summary)
     return out.getvalue(), errors.getvalue()
-
-
-class _Collect(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def validator_errors(text: str) -> list[str]:
-    """What pyx12's validator finds wrong with `text` (it logs each error and returns False)."""
-    handler = _Collect()
-    logger = logging.getLogger("pyx12")
-    logger.addHandler(handler)
-    try:
-        valid = pyx12_document.x12n_document(param=pyx12.params.params(), src_file=io.StringIO(text), fd_997=None,
-                                             fd_html=None)
-    finally:
-        logger.removeHandler(handler)
-    return handler.messages if handler.messages or valid else ["the validator rejected the 835"]
-
-
-def segments(text: str) -> list[list[str]]:
-    """The 835 as segments of elements, read with the separators its ISA declares."""
-    element, terminator = text[3], text[105]
-    return [s.strip().split(element) for s in text.split(terminator) if s.strip()]
-
-
-def money(value: str) -> Decimal:
-    return Decimal(value or "0")
-
-
-def check_balances(text: str) -> dict[str, int]:
-    """Check every balancing rule of the 835 guide, and the counts of the envelopes; return how
-    many services, claims and transactions were checked."""
-    segs = segments(text)
-    counts = {"services": 0, "claims": 0, "transactions": 0}
-    groups = transactions_in_group = 0
-    i = 0
-    while i < len(segs):
-        seg = segs[i]
-        if seg[0] == "GS":
-            groups += 1
-            transactions_in_group = 0
-        elif seg[0] == "GE":
-            assert int(seg[1]) == transactions_in_group, f"GE01 {seg[1]} != {transactions_in_group} transactions"
-        elif seg[0] == "IEA":
-            assert int(seg[1]) == groups
-        elif seg[0] == "ST":
-            end = next(j for j in range(i, len(segs)) if segs[j][0] == "SE")
-            _check_transaction(segs[i:end + 1], counts)
-            transactions_in_group += 1
-            counts["transactions"] += 1
-            i = end
-        i += 1
-    return counts
-
-
-def _check_transaction(segs: list[list[str]], counts: dict[str, int]) -> None:
-    st, se = segs[0], segs[-1]
-    assert int(se[1]) == len(segs) and se[2] == st[2], f"SE {se} for {len(segs)} segments of ST {st[2]}"
-    bpr = segs[1]
-    assert bpr[0] == "BPR"
-    claims = [k for k, s in enumerate(segs) if s[0] == "CLP"]
-    paid = Decimal(0)
-    for start, end in zip(claims, [*claims[1:], len(segs) - 1]):
-        paid += _check_claim(segs[start:end], counts)
-    assert money(bpr[2]) == paid, f"BPR02 {bpr[2]} != sum of CLP04 {paid}"
-    assert (bpr[1], bpr[4]) == (("I", "CHK") if paid else ("H", "NON"))
-
-
-def _check_claim(segs: list[list[str]], counts: dict[str, int]) -> Decimal:
-    clp = segs[0]
-    services = [k for k, s in enumerate(segs) if s[0] == "SVC"]
-    assert services, f"claim {clp[1]} has no service line"
-    assert all(s[0] != "CAS" for s in segs[:services[0]]), "adjustments are at line level only"
-    charged = paid = patient = Decimal(0)
-    for start, end in zip(services, [*services[1:], len(segs)]):
-        svc = segs[start]
-        adjusted = Decimal(0)
-        for cas in (s for s in segs[start:end] if s[0] == "CAS"):
-            for k in range(2, len(cas), 3):
-                adjusted += money(cas[k + 1])
-                patient += money(cas[k + 1]) if cas[1] == "PR" else 0
-        assert money(svc[2]) - money(svc[3]) == adjusted, f"claim {clp[1]} {svc}: CAS add up to {adjusted}"
-        charged += money(svc[2])
-        paid += money(svc[3])
-        counts["services"] += 1
-    assert money(clp[3]) == charged, f"CLP03 {clp[3]} != sum of SVC02 {charged}"
-    assert money(clp[4]) == paid, f"CLP04 {clp[4]} != sum of SVC03 {paid}"
-    assert money(clp[5] if len(clp) > 5 else "") == patient, f"CLP05 of {clp[1]} != PR adjustments {patient}"
-    counts["claims"] += 1
-    return paid
-
-
-def assert_valid(text: str) -> dict[str, int]:
-    assert validator_errors(text) == []
-    return check_balances(text)
-
-
-def services(text: str) -> Iterator[list[list[str]]]:
-    """Each SVC with the segments of its loop."""
-    segs = segments(text)
-    starts = [k for k, s in enumerate(segs) if s[0] == "SVC"]
-    for start in starts:
-        end = next((j for j in range(start + 1, len(segs)) if segs[j][0] in ("SVC", "CLP", "SE")), len(segs))
-        yield segs[start:end]
 
 
 def chiro_report() -> Report:
@@ -192,25 +79,30 @@ def test_chiro_clinic_835_pays_what_the_report_allows() -> None:
 # --- adjustments ------------------------------------------------------------------------------
 
 
-def test_denied_line_with_two_reasons_splits_the_charge_to_the_cent() -> None:
+def test_denied_line_charges_its_first_denying_reason_and_remarks_the_later_ones() -> None:
     report = run("only 97140\nrequires DC NPI", line("98940", "50.01"))
+    assert [(r.carc, r.rarc, r.amount) for r in report.sessions[0].lines[0].reasons] == \
+        [("204", None, 5001), ("170", "N95", 0)]
     text, _ = write(report)
     assert_valid(text)
     (svc,) = services(text)
     assert svc[0][:6] == ["SVC", "HC:98940", "50.01", "0", "", "0"]
-    assert [s for s in svc if s[0] == "CAS"] == [["CAS", "CO", "204", "25.01", "", "170", "25"]]
+    # The first denying rule of the file takes the whole charge; the later one adjusts nothing
+    # but its remark code still tells the provider what else is wrong.
+    assert [s for s in svc if s[0] == "CAS"] == [["CAS", "CO", "204", "50.01"]]
     assert ["LQ", "HE", "N95"] in svc
     assert next(s for s in segments(text) if s[0] == "CLP")[2] == "4", "a claim paying nothing is denied"
 
 
-def test_reduced_line_with_two_reasons_adds_up_to_charge_minus_paid() -> None:
+def test_reduced_line_gives_each_reason_what_it_took() -> None:
     report = run("max $60 per line carc 45\nmax $45 per session carc 119", line("97140", "70.00"))
-    assert [(l.allowed, [r.carc for r in l.reasons]) for s in report.sessions for l in s.lines] == \
-        [(4500, ["45", "119"])]
+    assert [(l.allowed, [(r.carc, r.amount) for r in l.reasons]) for s in report.sessions for l in s.lines] == \
+        [(4500, [("45", 1000), ("119", 1500)])]
     text, _ = write(report)
     assert_valid(text)
     (svc,) = services(text)
-    assert [s for s in svc if s[0] == "CAS"] == [["CAS", "CO", "45", "12.5", "", "119", "12.5"]]
+    # $70 → $60 by the first cap (10), $60 → $45 by the second (15).
+    assert [s for s in svc if s[0] == "CAS"] == [["CAS", "CO", "45", "10", "", "119", "15"]]
 
 
 def test_warning_adjusts_nothing() -> None:

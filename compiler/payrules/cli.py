@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import difflib
 import enum
 import gc
@@ -14,11 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+import attrs
 import click
 
-from payrules import __version__, api, fmt, lint, render, standalone, workers
+from payrules import __version__, api, fmt, formats, lint, render, standalone, workers
 from payrules.compiler import diagnose
 from payrules.diagnostics import CompileError, InputError, Severity
+from payrules.domain import npi_is_valid
 from payrules.masking import KEY_ENVIRONMENT, MaskKeyError, PatientMask, load_key
 from payrules.records import Columns
 from payrules.render import printable
@@ -38,6 +41,17 @@ class OutputFormat(enum.Enum):
     JSON = "json"
     JSONL = "jsonl"
     CSV = "csv"
+    X835 = "835"
+
+
+@attrs.frozen
+class Remittance:
+    """What `--format 835` is told about the remittance beyond the decisions."""
+
+    payee_npi: str | None = None
+    payee_name: str | None = None
+    date: datetime.date | None = None
+    control_number: int = 1
 
 
 _EPILOG = """\b
@@ -45,6 +59,8 @@ Examples:
   payrules check visits.csv --rules payers/
   payrules check visits.jsonl --rules payers/ash.payer --format json
   payrules check export.csv --rules payers/ --columns export-columns.toml --format csv -o decisions.csv
+  payrules check claims.837 --rules payers/ --payer-map payers.toml
+  payrules check claims.837 --rules payers/ --payer-map payers.toml --format 835 -o remit.835
   payrules test payers/ --coverage
   payrules build payers/ -o payer_rules.py
   payrules compile payers/ash.payer
@@ -64,24 +80,53 @@ def cli() -> None:
 @click.option("--rules", "rules", required=True, type=click.Path(path_type=Path),
               help="A .payer rule file, or a folder searched for them.")
 @click.option("--format", "output_format", type=click.Choice([f.value for f in OutputFormat]),
-              default=OutputFormat.TEXT.value, show_default=True, help="How to print the decisions.")
+              default=OutputFormat.TEXT.value, show_default=True,
+              help="How to write the decisions: text for people; json, jsonl or csv for programs; 835 for an "
+              "X12 835 remittance advice, what each payer would send back (the lines not judged and the "
+              "summary go to stderr).")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the decisions to this file instead of stdout.")
 @click.option("--columns", "columns_file", type=click.Path(path_type=Path, dir_okay=False),
-              help="A TOML file mapping session fields to the CSV's own headers.")
+              help="A TOML file mapping session fields to the CSV's own headers ([columns]), and claim "
+              "files' payer ids to the rule files' ([payers]).")
+@click.option("--payer-map", "payer_map_file", type=click.Path(path_type=Path, dir_okay=False),
+              help='A TOML file whose [payers] table maps the payer ids of 837P files (2010BB NM109) to the '
+              'payer ids of the rule files, such as SX101 = "SUMMIT"; it wins over a [payers] table in '
+              "--columns.")
 @click.option("--history", "history", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Earlier sessions that same-day rules and period limits count but that are not "
-              "judged (repeatable).")
+              help="Earlier sessions (in any input format) that same-day rules and period limits count but "
+              "that are not judged (repeatable).")
 @click.option("--mask-patient-ids", "mask_ids", is_flag=True,
               help=f"Write each patient id as a keyed hash (HMAC-SHA256), in every format and on stderr; the "
               f"key comes from --mask-key-file or ${KEY_ENVIRONMENT}.")
 @click.option("--mask-key-file", "mask_key_file", type=click.Path(path_type=Path, dir_okay=False),
               help="A file holding the secret key for --mask-patient-ids (at least 16 bytes).")
+@click.option("--payee-npi", "payee_npi", metavar="NPI", callback=lambda _ctx, _param, value: _npi(value),
+              help="With --format 835: the NPI of the provider paid (N1*PE); by default, per payer, the "
+              "rendering NPI on most of its lines.")
+@click.option("--payee-name", "payee_name", metavar="NAME", help="With --format 835: the payee's name (N1*PE N102).")
+@click.option("--835-date", "remit_date", metavar="YYYY-MM-DD", callback=lambda _ctx, _param, value: _date(value),
+              help="With --format 835: the payment and interchange date, YYYY-MM-DD; by default the latest "
+              "date of service judged, so the same input gives the same file.")
+@click.option("--interchange-control-number", "control_number", type=int, metavar="NUMBER",
+              callback=lambda _ctx, _param, value: _control_number(value),
+              help="With --format 835: the interchange control number (ISA13, GS06), 1 to 999999999; "
+              "by default 1.")
 @click.pass_context
 def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_format: str,
-          output: Path | None, columns_file: Path | None, history: tuple[Path, ...], mask_ids: bool,
-          mask_key_file: Path | None) -> None:
-    """Judge the service lines in SESSIONS (.csv, .json, .jsonl) against payer rules.
+          output: Path | None, columns_file: Path | None, payer_map_file: Path | None, history: tuple[Path, ...],
+          mask_ids: bool, mask_key_file: Path | None, payee_npi: str | None, payee_name: str | None,
+          remit_date: datetime.date | None, control_number: int | None) -> None:
+    """Judge the service lines in SESSIONS against payer rules.
+
+    \b
+    SESSIONS are files of service lines, in any of these formats:
+      CSV (.csv), JSON (.json) or JSONL (.jsonl) session files;
+      X12 837P claim files (.837, .x12, .edi, or any file whose content
+        starts with ISA): each SV1 is a line to judge; needs payrules[x12].
+
+    The decisions are written as text, JSON, JSONL, CSV, or an X12 835 remittance advice
+    (--format 835).
 
     Input grouped by patient (all rows of a patient together) is judged one patient at a time,
     without holding the whole input in memory; other input is read whole first. A large
@@ -90,9 +135,12 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_fo
     Exit status: 0 every line paid in full, 1 some line denied, reduced or not judged,
     2 bad usage or unreadable input (including rule files with errors).
     """
+    remittance = _remittance(ctx, OutputFormat(output_format), payee_npi, payee_name, remit_date, control_number)
     mask = _patient_mask(ctx, mask_ids, mask_key_file)
     with _user_errors(ctx, EXIT_USAGE):
         columns = Columns.load(columns_file) if columns_file else None
+        if payer_map_file is not None:
+            columns = (columns or Columns()).with_payers(formats.load_payer_map(payer_map_file))
         run = api.start_check(list(sessions), rules, columns, list(history))
         if not run.scan.grouped and run.scan.lines >= LARGE_INPUT_LINES:
             patient = run.scan.patient or ""
@@ -102,8 +150,51 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_fo
                 "Sort the rows by patient to judge them one patient at a time."), err=True)
         with _open_output(output) as out, _fewer_collections():
             tally = _write(run, OutputFormat(output_format), out, colour=output is None and _colour(sys.stdout),
-                           mask=mask)
+                           mask=mask, remittance=remittance)
     ctx.exit(EXIT_OK if tally.paid == tally.lines_read else EXIT_FINDINGS)
+
+
+def _npi(value: str | None) -> str | None:
+    if value is None or npi_is_valid(value):
+        return value
+    if len(value) == 10 and value.isascii() and value.isdigit():
+        raise click.BadParameter(f"`{value}` is not a valid NPI: its last digit is not the check digit of the "
+                                 "other nine")
+    raise click.BadParameter(printable(f"`{value}` is not an NPI: an NPI is 10 digits"))
+
+
+def _date(value: str | None) -> datetime.date | None:
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            return datetime.date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise click.BadParameter(printable(f"`{value}` is not a date written YYYY-MM-DD, such as 2024-03-31"))
+
+
+def _control_number(value: int | None) -> int | None:
+    if value is not None and not 1 <= value <= 999_999_999:
+        raise click.BadParameter(f"{value} is not an interchange control number: use a number from 1 to "
+                                 "999999999")
+    return value
+
+
+def _remittance(ctx: click.Context, output_format: OutputFormat, payee_npi: str | None, payee_name: str | None,
+                remit_date: datetime.date | None, control_number: int | None) -> Remittance | None:
+    """The 835 options, or None when the format is not 835; given with another format, they
+    are a usage error rather than silently ignored."""
+    given = {"--payee-npi": payee_npi, "--payee-name": payee_name, "--835-date": remit_date,
+             "--interchange-control-number": control_number}
+    if output_format is not OutputFormat.X835:
+        named = [name for name, value in given.items() if value is not None]
+        if named:
+            raise click.UsageError(f"{', '.join(named)} {'apply' if len(named) > 1 else 'applies'} to --format "
+                                   f"835 only; add --format 835 or leave {'them' if len(named) > 1 else 'it'} out",
+                                   ctx)
+        return None
+    return Remittance(payee_npi, payee_name, remit_date, control_number or 1)
 
 
 def _patient_mask(ctx: click.Context, mask_ids: bool, key_file: Path | None) -> PatientMask | None:
@@ -122,9 +213,15 @@ def _patient_mask(ctx: click.Context, mask_ids: bool, key_file: Path | None) -> 
 
 
 def _write(run: api.CheckRun, output_format: OutputFormat, out: TextIO, colour: bool,
-           mask: render.Mask | None = None) -> Tally:
+           mask: render.Mask | None = None, remittance: Remittance | None = None) -> Tally:
     writer: render.Writer
-    if output_format is OutputFormat.JSON:
+    if output_format is OutputFormat.X835:
+        from payrules.formats.x835 import X835Writer  # only for this format
+
+        given = remittance or Remittance()
+        writer = X835Writer(out, mask=mask, errors=sys.stderr, payee_npi=given.payee_npi,
+                            payee_name=given.payee_name, date=given.date, control_number=given.control_number)
+    elif output_format is OutputFormat.JSON:
         writer = render.JsonWriter(out, mask=mask)
     elif output_format is OutputFormat.JSONL:
         writer = render.JsonlWriter(out, mask=mask)

@@ -1,4 +1,5 @@
-"""Session files (CSV, JSON, JSONL) → validated `runtime.Session` values and located record errors.
+"""Session files (CSV, JSON, JSONL, and the claim formats of `payrules.formats`) → validated
+`runtime.Session` values and located record errors.
 
 Every service line read comes back exactly once: inside a session, or as a `RecordError`.
 Input that is grouped by patient is read one patient block at a time (see `read_blocks`), so
@@ -19,6 +20,7 @@ from typing import Any, TextIO
 
 import attrs
 
+from payrules import formats
 from payrules.diagnostics import InputError
 from payrules.fields import (
     ALL_FIELDS,
@@ -38,23 +40,26 @@ from payrules.fields import (
 from payrules.runtime import Origin
 
 
-
-
 # --- column mapping ------------------------------------------------------------------------
 
 
 @attrs.frozen
 class Columns:
-    """Which CSV header feeds each field. Without a mapping file, a header feeds the field of
-    the same name (ignoring case, spaces and dashes)."""
+    """How the input's own names are read: which CSV header feeds each field, and which payer
+    id of the rule files each payer id of a claim file means. Without a mapping file, a header
+    feeds the field of the same name (ignoring case, spaces and dashes), and a payer id is
+    used as the file spells it."""
 
     mapping: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
     """field → normalised header names, for the fields the mapping file names."""
     source: str | None = None
+    payers: dict[str, str] = attrs.field(factory=dict)
+    """Payer id in a claim file (X12 2010BB NM109) → payer id of the rule files."""
 
     @classmethod
     def load(cls, path: Path) -> Columns:
-        """Read a TOML mapping: a `[columns]` table of `field = "Header"` or `field = ["H1", "H2"]`."""
+        """Read a TOML mapping: a `[columns]` table of `field = "Header"` or `field = ["H1", "H2"]`,
+        and a `[payers]` table of `"ID in the file" = "RULE-FILE-ID"`; either may be left out."""
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
@@ -63,9 +68,11 @@ class Columns:
             raise InputError(f"{path}: cannot read ({error})") from None
         except tomllib.TOMLDecodeError as error:
             raise InputError(f"{path}: not valid TOML ({error})") from None
-        table = data.get("columns")
+        payers = formats.payer_table(data, path, required=False)
+        table = data.get("columns", {} if "payers" in data else None)
         if not isinstance(table, dict):
-            raise InputError(f'{path}: expected a [columns] table, such as [columns] date = "DOS"')
+            raise InputError(f'{path}: expected a [columns] table, such as [columns] date = "DOS", or a '
+                             '[payers] table, such as [payers] 87726 = "UHC"')
         mapping: dict[str, tuple[str, ...]] = {}
         for field, headers in table.items():
             if field not in ALL_FIELDS:
@@ -76,7 +83,11 @@ class Columns:
             if len(names) > 1 and field not in LIST_FIELDS:
                 raise InputError(f"{path}: only {' and '.join(LIST_FIELDS)} can take several columns")
             mapping[field] = tuple(_normal_header(h) for h in names)
-        return cls(mapping, str(path))
+        return cls(mapping, str(path), payers)
+
+    def with_payers(self, payers: dict[str, str]) -> Columns:
+        """These columns with `payers` added to the payer map; `payers` wins where both name an id."""
+        return attrs.evolve(self, payers={**self.payers, **payers})
 
     def headers(self, header: list[str], fields: list[tuple[str, list[int]]]) -> dict[str, str] | None:
         """Field → the header text it was read from, for fields whose column has another name."""
@@ -126,13 +137,28 @@ def _open(path: Path) -> TextIO:
         raise InputError(f"{path}: cannot read ({error.strerror})") from None
 
 
-def _kind(path: Path) -> str:
+def _kind(path: Path) -> str | formats.Format:
+    """The input format of `path`: a claim format (by extension or content), else `.csv`,
+    `.json` or `.jsonl` by extension; anything else is refused."""
+    found = formats.format_for(path)
+    if found is not None:
+        return found
+    others = ", ".join(formats.extensions())
     if path.is_dir():
-        raise InputError(f"{path}: is a folder; give .csv, .json or .jsonl files")
+        raise InputError(f"{path}: is a folder; give .csv, .json or .jsonl files, or claim files ({others})")
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json", ".jsonl"):
-        raise InputError(f"{path}: unknown sessions format `{suffix or path.name}`; use .csv, .json or .jsonl")
+        raise InputError(f"{path}: unknown sessions format `{suffix or path.name}`; use .csv, .json or .jsonl, "
+                         f"or an X12 837P claim file ({others}, or any file that starts with ISA)")
     return suffix
+
+
+def _format_records(path: Path, found: formats.Format, columns: Columns) -> Iterator[Record]:
+    """The records a claim format reads, with fields over `MAX_FIELD_CHARS` emptied as CSV and
+    JSON fields are (a damaged claim file can hold an element of any length)."""
+    for raw, origin, problem in found.read(path, formats.ReadOptions(columns.payers)):
+        raw, late = limited(raw)
+        yield raw, origin, problem or late
 
 
 CSV_READ_LIMIT = 10 * 1024 * 1024
@@ -372,7 +398,9 @@ def records(paths: list[Path], columns: Columns | None = None) -> Iterator[Recor
     columns = columns or Columns()
     for path in paths:
         kind = _kind(path)
-        if kind == ".csv":
+        if isinstance(kind, formats.Format):
+            yield from _format_records(path, kind, columns)
+        elif kind == ".csv":
             yield from _csv_records(path, columns)
         elif kind == ".json":
             yield from _json_records(path)
@@ -448,8 +476,8 @@ def scan(paths: list[Path], columns: Columns | None = None, part_lines: int | No
         if kind == ".csv":
             runs = _csv_runs(path, columns)
         else:
-            parts = None
-            runs = _json_runs(path, kind)
+            parts = None  # only CSV files are cut into parts
+            runs = _record_runs(path, kind, columns)
         part: list[_Run] = []
         in_part = 0
         for run in runs:
@@ -481,9 +509,13 @@ def _part(path: Path, runs: list[_Run]) -> Part:
     return Part(path, runs[0].start, runs[-1].end, runs[0].origin.row, sum(r.lines for r in runs))
 
 
-def _json_runs(path: Path, kind: str) -> Iterator[_Run]:
-    # The records the reader reads, and their patient as the reader groups it (see `_batches`).
-    found = _json_records(path) if kind == ".json" else _jsonl_records(path)
+def _record_runs(path: Path, kind: str | formats.Format, columns: Columns) -> Iterator[_Run]:
+    """One run per record of a JSON, JSONL or claim file: the records the reader reads, and
+    their patient as the reader groups it (see `_batches`)."""
+    if isinstance(kind, formats.Format):
+        found = _format_records(path, kind, columns)
+    else:
+        found = _json_records(path) if kind == ".json" else _jsonl_records(path)
     for raw, origin, _ in found:
         yield _Run(clean(raw[1]), origin, 1)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import datetime
 import functools
+import hashlib
 import io
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,11 +35,32 @@ _ICD10 = {"ABK", "ABF"}
 _ICD9 = {"BK", "BF"}
 
 
+_STARTS_X12 = re.compile(rb"ISA(?![A-Za-z0-9_])")
+"""`ISA` and then its element separator (or nothing, in a file cut short): a CSV whose first
+header merely begins with those letters (`ISACTIVE`) is not taken for X12."""
+
+
 def sniff(head: bytes) -> bool:
     """Whether a file's first bytes are X12: `ISA` after an optional BOM and whitespace."""
     if head.startswith(_BOM):
         head = head[len(_BOM):]
-    return head.lstrip().startswith(b"ISA")
+    return _STARTS_X12.match(head.lstrip()) is not None
+
+
+TAXONOMY = "taxonomy"
+"""The key under which an 837P line's `Origin.headers` holds the taxonomy code (PRV03) its
+credential was read from, "" when the claim names none for the line's provider (see
+`taxonomy_named`)."""
+
+
+def taxonomy_named(origin: Origin) -> str | None:
+    """For a line read from an 837P file, the taxonomy code its credential came from, or ""
+    when the claim names no taxonomy for its provider; None for a line of any other input.
+
+    An 837P line without a credential is judged all the same; this says why it has none, so
+    that an explanation can say "the claim names no taxonomy for the provider" (or name a
+    taxonomy, such as a physician's, that no credential follows from)."""
+    return origin.headers.get(TAXONOMY) if origin.headers else None
 
 
 # --- the library ------------------------------------------------------------------------------
@@ -167,7 +189,17 @@ def _header_problem(chunk: str) -> str | None:
     version = chunk[84:89]
     if version not in ("00401", "00501"):
         return f"ISA12 version `{version}` is not one payrules reads (00501, or 00401)"
+    body = chunk[ISA_LENGTH:].strip()
+    if body and terminator not in body and _NEXT_SEGMENT.search(body):
+        # Read with the terminator it declares, the rest of the file would be one segment, and
+        # every service line in it would be lost without a word.
+        return (f"the ISA declares `{terminator}` as the segment terminator (character 106), but the "
+                "segments after it do not end with it")
     return None
+
+
+_NEXT_SEGMENT = re.compile(r"[^A-Za-z0-9\s]\s*(?:GS|ST|BHT|HL|NM1|CLM|LX|SV1|SE|GE|IEA)[^A-Za-z0-9\s]")
+"""A segment that starts after some other terminator (used only when the declared one is absent)."""
 
 
 def _interchanges(text: str) -> Iterator[str]:
@@ -239,6 +271,29 @@ class _Provider:
 
 
 @attrs.define
+class _Dependent:
+    """What tells a dependent patient (2000C/2010CA) apart from the others on the subscriber's policy."""
+
+    birth: str = ""
+    sex: str = ""
+    relationship: str = ""
+    """PAT01, the patient's relationship to the subscriber."""
+    member: str = ""
+    """The patient's own id (NM109 of NM1*QC), which 5010 leaves out and older senders give."""
+
+    def suffix(self) -> str:
+        """What follows the subscriber's member id in the patient id.
+
+        5010 gives a dependent no member id of their own. Birth date, sex and relationship tell
+        dependents apart, but written out they would put a birth date into every output; a short
+        hash of them is as stable and reveals neither (same-sex twins on one policy share it)."""
+        if self.member:
+            return f"-{self.member}"
+        key = f"{self.birth}|{self.sex}|{self.relationship}".upper()
+        return "-D" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:8].upper()
+
+
+@attrs.define
 class _Line:
     lx: str
     segment: Seg | None = None
@@ -280,7 +335,7 @@ class _Claims:
         self.billing = _Provider(loop="2010AA")
         self.level = ""
         self.subscriber = ""
-        self.dependent = ""
+        self.dependent = _Dependent()
         self.patient_loop = "2010BA"
         self.payer = ""
         self.claim: _Claim | None = None
@@ -318,27 +373,28 @@ class _Claims:
             if kind == "ST":
                 self.transaction = seg.get(2)
                 self.billing, self.level = _Provider(loop="2010AA"), ""
-                self.subscriber = self.dependent = self.payer = ""
+                self.subscriber = self.payer = ""
+                self.dependent = _Dependent()
             elif kind == "HL":
                 self.level = seg.get(3)
                 if self.level == "20":
                     self.billing = _Provider(loop="2010AA")
-                    self.subscriber = self.dependent = self.payer = ""
+                    self.subscriber = self.payer = ""
+                    self.dependent = _Dependent()
                 elif self.level == "22":
-                    self.subscriber = self.dependent = self.payer = ""
+                    self.subscriber = self.payer = ""
+                    self.dependent = _Dependent()
                     self.patient_loop = "2010BA"
                 elif self.level == "23":
-                    self.dependent, self.patient_loop = "", "2010CA"
+                    self.dependent, self.patient_loop = _Dependent(), "2010CA"
             return
         claim = self.claim
         line = claim.lines[-1] if claim and claim.lines else None
         if kind == "CLM":
             yield from self._close()
-            # 5010 gives a dependent patient no member id of their own: the subscriber's id plus the
-            # patient's birth date and sex tell dependents apart without using their names.
             patient = self.subscriber
             if self.patient_loop == "2010CA" and self.subscriber:
-                patient += f"-{self.dependent or 'dependent'}"
+                patient += self.dependent.suffix()
             self.claim = _Claim(self.transaction, seg, self.billing, patient, self.patient_loop, self.payer)
         elif kind == "NM1":
             self.last_nm1 = seg.get(1)
@@ -358,7 +414,9 @@ class _Claims:
             elif named is not None and seg.get(1) == "PE" and self.last_nm1 == "82":
                 named.taxonomy = seg.get(3)
         elif kind == "DMG" and claim is None and self.level == "23":
-            self.dependent = "-".join(v for v in (seg.get(2), seg.get(3)) if v)
+            self.dependent.birth, self.dependent.sex = seg.get(2), seg.get(3)
+        elif kind == "PAT" and claim is None and self.level == "23":
+            self.dependent.relationship = seg.get(1)
         elif kind == "HI" and claim is not None and line is None:
             for i, element in enumerate(seg.elements, start=1):
                 qualifier = element[0].strip().upper() if element else ""
@@ -389,7 +447,7 @@ class _Claims:
             self.payer = seg.get(9)
         elif entity == "QC" and seg.get(9):
             # 5010 leaves the patient loop's id out; a file that sends one gets it used as is.
-            self.dependent = seg.get(9)
+            self.dependent.member = seg.get(9)
 
     def _orphan(self, seg: Seg) -> Record:
         origin = Origin(self.file, seg.number, f"ST {self.transaction} / SV1")
@@ -457,10 +515,10 @@ class _LineRecord:
         session = f"{claim.id}@{self.date}" if several_dates and self.date else claim.id
         code, modifiers = self._procedure()
         units, minutes = self._quantity()
-        npi, credential, provider_loop = self._provider()
+        npi, taxonomy, provider_loop = self._provider()
         diagnoses = self._diagnoses()
         payer = self.walk.payer_id(claim.payer)
-        raw = (session, claim.patient, self.date, payer, npi, credential, code, modifiers, units, minutes,
+        raw = (session, claim.patient, self.date, payer, npi, credential_for(taxonomy), code, modifiers, units, minutes,
                sv1.get(2), diagnoses, "")
         where = f"ST {claim.transaction} / CLM {claim.id} / LX {self.line.lx or '?'}"
         if self.problem is not None:
@@ -468,8 +526,9 @@ class _LineRecord:
             label = "DTP*472" if seg.tag == "DTP" else seg.tag
             path = f"{where} / {label}-{element}" if element else f"{where} / {label}"
             return raw, Origin(self.walk.file, seg.number, path), Problem(field, value, message)
-        return raw, Origin(self.walk.file, sv1.number, f"{where} / SV1", _headers(claim.patient_loop, provider_loop,
-                                                                                    self.line.date is not None)), None
+        # A taxonomy code has 10 characters; a damaged one is kept only as far as a message needs it.
+        headers = _headers(claim.patient_loop, provider_loop, self.line.date is not None, taxonomy.upper()[:40])
+        return raw, Origin(self.walk.file, sv1.number, f"{where} / SV1", headers), None
 
     def _procedure(self) -> tuple[str, str]:
         qualifier, code = self.sv1.get(1, 1).upper(), self.sv1.get(1, 2)
@@ -501,6 +560,8 @@ class _LineRecord:
         return str(max(1, (int(whole) + 7) // 15)), whole
 
     def _provider(self) -> tuple[str, str, str]:
+        """The line's rendering NPI, the taxonomy code its credential comes from ("" when none
+        is named), and the loop that named the provider."""
         claim = self.claim
         chosen = self.line.rendering or claim.rendering or claim.billing
         taxonomy = chosen.taxonomy
@@ -508,7 +569,7 @@ class _LineRecord:
         # billing provider: a group's taxonomy says nothing about who rendered the line.
         if not taxonomy and chosen.npi == claim.billing.npi:
             taxonomy = claim.billing.taxonomy
-        return chosen.npi, credential_for(taxonomy), chosen.loop
+        return chosen.npi, taxonomy.strip(), chosen.loop
 
     def _diagnoses(self) -> str:
         listed = self.claim.diagnoses
@@ -546,10 +607,11 @@ def _with_dot(code: str) -> str:
     return f"{code[:3]}.{code[3:]}" if len(code) > 3 and "." not in code else code
 
 
-@functools.cache
-def _headers(patient_loop: str, provider_loop: str, line_date: bool) -> Mapping[str, str]:
-    """Field → where in the 837P it was read, so a bad field names its segment and element."""
+@functools.lru_cache(maxsize=1024)
+def _headers(patient_loop: str, provider_loop: str, line_date: bool, taxonomy: str) -> Mapping[str, str]:
+    """Field → where in the 837P it was read, so a bad field names its segment and element; and
+    the taxonomy the credential came from, under `TAXONOMY` (see `taxonomy_named`)."""
     return {"session_id": "CLM01", "patient_id": f"{patient_loop} NM109", "date": f"{'2400' if line_date else '2300'}"
             " DTP03", "payer": "2010BB NM109", "provider_npi": f"{provider_loop} NM109",
             "provider_credential": "PRV03", "code": "SV101-2", "modifiers": "SV101-3..6", "units": "SV104",
-            "minutes": "SV104", "charge": "SV102", "diagnoses": "HI (SV107 pointers)"}
+            "minutes": "SV104", "charge": "SV102", "diagnoses": "HI (SV107 pointers)", TAXONOMY: taxonomy}
