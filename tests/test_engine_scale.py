@@ -119,7 +119,7 @@ def test_a_busy_day_reason_cites_the_first_line_and_counts_the_rest(one_session:
 
 def test_a_busy_day_reason_holds_one_line_however_many_it_counts() -> None:
     found = judged_reasons(policy(BUSY_RULES), busy_day(2000, one_session=True))
-    facts = [f for reasons in found for _, f in reasons]
+    facts = [f for reasons in found for _, f, _ in reasons]
     assert len(facts) > 1000
     for fact in facts:
         first, count = fact  # type: ignore[misc]

@@ -83,15 +83,15 @@ def test_a_release_without_a_name_is_cited_by_its_package() -> None:
 @pytest.mark.parametrize("code", BILLABLE)
 @pytest.mark.parametrize("date", [IN_RELEASE, BEFORE_RELEASE, AFTER_RELEASE])
 def test_billable_codes_pass_with_and_without_the_dot(code: str, date: str) -> None:
-    assert icd10.check(code, date) is None
-    assert icd10.check(_without_dot(code), date) is None
+    assert icd10.check_diagnosis(code, date) is None
+    assert icd10.check_diagnosis(_without_dot(code), date) is None
 
 
 def test_every_billable_code_of_the_release_passes() -> None:
     codes = icd10.billable_codes()
     # The April 2026 release has about 74,700 billable codes; a broken load would give far fewer.
     assert len(codes) > 70_000
-    failing = [c for c in codes if icd10.check(c, IN_RELEASE) or icd10.check(_without_dot(c), IN_RELEASE)]
+    failing = [c for c in codes if icd10.check_diagnosis(c, IN_RELEASE) or icd10.check_diagnosis(_without_dot(c), IN_RELEASE)]
     assert failing == []
 
 
@@ -101,12 +101,12 @@ def test_every_category_names_billable_codes_under_it() -> None:
     headers = [c for c in library.get_all_codes() if library.is_category_or_subcategory(c) and not library.is_leaf(c)]
     assert len(headers) > 10_000
     for code in headers:
-        found = icd10.check(code, IN_RELEASE)
+        found = icd10.check_diagnosis(code, IN_RELEASE)
         assert found is not None and found.problem == icd10.NOT_BILLABLE, code
         leaves = [d for d in library.get_descendants(code) if library.is_leaf(d)]
         assert found.total == len(leaves) > 0
         assert list(found.billable) == leaves[:icd10.SHOWN]
-        assert all(icd10.check(b, IN_RELEASE) is None for b in found.billable)
+        assert all(icd10.check_diagnosis(b, IN_RELEASE) is None for b in found.billable)
 
 
 @settings(max_examples=300, deadline=None)
@@ -116,7 +116,7 @@ def test_sampled_billable_codes_pass_on_any_date(data: st.DataObject) -> None:
     code = codes[data.draw(st.integers(0, len(codes) - 1))]
     date = data.draw(st.dates()).isoformat()
     spelling = data.draw(st.sampled_from([code, _without_dot(code)]))
-    assert icd10.check(spelling, date) is None
+    assert icd10.check_diagnosis(spelling, date) is None
 
 
 # --- what does not pass, worded for a biller ----------------------------------------------------
@@ -125,29 +125,29 @@ def test_sampled_billable_codes_pass_on_any_date(data: st.DataObject) -> None:
 def test_findings_for_codes_the_code_set_does_not_bill(text_snapshot: object) -> None:
     out = []
     for code in NOT_BILLED:
-        found = icd10.check(code, IN_RELEASE)
+        found = icd10.check_diagnosis(code, IN_RELEASE)
         assert found is not None
         out.append(f"{code}\n  {found.problem}: {found.message}")
     assert text_snapshot(name="findings") == "\n".join(out) + "\n"  # type: ignore[operator]
 
 
 def test_findings_are_structured() -> None:
-    header = icd10.check("M545", IN_RELEASE)
+    header = icd10.check_diagnosis("M545", IN_RELEASE)
     assert header == icd10.Finding(code="M54.5", problem=icd10.NOT_BILLABLE, under="M54.5",
                                    billable=("M54.50", "M54.51", "M54.59"), total=3, description="Low back pain",
                                    sentence="M54.5 is a category, not a billable code; bill M54.50, M54.51 or M54.59.",
                                    note="")
-    missing = icd10.check("M54.99", IN_RELEASE)
+    missing = icd10.check_diagnosis("M54.99", IN_RELEASE)
     assert missing is not None
     assert (missing.code, missing.problem, missing.under, missing.billable, missing.total) == (
         "M54.99", icd10.NOT_A_CODE, "M54.9", ("M54.9",), 1)
-    nowhere = icd10.check("U99.9", IN_RELEASE)
+    nowhere = icd10.check_diagnosis("U99.9", IN_RELEASE)
     assert nowhere is not None
     assert (nowhere.under, nowhere.billable, nowhere.total, nowhere.description) == (None, (), 0, "")
 
 
 def test_a_category_with_more_than_three_codes_says_how_many() -> None:
-    found = icd10.check("M79.1", IN_RELEASE)
+    found = icd10.check_diagnosis("M79.1", IN_RELEASE)
     assert found is not None
     assert found.total == 4 and found.billable == ("M79.10", "M79.11", "M79.12")
     assert "one of its 4 codes, such as M79.10, M79.11 or M79.12" in found.sentence
@@ -156,7 +156,7 @@ def test_a_category_with_more_than_three_codes_says_how_many() -> None:
 def test_dates_outside_the_release_are_checked_and_say_so(text_snapshot: object) -> None:
     out = []
     for date in (BEFORE_RELEASE, "2026-03-31", "2026-04-01", "2026-09-30", AFTER_RELEASE):
-        found = icd10.check("M54.5", date)
+        found = icd10.check_diagnosis("M54.5", date)
         assert found is not None and found.problem == icd10.NOT_BILLABLE
         out.append(f"{date}: {found.message}")
     assert text_snapshot(name="dates") == "\n".join(out) + "\n"  # type: ignore[operator]
@@ -180,7 +180,7 @@ def test_the_reason_a_judged_line_would_carry(text_snapshot: object) -> None:
 
 
 def test_lookups_are_cached() -> None:
-    assert icd10.check("M54.5", IN_RELEASE) is icd10.check("M54.5", IN_RELEASE)
+    assert icd10.check_diagnosis("M54.5", IN_RELEASE) is icd10.check_diagnosis("M54.5", IN_RELEASE)
     first = icd10.line_findings(("M54.5", "M54.2"), IN_RELEASE)
     looked_up = icd10._finding.cache_info()
     for _ in range(1000):
@@ -196,18 +196,18 @@ def test_lookups_are_cached() -> None:
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=20), st.text(max_size=12))
 def test_any_text_gets_an_answer(code: str, date: str) -> None:
-    found = icd10.check(code, date)
+    found = icd10.check_diagnosis(code, date)
     assert found is None or (found.problem in (icd10.NOT_A_CODE, icd10.NOT_BILLABLE) and found.message)
 
 
 @settings(max_examples=500, deadline=None)
 @given(st.from_regex(r"\A[A-Z][0-9A-Z]{2}(\.?[0-9A-Z]{1,4})?\Z"), st.dates())
 def test_any_code_shaped_text_gets_a_worded_answer(code: str, date: object) -> None:
-    found = icd10.check(code, str(date))
+    found = icd10.check_diagnosis(code, str(date))
     if found is not None:
         assert found.sentence.startswith(found.code) and found.sentence.endswith(".")
         assert found.code.replace(".", "") == code.replace(".", "")
-        assert all(icd10.check(b, str(date)) is None for b in found.billable)
+        assert all(icd10.check_diagnosis(b, str(date)) is None for b in found.billable)
 
 
 @pytest.mark.parametrize(("code", "sentence"), [
@@ -219,7 +219,7 @@ def test_any_code_shaped_text_gets_a_worded_answer(code: str, date: object) -> N
 ])
 def test_text_that_is_not_shaped_like_a_code(code: str, sentence: str) -> None:
     # Chapter numbers and block ranges are items of the library's tree but never diagnoses.
-    found = icd10.check(code, IN_RELEASE)
+    found = icd10.check_diagnosis(code, IN_RELEASE)
     assert found is not None and found.sentence == sentence
 
 
@@ -231,8 +231,8 @@ def test_without_the_library_every_lookup_passes(monkeypatch: pytest.MonkeyPatch
     icd10.forget()
     assert icd10.available() is False
     assert icd10.release() is None
-    assert icd10.check("M54.99", IN_RELEASE) is None
-    assert icd10.check("M54.5", IN_RELEASE) is None
+    assert icd10.check_diagnosis("M54.99", IN_RELEASE) is None
+    assert icd10.check_diagnosis("M54.5", IN_RELEASE) is None
     assert icd10.line_findings(("M54.5", "Z99.ZZZZ"), IN_RELEASE) == ()
     assert icd10.billable_codes() == ()
     rule = icd10.rule_info()
@@ -243,7 +243,7 @@ def test_the_library_is_found_again_once_installed(monkeypatch: pytest.MonkeyPat
     with monkeypatch.context() as patched:
         patched.setitem(sys.modules, "simple_icd_10_cm", None)
         icd10.forget()
-        assert icd10.check("M54.5", IN_RELEASE) is None
+        assert icd10.check_diagnosis("M54.5", IN_RELEASE) is None
     icd10.forget()
     assert icd10.available() is True
-    assert icd10.check("M54.5", IN_RELEASE) is not None
+    assert icd10.check_diagnosis("M54.5", IN_RELEASE) is not None

@@ -162,13 +162,29 @@ LAYOUTS = {
 }
 
 
+def same_decisions(from_x12: Report, from_csv: Report) -> None:
+    """The two reports decide alike, word for word, except that a credential reason on an 837P
+    line says why the credential is not known (the claim names no taxonomy), where the CSV line
+    has no credential column value."""
+    x12, csv = without_origins(from_x12.to_dict()), without_origins(from_csv.to_dict())
+    for session_x12, session_csv in zip(x12["sessions"], csv["sessions"]):
+        for line_x12, line_csv in zip(session_x12["lines"], session_csv["lines"]):
+            for reason_x12, reason_csv in zip(line_x12["reasons"], line_csv["reasons"]):
+                if reason_x12["message"] != reason_csv["message"]:
+                    assert reason_x12["kind"] == "requires_credential"
+                    assert "the claim names no taxonomy for the provider" in reason_x12["message"]
+                    assert "a provider with no credential on record" in reason_csv["message"]
+                    reason_x12["message"] = reason_csv["message"]
+    assert x12 == csv
+
+
 @pytest.mark.parametrize("layout", LAYOUTS, ids=list(LAYOUTS))
 def test_layouts_decide_like_csv(layout: str, tmp_path: Path) -> None:
     text = LAYOUTS[layout](CLAIMS)
     from_x12 = judge(iter(read(text)))
     from_csv = csv_report(CLAIMS, tmp_path)
     assert from_x12.summary.lines_read == 11 and from_x12.summary.rejected == 0
-    assert without_origins(from_x12.to_dict()) == without_origins(from_csv.to_dict())
+    same_decisions(from_x12, from_csv)
     statuses = {ln.status for s in from_x12.sessions for ln in s.lines}
     assert statuses == {"paid", "reduced", "denied"}
 
@@ -182,7 +198,7 @@ def test_claim_with_fifty_service_lines_decides_like_csv(tmp_path: Path) -> None
     assert [origin.path.split(" / ")[2] for _, origin, _ in found] == [f"LX {i}" for i in range(1, 51)]
     from_x12, from_csv = judge(iter(found)), csv_report(claims, tmp_path)
     assert len(from_x12.sessions) == 5
-    assert without_origins(from_x12.to_dict()) == without_origins(from_csv.to_dict())
+    same_decisions(from_x12, from_csv)
 
 
 # --- the mapping, field by field -----------------------------------------------------------------------

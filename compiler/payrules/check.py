@@ -6,10 +6,11 @@ Checks append diagnostics; they never print or raise. Each statement kind has on
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Set
 from decimal import Decimal
 
 import attrs
@@ -31,6 +32,7 @@ from payrules.domain import (
     money_too_large,
     to_cents,
 )
+from payrules.runtime import code_shape
 from payrules.source import Span
 
 DIAGNOSIS_PATTERN_RE = re.compile(r"^[A-Z](?:[0-9][0-9A-Z]|A[0-9])(?:\.?[0-9A-Z]{1,4})?\*?$"
@@ -72,13 +74,167 @@ def long_name(name: str, span: Span, what: str) -> Diagnostic | None:
                       span=span, help=f"a name has at most {MAX_NAME_LENGTH} characters")
 
 
+Run = tuple[int, int]
+"""The numbers of the first and last code of consecutive codes of one shape."""
+
+
+class Codes:
+    """Procedure codes as a rule file names them, kept as runs, never listed one by one: for
+    each code shape (`#####`, `####T`, `S####`; see `runtime.code_shape`), the sorted,
+    disjoint, non-adjacent runs of code numbers. A range of 10,000 codes is one run, so
+    checking, linting and generating code stay fast and small however wide the ranges are.
+
+    A set of codes as the checks need it: membership, size, iteration in code order, union,
+    intersection and difference, and equality with another `Codes` or any set of strings."""
+
+    __slots__ = ("runs", "_size")
+
+    def __init__(self, runs: Mapping[str, Iterable[Run]] | None = None) -> None:
+        self.runs: dict[str, tuple[Run, ...]] = {}
+        for shape in sorted(runs or {}):
+            merged: list[list[int]] = []
+            for low, high in sorted((runs or {})[shape]):
+                if merged and low <= merged[-1][1] + 1:
+                    merged[-1][1] = max(merged[-1][1], high)
+                else:
+                    merged.append([low, high])
+            if merged:
+                self.runs[shape] = tuple((low, high) for low, high in merged)
+        self._size = sum(high - low + 1 for found in self.runs.values() for low, high in found)
+
+    @classmethod
+    def of(cls, codes: Iterable[str]) -> Codes:
+        """Codes given one by one (each already a valid procedure code)."""
+        runs: dict[str, list[Run]] = {}
+        for code in codes:
+            number = code_number(code)
+            runs.setdefault(code_shape(code), []).append((number, number))
+        return cls(runs)
+
+    @classmethod
+    def between(cls, low: str, high: str) -> Codes:
+        """The codes from `low` to `high`, two codes of one shape."""
+        return cls({code_shape(low): [(code_number(low), code_number(high))]})
+
+    @staticmethod
+    def union(parts: Iterable[Codes]) -> Codes:
+        runs: dict[str, list[Run]] = {}
+        for part in parts:
+            for shape, found in part.runs.items():
+                runs.setdefault(shape, []).extend(found)
+        return Codes(runs)
+
+    @staticmethod
+    def code(shape: str, number: int) -> str:
+        """The code of `shape` whose number is `number`: ("####T", 42) → `0042T`."""
+        return code_from_number(shape.replace("#", "0"), number)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __bool__(self) -> bool:
+        return bool(self._size)
+
+    def __contains__(self, code: object) -> bool:
+        if not isinstance(code, str):
+            return False
+        found = self.runs.get(code_shape(code))
+        if not found:
+            return False
+        number = code_number(code)
+        place = bisect.bisect_right(found, (number, float("inf")))
+        return place > 0 and found[place - 1][0] <= number <= found[place - 1][1]
+
+    def __iter__(self) -> Iterator[str]:
+        for shape, found in self.runs.items():
+            for low, high in found:
+                for number in range(low, high + 1):
+                    yield self.code(shape, number)
+
+    def __or__(self, other: Codes) -> Codes:
+        return Codes.union((self, other))
+
+    def __and__(self, other: Codes) -> Codes:
+        runs: dict[str, list[Run]] = {}
+        for shape, mine in self.runs.items():
+            theirs = other.runs.get(shape, ())
+            i = j = 0
+            while i < len(mine) and j < len(theirs):
+                low, high = max(mine[i][0], theirs[j][0]), min(mine[i][1], theirs[j][1])
+                if low <= high:
+                    runs.setdefault(shape, []).append((low, high))
+                if mine[i][1] < theirs[j][1]:
+                    i += 1
+                else:
+                    j += 1
+        return Codes(runs)
+
+    def __sub__(self, other: Codes) -> Codes:
+        runs: dict[str, list[Run]] = {}
+        for shape, mine in self.runs.items():
+            theirs = other.runs.get(shape, ())
+            kept = runs.setdefault(shape, [])
+            for low, high in mine:
+                start = low
+                for cut_low, cut_high in theirs:
+                    if cut_high < start or cut_low > high:
+                        continue
+                    if cut_low > start:
+                        kept.append((start, cut_low - 1))
+                    start = max(start, cut_high + 1)
+                if start <= high:
+                    kept.append((start, high))
+        return Codes(runs)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Codes):
+            return self.runs == other.runs
+        if isinstance(other, Set):
+            return len(other) == self._size and all(code in self for code in other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.runs.items()))
+
+    def __repr__(self) -> str:
+        return f"Codes({self.describe()!r})"
+
+    def describe(self) -> str:
+        """`97124, 97140, 98940-98943`: in code order, runs of three or more codes as ranges."""
+        parts: list[tuple[str, str]] = []
+        for shape, found in self.runs.items():
+            for low, high in found:
+                first, last = self.code(shape, low), self.code(shape, high)
+                if high - low >= 2:
+                    parts.append((first, f"{first}-{last}"))
+                else:
+                    parts.extend((self.code(shape, n),) * 2 for n in range(low, high + 1))
+        return ", ".join(text for _, text in sorted(parts))
+
+    def split(self, longest: int) -> tuple[frozenset[str], tuple[tuple[str, str, str], ...]]:
+        """The codes of runs shorter than `longest`, listed; and each longer run as (shape,
+        first code, last code), the form of `runtime.CodeSet`."""
+        listed: set[str] = set()
+        ranges: list[tuple[str, str, str]] = []
+        for shape, found in self.runs.items():
+            for low, high in found:
+                if high - low + 1 >= longest:
+                    ranges.append((shape, self.code(shape, low), self.code(shape, high)))
+                else:
+                    listed.update(self.code(shape, n) for n in range(low, high + 1))
+        return frozenset(listed), tuple(ranges)
+
+
+NO_CODES = Codes()
+
+
 @attrs.define
 class Bindings:
     """Facts resolved from a module, keyed by the AST node they belong to."""
 
-    code_sets: dict[ast.CodeList, frozenset[str]] = attrs.field(factory=dict)
+    code_sets: dict[ast.CodeList, Codes] = attrs.field(factory=dict)
     cents: dict[ast.Money, int] = attrs.field(factory=dict)
-    sets_by_name: dict[str, frozenset[str]] = attrs.field(factory=dict)
+    sets_by_name: dict[str, Codes] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -196,7 +352,7 @@ class _Checker:
 
     # --- shared pieces --------------------------------------------------------------
 
-    def codes(self, codes: ast.CodeList | None) -> frozenset[str]:
+    def codes(self, codes: ast.CodeList | None) -> Codes:
         """Resolve a code list (memoised per node) and report every bad item in it; a statement
         without its optional list resolves to no codes.
 
@@ -204,36 +360,36 @@ class _Checker:
         stack rather than on Python's call stack (which a long chain of sets would exhaust).
         """
         if codes is None:
-            return frozenset()
+            return NO_CODES
         if codes in self.bindings.code_sets:
             return self.bindings.code_sets[codes]
         # Each frame: a list, its items still to read, the codes found so far, and whether it
         # was entered through a set name (which `_resolving` then holds).
-        stack: list[tuple[ast.CodeList, Iterator[ast.CodeItem], set[str], bool]] = [
-            (codes, iter(codes.items), set(), False)]
-        resolved: frozenset[str] = frozenset()
+        stack: list[tuple[ast.CodeList, Iterator[ast.CodeItem], list[Codes], bool]] = [
+            (codes, iter(codes.items), [], False)]
+        resolved = NO_CODES
         while stack:
             node, items, found, named = stack[-1]
             for item in items:
                 if isinstance(item, ast.Code):
                     if self.code_shape(item):
-                        found.add(item.value)
+                        found.append(Codes.of((item.value,)))
                 elif isinstance(item, ast.CodeRange):
-                    found |= self.code_range(item)
+                    found.append(self.code_range(item))
                 else:
                     inner = self.set_ref(item)
                     if isinstance(inner, ast.CodeList):
-                        stack.append((inner, iter(inner.items), set(), True))
+                        stack.append((inner, iter(inner.items), [], True))
                         break
-                    found |= inner
+                    found.append(inner)
             else:
                 stack.pop()
-                resolved = frozenset(found)
+                resolved = Codes.union(found)
                 self.bindings.code_sets[node] = resolved
                 if named:
                     self._resolving.popitem()
                 if stack:
-                    stack[-1][2].update(resolved)
+                    stack[-1][2].append(resolved)
         return resolved
 
     def code_shape(self, code: ast.Code) -> bool:
@@ -247,33 +403,33 @@ class _Checker:
         self.error("E201", f"{quoted(code.value)} is not a procedure code", code.span, help)
         return False
 
-    def code_range(self, item: ast.CodeRange) -> frozenset[str]:
+    def code_range(self, item: ast.CodeRange) -> Codes:
         low_ok, high_ok = self.code_shape(item.low), self.code_shape(item.high)
         if not (low_ok and high_ok):
-            return frozenset()
+            return NO_CODES
         low, high = item.low.value, item.high.value
         if code_family(low) != code_family(high) or (low[0].isalpha() and low[0] != high[0]):
             self.error("E203", f"range `{low}-{high}` mixes {code_family(low)} and {code_family(high)} codes",
                        item.span, "write one range per kind of code, separated by commas")
-            return frozenset()
+            return NO_CODES
         lo, hi = code_number(low), code_number(high)
         if lo > hi:
             self.error("E202", f"range `{low}-{high}` is reversed, so it holds no code", item.span,
                        f"swap the range ends: {high}-{low}")
-            return frozenset()
+            return NO_CODES
         if hi - lo >= MAX_RANGE_SIZE:
             self.error("E204", f"range `{low}-{high}` holds {hi - lo + 1:,} codes", item.span,
                        f"a range may hold at most {MAX_RANGE_SIZE:,} codes; check the range ends")
-            return frozenset()
-        return frozenset(code_from_number(low, n) for n in range(lo, hi + 1))
+            return NO_CODES
+        return Codes.between(low, high)
 
-    def set_ref(self, ref: ast.SetRef) -> frozenset[str] | ast.CodeList:
+    def set_ref(self, ref: ast.SetRef) -> Codes | ast.CodeList:
         """The codes of a set name, or the set's own list when it still has to be resolved (the
         caller resolves it, with the name pushed on `_resolving`)."""
         diagnostic = long_name(ref.name, ref.span, "the code set name")
         if diagnostic is not None:
             self.diagnostics.append(diagnostic)
-            return frozenset()
+            return NO_CODES
         set_def = self.set_defs.get(ref.name)
         if set_def is None:
             suggestion = closest(ref.name, self.set_defs)
@@ -284,7 +440,7 @@ class _Checker:
             else:
                 help = f"define it first, as in `set {ref.name} = 97124, 97140`"
             self.error("E101", f"unknown code set `{ref.name}`", ref.span, help)
-            return frozenset()
+            return NO_CODES
         if ref.name in self._resolving:
             names = list(self._resolving)
             names = names[names.index(ref.name):] + [ref.name]
@@ -292,7 +448,7 @@ class _Checker:
                 names = [*names[:3], f"… {len(names) - 6:,} more …", *names[-3:]]
             cycle = " → ".join(names)
             self.error("E106", f"code set `{ref.name}` includes itself ({cycle})", ref.span)
-            return frozenset()
+            return NO_CODES
         if set_def.codes in self.bindings.code_sets:
             return self.bindings.code_sets[set_def.codes]
         self._resolving[ref.name] = None

@@ -1,4 +1,4 @@
-"""Checked `ast.Module` → Python source of one fused `judge(session, day, past)` function per payer.
+"""Checked `ast.Module` → Python source of one fused `judge(session, day, past, invalid)` function per payer.
 
 Generated code has three parts per session, in this order:
 
@@ -8,6 +8,9 @@ Generated code has three parts per session, in this order:
 2. one loop over the session's lines that runs every per-line rule (coverage, same day,
    credentials) and records all reasons, not only the first;
 3. amount passes over the session, in file order (caps), skipping denied lines.
+
+Each reason records the cents it took from its line: a reduction what it lowered the allowed
+amount by, the first denying rule of a line all of it (see `_hit`).
 
 User text (payer names, rule names, file paths, statement text) reaches the generated
 source only through `repr()`, including inside comments, so a rule file cannot inject code.
@@ -22,10 +25,9 @@ from contextlib import contextmanager
 import attrs
 
 from payrules import __version__, ast
-from payrules.runtime import code_shape
-from payrules.check import MONTHS, Bindings, Checked
+from payrules.check import MONTHS, Bindings, Checked, Codes
 from payrules.diagnostics import InternalError
-from payrules.domain import code_number, describe_codes, dollars
+from payrules.domain import dollars
 
 
 class _Writer:
@@ -93,7 +95,7 @@ class _Context:
         """The code list as written, each set name followed by its codes: `massage (97124, 97140), 97010`."""
         if codes is None:
             return ""
-        return ", ".join(f"{item.name} ({describe_codes(self.bindings.sets_by_name[item.name])})"
+        return ", ".join(f"{item.name} ({self.bindings.sets_by_name[item.name].describe()})"
                          if isinstance(item, ast.SetRef) else item.span.text for item in codes.items)
 
 
@@ -111,33 +113,15 @@ RANGE_MIN = 32
 """Consecutive codes from this many on are written as a range check, not listed one by one."""
 
 
-def _code_set_literal(codes: frozenset[str]) -> str:
+def _code_set_literal(codes: Codes) -> str:
     """A frozenset of the codes, or, when some run of consecutive codes is long, an `rt.CodeSet`
-    of the other codes and one (shape, first, last) range per such run."""
-    by_shape: dict[str, list[str]] = {}
-    for code in codes:
-        by_shape.setdefault(code_shape(code), []).append(code)
-    listed: set[str] = set()
-    ranges: list[tuple[str, str, str]] = []
-    for shape, found in sorted(by_shape.items()):
-        if not shape:  # not a code: nothing to range over
-            listed.update(found)
-            continue
-        numbers = sorted(map(code_number, found))
-        by_number = dict(zip(map(code_number, found), found))
-        first = 0
-        for i in range(1, len(numbers) + 1):
-            if i < len(numbers) and numbers[i] == numbers[i - 1] + 1:
-                continue
-            if i - first >= RANGE_MIN:
-                ranges.append((shape, by_number[numbers[first]], by_number[numbers[i - 1]]))
-            else:
-                listed.update(by_number[n] for n in numbers[first:i])
-            first = i
+    of the other codes and one (shape, first, last) range per such run. Runs come from the
+    checker as runs: a wide range is never listed code by code."""
+    listed, ranges = codes.split(RANGE_MIN)
     if not ranges:
-        return _frozenset_literal(codes)
+        return _frozenset_literal(listed)
     rows = ",\n".join(f"    {r!r}" for r in sorted(ranges, key=lambda r: (r[0], r[1])))
-    return f"rt.CodeSet({_frozenset_literal(frozenset(listed))}, (\n{rows},\n))"
+    return f"rt.CodeSet({_frozenset_literal(listed)}, (\n{rows},\n))"
 
 
 def _either(words: tuple[ast.Word, ...]) -> str:
@@ -151,11 +135,17 @@ def severity(rule: ast.Rule) -> str:
 
 
 def _hit(index: int, rule: ast.Rule, facts: str) -> list[str]:
-    """Record a reason; a denying rule also marks the line denied (a warning never does)."""
-    lines = [f"r.append(({index}, {facts}))"]
-    if severity(rule) == "deny":
-        lines.append("d = True")
-    return lines
+    """Record a reason; a denying rule also marks the line denied (a warning never does). The
+    first denying rule of a line takes its whole charge, later ones nothing: amount passes
+    skip denied lines, so nothing was taken from it before."""
+    if severity(rule) != "deny":
+        return [f"r.append(({index}, {facts}, 0))"]
+    return [f"r.append(({index}, {facts}, 0 if d else line.charge))", "d = True"]
+
+
+def _taken(rule: ast.Rule, before: str, after: str) -> str:
+    """What a reduction takes from the line's allowed amount (a warning takes nothing)."""
+    return "0" if severity(rule) == "warn" else f"{before} - {after}"
 
 
 def _apply(rule: ast.Rule, assignment: str) -> str:
@@ -331,7 +321,7 @@ def _emit_max_amount(s: ast.MaxAmount, rule: ast.Rule, index: int, ctx: _Context
     if period.kind in ("unit", "line"):
         body = [f"    c = {cap}",
                 "    if a > c:",
-                f"        reasons[k].append(({index}, (a, c, units[k], line.charge)))",
+                f"        reasons[k].append(({index}, (a, c, units[k], line.charge), {_taken(rule, 'a', 'c')}))",
                 *(["        allowed[k] = c"] if severity(rule) != "warn" else [])]
         return _Emission(params=params, session=[*loop, *body])
     if period.over_history:
@@ -341,7 +331,7 @@ def _emit_max_amount(s: ast.MaxAmount, rule: ast.Rule, index: int, ctx: _Context
         setup = ["used = 0", f"left = {cap}"]
     since = f"s{index}" if period.over_history else "''"
     body = ["    if a > left:",
-            f"        reasons[k].append(({index}, (a, left, used, {since})))",
+            f"        reasons[k].append(({index}, (a, left, used, {since}), {_taken(rule, 'a', 'left')}))",
             *(["        allowed[k] = a = left"] if severity(rule) != "warn" else []),
             "    left -= min(a, left)",
             "    used += a"]
@@ -352,7 +342,7 @@ def _unit_cap(index: int, rule: ast.Rule, kept: str, facts: str) -> list[str]:
     """Lower line k to `kept` of its units, paying that share of its allowed amount."""
     return ["        a = allowed[k]",
             f"        b = {_share(kept, 'u')}",
-            f"        reasons[k].append(({index}, {facts}))",
+            f"        reasons[k].append(({index}, {facts}, {_taken(rule, 'a', 'b')}))",
             *([f"        allowed[k] = b", f"        units[k] = {kept}"] if severity(rule) != "warn" else [])]
 
 
@@ -404,7 +394,7 @@ def _emit_max_minutes(s: ast.MaxMinutes, rule: ast.Rule, index: int, ctx: _Conte
             "    if m > left:",
             "        a = allowed[k]",
             f"        b = {_share('left', 'm')}",
-            f"        reasons[k].append(({index}, (m, left, a, b)))",
+            f"        reasons[k].append(({index}, (m, left, a, b), {_taken(rule, 'a', 'b')}))",
             *(["        allowed[k] = b"] if severity(rule) != "warn" else []),
             "        left = 0",
             "    else:",
@@ -429,7 +419,8 @@ def _emit_time_rule(s: ast.TimeRule, rule: ast.Rule, index: int, ctx: _Context) 
             "        continue",
             "    a = allowed[k]",
             f"    b = {_share('n', 'u')}",
-            f"    reasons[k].append(({index}, (lines[k].minutes, u, n, a, b, q{index}, len(m{index}))))",
+            f"    reasons[k].append(({index}, (lines[k].minutes, u, n, a, b, q{index}, len(m{index})), "
+            f"{_taken(rule, 'a', 'b')}))",
             *([] if warn else ["    allowed[k] = b", "    units[k] = n", "    if not n:", "        denied[k] = True"]),
         ],
     )
@@ -594,13 +585,15 @@ def generate(checked: Checked) -> str:
         w.line(f"{name} = {literal}")
     w.line()
     w.line()
-    w.line("def judge(session, day, past):")
+    w.line("def judge(session, day, past, invalid):")
     with w.indent():
         w.line('"""Judge one session; `day.lines` holds every line of this patient and payer on its date')
         w.line("(`day.facts` keeps what this code finds about them for the day's other sessions), and `past`")
-        w.line("(when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.")
+        w.line("(when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit;")
+        w.line("`invalid` marks the lines denied before any rule (a diagnosis the code set does not bill).")
         w.line()
-        w.line("Returns the allowed cents, the reasons, the denied flag and the units paid of each line.")
+        w.line("Returns the allowed cents, the reasons (rule, facts, cents taken), the denied flag and the")
+        w.line("units paid of each line.")
         w.line('"""')
         w.line("lines = session.lines")
         w.line("allowed = []")
@@ -614,11 +607,11 @@ def generate(checked: Checked) -> str:
             if emission.group:
                 w.line(_comment(rule))
                 w.block(_guarded(rule, i, emission.group))
-        w.line("for line in lines:")
+        w.line("for k, line in enumerate(lines):")
         with w.indent():
             w.line("code = line.code")
             w.line("r = []")
-            w.line("d = False")
+            w.line("d = invalid[k]")
             for i, (rule, emission) in enumerate(zip(module.rules, emissions)):
                 if emission.per_line:
                     w.line(_comment(rule))

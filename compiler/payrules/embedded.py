@@ -23,6 +23,7 @@ from payrules.judging import (
     judge_sessions,
     line_dict,
     reason_dict,
+    rule_of,
     session_dict,
     sort_errors,
     summary_dict,
@@ -76,7 +77,8 @@ def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, 
             continue
         lines = []
         for line, cents, status, found, units_paid in outcome:
-            reasons = [reason_dict(policy.rules[i], explain(policy.rules[i], line, facts)) for i, facts in found]
+            reasons = [reason_dict(rule, explain(rule, line, facts), taken)
+                       for rule, facts, taken in ((rule_of(policy.rules, i), facts, taken) for i, facts, taken in found)]
             lines.append(line_dict(line, cents, status, reasons, units_paid))
             counts[status] += 1
             charged += line.charge

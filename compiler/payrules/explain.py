@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from payrules.domain import CREDENTIALS, TIME_RULES, dollars, with_article
+from payrules.icd10 import KIND, Finding, explanation
 from payrules.runtime import Line, RuleInfo
 
 Template = Callable[[RuleInfo, Line, object], str]
@@ -99,6 +100,32 @@ def _requires_modifier(rule: RuleInfo, line: Line, facts: object) -> str:
             f"{rule.param('other')} only with modifier {rule.param('modifiers')}, and this line has none of them.")
 
 
+CLAIM_TAXONOMY = "taxonomy"
+"""The key of `Origin.headers` under which a line read from an 837P claim keeps the taxonomy
+code its credential comes from: "" when the claim names none for the provider. Absent for
+other inputs, whose credential is given as such."""
+
+
+def _taxonomy(line: Line) -> str | None:
+    headers = line.origin.headers
+    return headers.get(CLAIM_TAXONOMY) if headers else None
+
+
+def _no_credential(line: Line) -> str:
+    """Why a line has no credential: what the claim says about its provider's taxonomy."""
+    taxonomy = _taxonomy(line)
+    if taxonomy is None:
+        return "a provider with no credential on record"
+    if not taxonomy:
+        return "but the claim names no taxonomy for the provider, so their credential is not known"
+    return (f"but the claim names taxonomy {taxonomy} for the provider, which does not tell which credential "
+            "they hold")
+
+
+def _credential_key(line: Line, facts: object) -> object:
+    return line.code, line.provider_npi, line.provider_credential, _taxonomy(line)
+
+
 @_template("not_payable_by", key=lambda line, facts: (line.code, line.provider_npi, line.provider_credential))
 def _not_payable_by(rule: RuleInfo, line: Line, facts: object) -> str:
     credential = line.provider_credential
@@ -108,11 +135,13 @@ def _not_payable_by(rule: RuleInfo, line: Line, facts: object) -> str:
             f"renders it.")
 
 
-@_template("requires_credential", key=lambda line, facts: (line.code, line.provider_npi, line.provider_credential))
+@_template("requires_credential", key=_credential_key)
 def _requires_credential(rule: RuleInfo, line: Line, facts: object) -> str:
     credential = line.provider_credential
-    who = f"{with_article(credential)} ({CREDENTIALS[credential]})" if credential \
-        else "a provider with no credential on record"
+    # A credential outside payrules' list comes only from a claim's taxonomy table.
+    known = CREDENTIALS.get(credential)
+    who = (f"{with_article(credential)} ({known})" if known else with_article(credential)) if credential \
+        else _no_credential(line)
     service = rule.param("codes") or line.code
     wanted = rule.param("credentials")
     return (f"{line.code} was billed under NPI {line.provider_npi}, {who}; "
@@ -240,12 +269,15 @@ def _no_duplicate(rule: RuleInfo, line: Line, facts: object) -> str:
             f"{rule.param('codes') or 'each code'} once per patient and day.")
 
 
-@_template("requires_prescription", key=lambda line, facts: (line.code, line.prescription_by))
+@_template("requires_prescription", key=lambda line, facts: (line.code, line.prescription_by, _taxonomy(line) is None))
 def _requires_prescription(rule: RuleInfo, line: Line, facts: object) -> str:
     service = rule.param("codes") or line.code
     wanted = rule.param("prescribers")
     if not line.prescription_by:
         need = f"a prescription from {with_article(wanted)}" if wanted else "a prescription"
+        if _taxonomy(line) is not None:  # read from an 837P claim, which carries no prescription
+            return (f"{line.code} was billed on an 837P claim, which does not give a prescriber's credential; "
+                    f"this payer pays {service} only with {need}.")
         return f"{line.code} was billed with no prescription on record; this payer pays {service} only with {need}."
     return (f"{line.code} was prescribed by {with_article(line.prescription_by)}; this payer pays {service} "
             f"only when {with_article(wanted)} prescribed it.")
@@ -268,6 +300,12 @@ def _not_covered_diagnosis(rule: RuleInfo, line: Line, facts: object) -> str:
     service = rule.param("codes") or "services"
     return (f"{line.code} was billed with {', '.join(facts)}; this payer does not cover {service} "
             f"with a diagnosis matching {rule.param('patterns')}.")
+
+
+@_template(KIND, key=lambda line, facts: facts)
+def _code_set(rule: RuleInfo, line: Line, facts: object) -> str:
+    assert isinstance(facts, tuple) and all(isinstance(f, Finding) for f in facts)
+    return explanation(facts)
 
 
 def _entry(rule: RuleInfo) -> _Entry:

@@ -191,7 +191,7 @@ def release_from_files(names: Sequence[str], package: str) -> Release:
 # --- lookups ---------------------------------------------------------------------------------
 
 
-def check(code: str, date_of_service: str) -> Finding | None:
+def check_diagnosis(code: str, date_of_service: str) -> Finding | None:
     """None when `code` (upper case, with or without its dot) is billable in the shipped code
     set, or when the library is not installed; else the finding. `date_of_service` is
     YYYY-MM-DD: a date outside the release's period is still checked, and the finding says so."""

@@ -13,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 from payrules.domain import closest, format_cents
 from payrules.fields import Batch, Problem, RecordError, session_batch
+from payrules.icd10 import line_findings, rule_info
 from payrules.runtime import Day, Earlier, Entry, Line, Reason, RuleInfo, Session
 
 PAID, REDUCED, DENIED = "paid", "reduced", "denied"
@@ -23,7 +24,23 @@ DayKey = tuple[str, str, str]
 PatientKey = tuple[str, str]
 """(payer id in lower case, patient id): the sessions a rule over a period looks at."""
 
-Judge = Callable[[Session, Day, Earlier], tuple[list[int], list[list[Reason]], list[bool], list[int]]]
+Judge = Callable[[Session, Day, Earlier, list[bool]], tuple[list[int], list[list[Reason]], list[bool], list[int]]]
+"""A policy's generated `judge(session, day, past, invalid)`: `invalid` marks the lines denied
+before any rule (a diagnosis the ICD-10-CM code set does not bill); they pay nothing, and no
+limit counts them."""
+
+CODE_SET_RULE = -1
+"""The rule index of a reason given by the ICD-10-CM code set, not by a rule of the file."""
+
+
+def rule_of(rules: Sequence[RuleInfo], index: int) -> RuleInfo:
+    """The rule a reason cites: `rules[index]`, or the code set for `CODE_SET_RULE` (never the
+    last rule, as a plain `rules[-1]` would give)."""
+    if index == CODE_SET_RULE:
+        return rule_info()
+    if index < 0:
+        raise IndexError(f"no rule {index}")
+    return rules[index]
 
 
 def day_index(sessions: Iterable[Session]) -> dict[DayKey, list[Line]]:
@@ -110,7 +127,15 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
             if found is None:  # the patient's first session here: start from the history
                 found = pasts[key] = Earlier(history.patients.get(key, ()) if history else ())
             past = found
-        allowed, reasons, denied, units = policy.judge(session, days[(*key, session.date)], past)
+        # Diagnoses the code set does not bill deny their line before any rule: the payer
+        # rejects such a line up front, so it pays nothing and uses up no limit. Its reason
+        # comes first and takes the whole charge; the rules still say what they find.
+        findings = [line_findings(line.diagnoses, line.date) for line in session.lines]
+        invalid = [bool(wrong) for wrong in findings]
+        allowed, reasons, denied, units = policy.judge(session, days[(*key, session.date)], past, invalid)
+        for k, wrong in enumerate(findings):
+            if wrong:
+                reasons[k].insert(0, (CODE_SET_RULE, wrong, session.lines[k].charge))
         results[i] = [(line, cents, DENIED if is_denied else REDUCED if cents < line.charge else PAID, found,
                        0 if is_denied else paid)
                       for line, cents, found, is_denied, paid in zip(session.lines, allowed, reasons, denied, units)]
@@ -190,10 +215,12 @@ def unknown_payer(session: Session, policies: Mapping[str, Sequence[Dated]]) -> 
 # --- JSON shapes (see schemas/report.schema.json) ----------------------------------------------
 
 
-def reason_dict(rule: RuleInfo, message: str) -> dict[str, Any]:
-    return {"rule": rule.name, "kind": rule.kind, "file": rule.file, "line": rule.line, "column": rule.column,
-            "text": rule.text, "message": message, "severity": rule.severity, "carc": rule.carc, "rarc": rule.rarc,
-            "source": rule.source}
+def reason_dict(rule: RuleInfo, message: str, amount: int) -> dict[str, Any]:
+    """A reason; `line` and `column` are null for one not given by a rule file (the code set),
+    `amount` is what the reason took from the line's allowed amount."""
+    return {"rule": rule.name, "kind": rule.kind, "file": rule.file, "line": rule.line or None,
+            "column": rule.column or None, "text": rule.text, "message": message, "severity": rule.severity,
+            "carc": rule.carc, "rarc": rule.rarc, "source": rule.source, "amount": format_cents(amount)}
 
 
 def line_dict(line: Line, allowed: int, status: str, reasons: list[dict[str, Any]],

@@ -17,7 +17,7 @@ from pathlib import Path
 import attrs
 
 from payrules import ast
-from payrules.check import Checked
+from payrules.check import NO_CODES, Checked, Codes
 from payrules.compiler import diagnose, read_source
 from payrules.diagnostics import Diagnostic, InputError, Severity
 from payrules.source import Source, Span
@@ -124,9 +124,9 @@ def _across_rules(checked: Checked) -> list[Diagnostic]:
     found: list[Diagnostic] = []
 
     # `only` lists that do not meet, and what `only` and `not covered` leave covered.
-    covered: frozenset[str] | None = None
+    covered: Codes | None = None
     first_only: ast.Rule | None = None
-    excluded: set[str] = set()
+    excluded = NO_CODES
     for rule in module.rules:
         statement = rule.statement
         if not _unconditional(rule):
@@ -141,7 +141,7 @@ def _across_rules(checked: Checked) -> list[Diagnostic]:
             covered = codes if covered is None else covered & codes
             first_only = first_only or rule
         elif isinstance(statement, ast.NotCovered):
-            excluded |= bindings.code_sets[statement.codes]
+            excluded = excluded | bindings.code_sets[statement.codes]
 
     # Rules whose codes can never be paid.
     for rule in module.rules:
@@ -151,9 +151,11 @@ def _across_rules(checked: Checked) -> list[Diagnostic]:
         codes_node = getattr(statement, "codes", None)
         if not isinstance(codes_node, ast.CodeList):
             continue
-        codes = bindings.code_sets.get(codes_node, frozenset())
-        dead = {c for c in codes if c in excluded or (covered is not None and c not in covered)}
-        if codes and dead == codes:
+        codes = bindings.code_sets.get(codes_node, NO_CODES)
+        payable = codes - excluded
+        if covered is not None:
+            payable = payable & covered
+        if codes and not payable:
             found.append(_warning(
                 "W101", "this rule can never apply: every code it names is denied by `only` or `not covered`",
                 codes_node.span, "remove the rule, or cover its codes"))

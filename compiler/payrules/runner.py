@@ -24,6 +24,7 @@ from payrules.judging import (
     judge_sessions,
     line_dict,
     reason_dict,
+    rule_of,
     session_dict,
     sort_errors,
     summary_dict,
@@ -53,15 +54,22 @@ class Reason:
     rarc: str | None
     source: str | None = None
     """Where the policy comes from, when the rule cites it."""
+    amount: int = 0
+    """Cents this reason took from the line's allowed amount: what a reduction lowered it by;
+    for a denied line, all of it for the first denying reason (the code set's, else the first
+    in the rule file) and 0 for the later ones; 0 for a warning. A line's amounts add up to
+    its charge minus its allowed amount."""
     info: RuleInfo = attrs.field(eq=False, repr=False)
     """The compiled rule this reason came from."""
 
     @property
     def location(self) -> str:
-        return f"{self.file}:{self.line}"
+        """`file:line` in a rule file, or what gave the reason when no rule file did
+        (`ICD-10-CM code set, CDC April 2026 release`)."""
+        return f"{self.file}:{self.line}" if self.line else self.file
 
     def to_dict(self) -> dict[str, Any]:
-        return reason_dict(self.info, self.message)
+        return reason_dict(self.info, self.message, self.amount)
 
 
 @attrs.frozen(kw_only=True)
@@ -254,7 +262,8 @@ def evaluate(batch: Batch, policies: Policies, history: History | None = None) -
 
 def _judge(session: Session, judged: Judged, policy: Policy) -> SessionResult:
     lines = tuple([LineResult(input=line, allowed=cents, status=status,
-                              reasons=tuple([_reason(policy, index, line, facts) for index, facts in found])
+                              reasons=tuple([_reason(policy, index, line, facts, taken)
+                                             for index, facts, taken in found])
                               if found else (), units_paid=paid)
                    for line, cents, status, found, paid in judged])
     return SessionResult(session_id=session.session_id, patient_id=session.patient_id, date=session.date,
@@ -262,16 +271,16 @@ def _judge(session: Session, judged: Judged, policy: Policy) -> SessionResult:
                          lines=lines)
 
 
-def _reason(policy: Policy, index: int, line: Line, facts: object) -> Reason:
+def _reason(policy: Policy, index: int, line: Line, facts: object, amount: int) -> Reason:
     # Equal facts give equal reasons; most lines repeat a few, so each is built once per policy.
-    rule = policy.rules[index]
-    key = (index, explanation_key(rule, line, facts))
+    rule = rule_of(policy.rules, index)
+    key = (index, (amount, explanation_key(rule, line, facts)))
     cache = policy.reason_cache
     reason = cache.get(key)
     if reason is None:
         reason = Reason(rule=rule.name, kind=rule.kind, file=rule.file, line=rule.line, column=rule.column,
                         text=rule.text, message=explain(rule, line, facts), severity=rule.severity,
-                        carc=rule.carc, rarc=rule.rarc, source=rule.source, info=rule)
+                        carc=rule.carc, rarc=rule.rarc, source=rule.source, amount=amount, info=rule)
         if len(cache) >= REASON_CACHE_SIZE:
             cache.clear()
         cache[key] = reason

@@ -133,8 +133,10 @@ class CodeSet:
         return f"CodeSet({self.codes!r}, {self.ranges!r})"
 
 
-Reason = tuple[int, object]
-"""What generated code records: (index into RULES, facts the explanation cites)."""
+Reason = tuple[int, object, int]
+"""What generated code records: (index into RULES, facts the explanation cites, cents the rule
+took from the line's allowed amount). A reduction takes what it lowered the amount by; the first
+denying rule of a line (in file order) takes all that was left, later ones and warnings 0."""
 
 
 FIRST_DATE = datetime.date.min.isoformat()

@@ -3,9 +3,9 @@
 One interchange (ISA/GS) holds one 835 transaction (ST/SE) per payer, in payer id order; each
 session is a claim (CLP) and each judged line a service (SVC) with its adjustments (CAS) and
 remark codes (LQ). Lines not judged are not in the 835: `close` lists them on the `errors`
-stream. The decisions behind the layout (group codes, how an adjustment is split among a
-line's reasons, BPR, payee, dates and control numbers) are in the README, section "835
-remittance output"; the comments below say why.
+stream. The decisions behind the layout (group codes, the amount of each reason, BPR, payee,
+dates and control numbers) are in the README, section "835 remittance output"; the comments
+below say why.
 
 An 835 is per payer, so claims are held until `close`. Each claim is kept as one line of
 compact JSON (amounts already computed, no result objects), in a spooled temporary file per
@@ -99,40 +99,27 @@ Adjustment = tuple[str, str, int]
 
 
 def adjustments(line: LineResult) -> list[Adjustment]:
-    """The CAS reasons of a line; their amounts add up to charge minus paid exactly.
-
-    The reasons that adjust are the denying reasons of a denied line (a denial takes the whole
-    charge, so reductions before it moved nothing), else the reducing ones (a time rule can
-    deny by reducing a line to no units); warnings adjust nothing. Results do not say how much
-    each reason took, so the adjustment is split evenly among them, the cents left over going
-    one each to the first ones; reasons whose share is nothing are left out, and reasons with
-    the same group and CARC are added into one.
-    """
-    total = line.charge - line.allowed
-    if total == 0:
-        return []
-    acting = [r for r in line.reasons if r.severity == "deny"] if line.status == DENIED else []
-    acting = acting or [r for r in line.reasons if r.severity != "warn"]
-    if not acting:
-        raise InternalError(f"line {line.line} of {line.input.session_id} is adjusted by {total} cents "
-                            "but no reason denies or reduces it")
-    share, left = divmod(total, len(acting))
+    """The CAS reasons of a line: each reason with the cents it took (`Reason.amount`), reasons
+    with the same group and CARC added into one, in the order of the line's reasons. Reasons
+    that took nothing (a later denial of a line already denied, a warning) are left out. The
+    amounts add up to charge minus paid exactly: the engine records them so."""
     merged: dict[tuple[str, str], int] = {}
-    for index, reason in enumerate(acting):
-        cents = share + (1 if index < left else 0)
-        if cents:
+    for reason in line.reasons:
+        if reason.amount:
             key = (group_code(reason.carc), reason.carc)
-            merged[key] = merged.get(key, 0) + cents
-    return [(group, carc, cents) for (group, carc), cents in merged.items() if cents]
+            merged[key] = merged.get(key, 0) + reason.amount
+    total = line.charge - line.allowed
+    if sum(merged.values()) != total:
+        raise InternalError(f"line {line.line} of {line.input.session_id} is adjusted by {total} cents but its "
+                            f"reasons took {sum(merged.values())}")
+    return [(group, carc, cents) for (group, carc), cents in merged.items()]
 
 
 def remarks(line: LineResult) -> list[str]:
-    """The RARCs of the reasons that adjust the line, each once, in order."""
-    if line.charge == line.allowed:
-        return []
-    acting = [r for r in line.reasons if r.severity == "deny"] if line.status == DENIED else []
-    acting = acting or [r for r in line.reasons if r.severity != "warn"]
-    return list(dict.fromkeys(r.rarc for r in acting if r.rarc))
+    """The RARCs of the line's reasons, each once, in order: of the reasons that adjust it, and
+    of the denying or reducing reasons that took nothing (a later denial still tells the
+    provider what else is wrong). Warnings give none: they change nothing."""
+    return list(dict.fromkeys(r.rarc for r in line.reasons if r.rarc and (r.amount or r.severity != "warn")))
 
 
 # --- claims as compact records --------------------------------------------------------------

@@ -18,12 +18,14 @@ _SET1 = frozenset({'98940', '98941', '98942', '98943'})
 _SET2 = frozenset({'DC'})
 
 
-def judge(session, day, past):
+def judge(session, day, past, invalid):
     """Judge one session; `day.lines` holds every line of this patient and payer on its date
     (`day.facts` keeps what this code finds about them for the day's other sessions), and `past`
-    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.
+    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit;
+    `invalid` marks the lines denied before any rule (a diagnosis the code set does not bill).
 
-    Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
+    Returns the allowed cents, the reasons (rule, facts, cents taken), the denied flag and the
+    units paid of each line.
     """
     lines = session.lines
     allowed = []
@@ -34,23 +36,23 @@ def judge(session, day, past):
     t2 = day.facts.get(2)
     if t2 is None:
         t2 = day.facts[2] = [o for o in day.lines if o.code in _SET1]
-    for line in lines:
+    for k, line in enumerate(lines):
         code = line.code
         r = []
-        d = False
+        d = invalid[k]
         # line 6: 'only 97140'
         if code not in _SET0:
-            r.append((0, None))
+            r.append((0, None, 0 if d else line.charge))
             d = True
         # line 8: 'no same day as 98940-98943'
         if t2 and code not in _SET1:
             n = len(t2) - (code in _SET1)
             if n:
-                r.append((2, (t2[0] if t2[0] is not line else t2[1], n)))
+                r.append((2, (t2[0] if t2[0] is not line else t2[1], n), 0 if d else line.charge))
                 d = True
         # line 9: 'requires DC NPI'
         if line.provider_credential not in _SET2:
-            r.append((3, None))
+            r.append((3, None, 0 if d else line.charge))
             d = True
         allowed.append(0 if d else line.charge)
         reasons.append(r)
@@ -64,7 +66,7 @@ def judge(session, day, past):
             continue
         a = allowed[k]
         if a > left:
-            reasons[k].append((1, (a, left, used, '')))
+            reasons[k].append((1, (a, left, used, ''), a - left))
             allowed[k] = a = left
         left -= min(a, left)
         used += a

@@ -22,12 +22,14 @@ _SET2 = frozenset({'97110', '97112', '97124', '97140', '98940', '98941', '98942'
 _SET3 = frozenset({'97010'})
 
 
-def judge(session, day, past):
+def judge(session, day, past, invalid):
     """Judge one session; `day.lines` holds every line of this patient and payer on its date
     (`day.facts` keeps what this code finds about them for the day's other sessions), and `past`
-    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.
+    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit;
+    `invalid` marks the lines denied before any rule (a diagnosis the code set does not bill).
 
-    Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
+    Returns the allowed cents, the reasons (rule, facts, cents taken), the denied flag and the
+    units paid of each line.
     """
     lines = session.lines
     allowed = []
@@ -41,15 +43,15 @@ def judge(session, day, past):
     t2 = day.facts.get(2)
     if t2 is None:
         t2 = day.facts[2] = [o for o in day.lines if o.code in _SET2]
-    for line in lines:
+    for k, line in enumerate(lines):
         code = line.code
         r = []
-        d = False
+        d = invalid[k]
         # line 11: '97010 bundled into 97110, 97112, 97124, 97140, 98940-98942'
         if t2 and code in _SET3:
             n = len(t2) - (code in _SET2)
             if n:
-                r.append((2, (t2[0] if t2[0] is not line else t2[1], n)))
+                r.append((2, (t2[0] if t2[0] is not line else t2[1], n), 0 if d else line.charge))
                 d = True
         allowed.append(0 if d else line.charge)
         reasons.append(r)
@@ -63,7 +65,7 @@ def judge(session, day, past):
         if u > 1:
             a = allowed[k]
             b = (a * 1 * 2 + u) // (2 * u)
-            reasons[k].append((0, (u, 1, a, b, 0, '')))
+            reasons[k].append((0, (u, 1, a, b, 0, ''), a - b))
             allowed[k] = b
             units[k] = 1
     # line 17: 'units by cms rule for timed'
@@ -73,7 +75,7 @@ def judge(session, day, past):
             continue
         a = allowed[k]
         b = (a * n * 2 + u) // (2 * u)
-        reasons[k].append((1, (lines[k].minutes, u, n, a, b, q1, len(m1))))
+        reasons[k].append((1, (lines[k].minutes, u, n, a, b, q1, len(m1)), a - b))
         allowed[k] = b
         units[k] = n
         if not n:

@@ -17,12 +17,14 @@ _SET2 = frozenset({'97124', '97140'})
 _SET3 = frozenset({'59', 'XS'})
 
 
-def judge(session, day, past):
+def judge(session, day, past, invalid):
     """Judge one session; `day.lines` holds every line of this patient and payer on its date
     (`day.facts` keeps what this code finds about them for the day's other sessions), and `past`
-    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.
+    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit;
+    `invalid` marks the lines denied before any rule (a diagnosis the code set does not bill).
 
-    Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
+    Returns the allowed cents, the reasons (rule, facts, cents taken), the denied flag and the
+    units paid of each line.
     """
     lines = session.lines
     allowed = []
@@ -33,19 +35,19 @@ def judge(session, day, past):
     t1 = day.facts.get(1)
     if t1 is None:
         t1 = day.facts[1] = [o for o in day.lines if o.code in _SET1]
-    for line in lines:
+    for k, line in enumerate(lines):
         code = line.code
         r = []
-        d = False
+        d = invalid[k]
         # line 5: 'only 97124, 97140, 98940-98943'
         if code not in _SET0:
-            r.append((0, None))
+            r.append((0, None, 0 if d else line.charge))
             d = True
         # line 6: 'no 97124, 97140 same day as 98940-98943 unless modifier 59, XS'
         if t1 and code in _SET2 and not (line.modifiers & _SET3):
             n = len(t1) - (code in _SET1)
             if n:
-                r.append((1, (t1[0] if t1[0] is not line else t1[1], n)))
+                r.append((1, (t1[0] if t1[0] is not line else t1[1], n), 0 if d else line.charge))
                 d = True
         allowed.append(0 if d else line.charge)
         reasons.append(r)

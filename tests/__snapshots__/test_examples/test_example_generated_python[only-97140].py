@@ -13,25 +13,27 @@ RULES = (
 _SET0 = frozenset({'97140'})
 
 
-def judge(session, day, past):
+def judge(session, day, past, invalid):
     """Judge one session; `day.lines` holds every line of this patient and payer on its date
     (`day.facts` keeps what this code finds about them for the day's other sessions), and `past`
-    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.
+    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit;
+    `invalid` marks the lines denied before any rule (a diagnosis the code set does not bill).
 
-    Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
+    Returns the allowed cents, the reasons (rule, facts, cents taken), the denied flag and the
+    units paid of each line.
     """
     lines = session.lines
     allowed = []
     reasons = []
     denied = []
     units = []
-    for line in lines:
+    for k, line in enumerate(lines):
         code = line.code
         r = []
-        d = False
+        d = invalid[k]
         # line 5: 'only 97140'
         if code not in _SET0:
-            r.append((0, None))
+            r.append((0, None, 0 if d else line.charge))
             d = True
         allowed.append(0 if d else line.charge)
         reasons.append(r)

@@ -16,12 +16,14 @@ _SET0 = frozenset({'97124', '97140', '98940', '98941', '98942'})
 _SET1 = frozenset({'97124', '97140'})
 
 
-def judge(session, day, past):
+def judge(session, day, past, invalid):
     """Judge one session; `day.lines` holds every line of this patient and payer on its date
     (`day.facts` keeps what this code finds about them for the day's other sessions), and `past`
-    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit.
+    (when HISTORY is true) the patient's earlier lines, totalled by date in one ledger per limit;
+    `invalid` marks the lines denied before any rule (a diagnosis the code set does not bill).
 
-    Returns the allowed cents, the reasons, the denied flag and the units paid of each line.
+    Returns the allowed cents, the reasons (rule, facts, cents taken), the denied flag and the
+    units paid of each line.
     """
     lines = session.lines
     allowed = []
@@ -38,13 +40,13 @@ def judge(session, day, past):
     # line 10: 'max $150 per calendar year for massage'
     s2 = rt.since('year', session.date, 0, '')
     l2 = past.ledger(2, lambda o: o.code in _SET1, session.date)
-    for line in lines:
+    for k, line in enumerate(lines):
         code = line.code
         r = []
-        d = False
+        d = invalid[k]
         # line 8: 'max 3 visits per calendar year for CMT, massage'
         if code in _SET0 and v0 >= 3:
-            r.append((0, (v0, s0)))
+            r.append((0, (v0, s0), 0 if d else line.charge))
             d = True
         allowed.append(0 if d else line.charge)
         reasons.append(r)
@@ -59,7 +61,7 @@ def judge(session, day, past):
         if u > left:
             a = allowed[k]
             b = (a * left * 2 + u) // (2 * u)
-            reasons[k].append((1, (u, left, a, b, 6 - left, s1)))
+            reasons[k].append((1, (u, left, a, b, 6 - left, s1), a - b))
             allowed[k] = b
             units[k] = left
             left = 0
@@ -73,7 +75,7 @@ def judge(session, day, past):
             continue
         a = allowed[k]
         if a > left:
-            reasons[k].append((2, (a, left, used, s2)))
+            reasons[k].append((2, (a, left, used, s2), a - left))
             allowed[k] = a = left
         left -= min(a, left)
         used += a
