@@ -20,6 +20,7 @@ from payrules.check import Checked, check
 from payrules.codegen import generate
 from payrules.judging import Judge
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
+from payrules.domain import CACHE_DIR_ENV as CACHE_DIR_ENV, NO_CACHE_ENV as NO_CACHE_ENV, cache_dir
 from payrules.modules import link
 from payrules.parser import grammar_text, parse
 from payrules.source import Source
@@ -92,21 +93,8 @@ def emit_python(source: Source) -> str:
     return generate(check_source(source))
 
 
-CACHE_DIR_ENV = "PAYRULES_CACHE_DIR"
-NO_CACHE_ENV = "PAYRULES_NO_CACHE"
-
 _compiled: dict[str, Policy] = {}
 """Policies compiled in this process, by cache key."""
-
-
-def cache_dir() -> Path | None:
-    """Where compiled rules are kept between runs; None when caching is off."""
-    if os.environ.get(NO_CACHE_ENV):
-        return None
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "payrules"
 
 
 @functools.cache

@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 # A procedure code is a CPT code (5 digits), a CPT category II/III or PLA code
 # (4 digits and F, T or U), or a HCPCS level II code (a letter and 4 digits).
@@ -170,6 +171,21 @@ def npi_is_valid(npi: str) -> bool:
 SUGGEST_MAX_LENGTH = 100
 """Words and options longer than this get no "did you mean": nobody mistypes a name that long,
 and comparing it would only cost time (an unknown 10,000-character payer id, say)."""
+
+
+CACHE_DIR_ENV = "PAYRULES_CACHE_DIR"
+NO_CACHE_ENV = "PAYRULES_NO_CACHE"
+
+
+def cache_dir() -> Path | None:
+    """Where payrules keeps what it worked out once (compiled rules, the billable ICD-10-CM
+    codes) between runs; None when caching is off."""
+    if os.environ.get(NO_CACHE_ENV):
+        return None
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "payrules"
 
 
 def closest(word: str, options: Iterable[str]) -> str | None:

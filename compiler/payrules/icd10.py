@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.resources
+import importlib.util
+import os
 import re
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import NamedTuple, Protocol, cast
 
+from payrules.domain import cache_dir
 from payrules.runtime import RuleInfo
 
 LIBRARY = "simple_icd_10_cm"
@@ -146,22 +151,71 @@ def available() -> bool:
 def forget() -> None:
     """Drop the loaded library and every cached answer, so that the next lookup imports it
     again (after the extra was installed or removed in a running process)."""
-    for cached in (_library, release, rule_info, billable_codes, _finding, _line_findings):
+    for cached in (_library, _installed, release, rule_info, billable_codes, _billable, _finding, _line_findings):
         cached.cache_clear()
 
 
 @functools.cache
-def release() -> Release | None:
-    """The shipped release, or None without the library."""
-    if _library() is None:
+def _billable() -> frozenset[str]:
+    """The billable codes (with their dots), without importing the library when they were
+    worked out before: importing it parses 10 MB of XML (about 2 s), while nearly every code on
+    a claim is billable and needs no more than this set. The set is kept in payrules' cache
+    folder under the library's version and data file names, so an upgraded code set is never
+    answered from an old one. Empty when the library is not installed."""
+    found = _installed()
+    if found is None:
+        return frozenset()
+    version, names = found
+    key = hashlib.sha256("\0".join([version, *names]).encode()).hexdigest()[:24]
+    folder = cache_dir()
+    stored = folder / f"icd10-billable-{key}.txt" if folder is not None else None
+    if stored is not None:
+        try:
+            return frozenset(stored.read_text(encoding="ascii").split())
+        except (OSError, UnicodeDecodeError):
+            pass  # not worked out yet, or damaged: from the library, then kept
+    codes = billable_codes()
+    if stored is not None and codes:
+        try:
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            temporary = stored.with_name(f"{stored.name}.{os.getpid()}.tmp")
+            temporary.write_text("\n".join(codes), encoding="ascii")
+            os.replace(temporary, stored)
+        except OSError:
+            pass  # the cache only saves time
+    return frozenset(codes)
+
+
+@functools.cache
+def _installed() -> tuple[str, tuple[str, ...]] | None:
+    """The library's version and the names of its data files, found without importing it
+    (importing parses the code set); None when it is not installed."""
+    try:
+        spec = importlib.util.find_spec(LIBRARY)
+    except (ImportError, ValueError):  # ValueError: the module is marked missing in sys.modules
+        return None
+    if spec is None or not spec.submodule_search_locations:
         return None
     try:
         version = importlib.metadata.version(LIBRARY)
     except importlib.metadata.PackageNotFoundError:
         version = "(version unknown)"
-    package = f"simple-icd-10-cm {version}"
-    names = sorted(entry.name for entry in importlib.resources.files(f"{LIBRARY}.data").iterdir())
-    return release_from_files(names, package)
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    try:
+        names = tuple(sorted(entry.name for entry in data.iterdir()))
+    except OSError:
+        names = ()
+    return version, names
+
+
+@functools.cache
+def release() -> Release | None:
+    """The shipped release, or None without the library."""
+    found = _installed()
+    if found is None:
+        return None
+    version, names = found
+    return release_from_files(names, f"simple-icd-10-cm {version}")
 
 
 def release_from_files(names: Sequence[str], package: str) -> Release:
@@ -261,10 +315,12 @@ def _line_findings(diagnoses: tuple[str, ...], period: str) -> tuple[Finding, ..
 
 @functools.lru_cache(maxsize=1 << 16)
 def _finding(code: str, period: str) -> Finding | None:
+    wanted = code.strip().upper()
+    if _SHAPE.fullmatch(wanted) and _dotted(wanted) in _billable():
+        return None
     library = _library()
     if library is None:
         return None
-    wanted = code.strip().upper()
     if not _SHAPE.fullmatch(wanted):
         # Not even shaped like a code (the record readers reject these before judging).
         return _worded(library, wanted, NOT_A_CODE, None, (), period)
