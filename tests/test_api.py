@@ -135,3 +135,46 @@ def test_readme_embedding_example_runs(text_snapshot: SnapshotAssertion) -> None
                             check=False)
     assert result.returncode == 0 and result.stderr == ""
     assert text_snapshot == result.stdout
+
+
+# --- one session or a list, package-level check, worded errors --------------------------------------
+
+ONE_SESSION = {"session_id": "V-1", "patient_id": "P-1", "date": "2024-05-06", "payer": "MERIDIAN",
+               "provider_npi": "1328719467", "provider_credential": "DC",
+               "lines": [{"code": "97140", "units": 1, "charge": "40.00"}, {"code": "98940", "charge": "50.00"}]}
+
+
+def test_check_takes_one_session_as_a_list_of_one() -> None:
+    rules = payrules.load("examples/chiro-clinic")
+    one = rules.check(ONE_SESSION)
+    assert one == rules.check([ONE_SESSION]) == rules.check((s for s in [ONE_SESSION]))
+    assert one.summary.lines_read == 2 and not one.errors
+    assert rules.check(ONE_SESSION, history=ONE_SESSION).summary.lines_read == 2
+
+
+@pytest.mark.parametrize(("given", "named"), [(42, "not int 42"), ("V-1", "not str 'V-1'"), (None, "not NoneType None"),
+                                              (b"{}", "not bytes b'{}'")])
+def test_check_names_what_it_got_when_it_is_not_sessions(given: object, named: str) -> None:
+    rules = payrules.load("examples/chiro-clinic")
+    with pytest.raises(TypeError) as raised:
+        rules.check(given)  # type: ignore[arg-type]
+    assert str(raised.value).startswith("sessions must be a session (a dict in the JSON input shape, or a "
+                                        "payrules.Session) or a list of them, ") and str(raised.value).endswith(named)
+
+
+def test_package_level_check_is_callable_and_the_checker_module_still_imports() -> None:
+    from payrules.check import Checked  # the rule checker, a submodule of the same name
+
+    assert Checked.__module__ == "payrules.check"
+    report = payrules.check(ONE_SESSION, "examples/chiro-clinic")
+    assert report == payrules.load("examples/chiro-clinic").check([ONE_SESSION])
+    assert payrules.check([ONE_SESSION], payrules.load("examples/chiro-clinic")) == report
+
+
+def test_policy_of_an_unknown_payer_is_a_worded_key_error() -> None:
+    rules = payrules.load("examples/chiro-clinic")
+    with pytest.raises(payrules.NoPolicyError) as raised:
+        rules.policy("NOPE")
+    assert isinstance(raised.value, KeyError) and isinstance(raised.value, payrules.RulesError)
+    assert str(raised.value) == "no rules for payer `NOPE`; the payers are `MERIDIAN`"
+    assert rules.policy("meridian").payer_id == "MERIDIAN"

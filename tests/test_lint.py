@@ -197,3 +197,31 @@ def test_fmt_never_changes_decisions(example: Path) -> None:
     name = str(rules.relative_to(ROOT))
     assert decisions(Source(name, formatted), example / "sessions.csv") == \
         decisions(Source(name, original), example / "sessions.csv")
+
+
+# --- checks across files, exclude relative to the configuration ------------------------------------
+
+
+def test_lint_reports_overlapping_rule_files_of_one_payer_as_check_does(tmp_path: Path,
+                                                                      text_snapshot: SnapshotAssertion) -> None:
+    (tmp_path / "a.payer").write_text("payer ACME effective from 2024-01-01 to 2024-06-30\nonly 97140\n")
+    (tmp_path / "b.payer").write_text("# the second half of the year\npayer acme effective from 2024-06-01\n"
+                                      "only 97124\n")
+    code, out, err = transcript(["lint", str(tmp_path)])
+    assert (code, err) == (1, "")
+    assert text_snapshot == out.replace(str(tmp_path), "<tmp>")
+    _, _, check_err = transcript(["check", "examples/only-97140/sessions.csv", "--rules", str(tmp_path)])
+    lint_diagnostic = out.split("\n\n")[0]
+    assert lint_diagnostic in check_err
+
+
+def test_lint_exclude_is_relative_to_the_pyproject(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.payrules.lint]\nexclude = ["payers/vendor/*"]\n')
+    vendor = tmp_path / "payers" / "vendor"
+    vendor.mkdir(parents=True)
+    (vendor / "v.payer").write_text("payer V\nonyl 97140\n")
+    (tmp_path / "payers" / "own.payer").write_text("payer OWN\nonly 97140\n")
+    for cwd, arg in ((tmp_path, "payers"), (tmp_path / "payers", "."), (tmp_path / "payers", str(tmp_path))):
+        monkeypatch.chdir(cwd)
+        code, out, _ = transcript(["lint", arg])
+        assert (code, out) == (0, "1 rule file checked: no problems\n"), (cwd, arg)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from payrules import formats
 from payrules.compiler import Policy, compile_file, compile_source, emit_python, read_source
-from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
+from payrules.diagnostics import CompileError, Diagnostic, InputError, RulesError
 from payrules.fields import RecordError, session_batch
-from payrules.judging import History, by_payer, covers, date_range, history_days, history_index
+from payrules.judging import History, covers, history_days, history_index
+from payrules.lint import RuleFileDates, payer_overlaps
 from payrules.records import Columns, Scan, read_blocks, read_sessions, scan
 from payrules.runner import (
     Policies,
@@ -28,9 +31,11 @@ from payrules.runner import (
 )
 from payrules.runtime import RuleInfo, Session
 from payrules.testing import CaseResult, TestRun, case_files, run_cases
-from payrules.source import Source, Span
+from payrules.render import printable
+from payrules.source import Source
 
-__all__ = ["CheckRun", "Columns", "Policy", "Report", "RuleSet", "check_files", "compile_file", "compile_source",
+__all__ = ["CheckRun", "Columns", "NoPolicyError", "Policy", "Report", "RuleSet", "Statistics", "check", "check_files",
+           "compile_file", "compile_source",
            "compile_text", "emit_python", "load", "load_policies", "read_source", "report_schema", "rule_files",
            "run_tests", "start_check"]
 
@@ -64,10 +69,8 @@ def load_policies(path: Path) -> list[Policy]:
             policies.append(compile_file(file))
         except CompileError as error:
             diagnostics.extend(error.diagnostics)
-    for found in by_payer(policies).values():
-        for first, later in zip(found, found[1:]):
-            if first.effective_to is None or (later.effective_from or "") <= first.effective_to:
-                diagnostics.append(_overlap(first, later))
+    diagnostics += payer_overlaps(RuleFileDates(p.payer_id, p.effective_from, p.effective_to,
+                                                read_source(Path(p.source))) for p in policies)
     if diagnostics:
         raise CompileError(diagnostics)
     return policies
@@ -101,23 +104,112 @@ class CheckRun:
 def start_check(sessions: list[Path], rules: Path, columns: Columns | None = None,
                 history: list[Path] | None = None) -> CheckRun:
     """Compile the rules, read the history and scan the sessions; raises before any output."""
+    _refuse_renamed_json(sessions + (history or []), columns)
     policies = policies_by_payer(load_policies(rules))
     past = read_history(history, columns) if history else None
     return CheckRun(sessions, policies, columns, scan(sessions, columns), past)
 
 
-def _overlap(first: Policy, later: Policy) -> Diagnostic:
-    source = read_source(Path(later.source))
-    header = source.text.split("\n", 1)[0]
-    if first.effective_from is first.effective_to is later.effective_from is later.effective_to is None:
-        message = f"payer `{later.payer_id}` already has a rule file: {first.source}"
-        help = "keep one rule file per payer id, or give each an `effective from ... to ...` range"
-    else:
-        message = (f"payer `{later.payer_id}` already has rules for some of these dates: {first.source} "
-                   f"({date_range(first)}) and this file ({date_range(later)}) overlap")
-        help = "make the effective ranges of a payer's rule files meet without overlapping"
-    return Diagnostic(code="E107", severity=Severity.ERROR, message=message, span=Span(source, 0, len(header)),
-                      help=help)
+@attrs.define
+class Statistics:
+    """Counts over judged blocks for `payrules check --statistics`: lines by payer and status,
+    and the reasons given, by rule and by CARC."""
+
+    by_payer: Counter[tuple[str, str]] = attrs.field(factory=Counter)
+    """(payer id, status) → judged lines."""
+    by_rule: Counter[tuple[str, str]] = attrs.field(factory=Counter)
+    """(`file:line`, rule name or statement text) → reasons given."""
+    by_carc: Counter[str] = attrs.field(factory=Counter)
+    """CARC → reasons given."""
+    rejected: int = 0
+    """Lines not judged (a line not judged has no payer that judged it)."""
+
+    def add(self, block: Block) -> None:
+        for session in block.sessions:
+            for line in session.lines:
+                self.by_payer[(session.payer, line.status)] += 1
+                for reason in line.reasons:
+                    self.by_rule[(reason.location, reason.rule or reason.text)] += 1
+                    self.by_carc[reason.carc] += 1
+        self.rejected += len(block.errors)
+
+    def text(self) -> str:
+        """What `--statistics` prints: counts, largest first (ties by name), each table under a heading."""
+        out: list[str] = []
+        payers: dict[str, dict[str, int]] = {}
+        for (payer, status), n in self.by_payer.items():
+            payers.setdefault(payer, {})[status] = n
+        rows = [(sum(by.values()), payer, ", ".join(f"{by[s]} {s}" for s in ("paid", "reduced", "denied") if s in by))
+                for payer, by in payers.items()]
+        out.append("lines by payer:")
+        out += [f"{n:>7}  {payer} ({detail})" for n, payer, detail in sorted(rows, key=lambda r: (-r[0], r[1]))]
+        if self.rejected:
+            out.append(f"{self.rejected:>7}  not judged")
+        if not rows and not self.rejected:
+            out.append("         none")
+        out.append("reasons by CARC:")
+        out += [f"{n:>7}  CARC {carc}" for carc, n in sorted(self.by_carc.items(), key=lambda i: (-i[1], i[0]))]
+        if not self.by_carc:
+            out.append("         none")
+        out.append("reasons by rule:")
+        out += [f"{n:>7}  {where} {name}" for (where, name), n in
+                sorted(self.by_rule.items(), key=lambda i: (-i[1], i[0]))]
+        if not self.by_rule:
+            out.append("         none")
+        return "".join(printable(line) + "\n" for line in out)
+
+
+# --- sessions read from stdin ---------------------------------------------------------------------
+
+STDIN_NAME = "<stdin>"
+"""What outputs and messages call the sessions, or the rule file, read from stdin."""
+
+
+def sniff_stdin(head: bytes, raw: Path) -> str:
+    """The format of sessions piped in without --stdin-format: Parquet and X12 by their first
+    bytes, JSON when the text starts with `[`, or with `{` and the first line is not a whole
+    object (else JSONL), and CSV otherwise."""
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"PAR1"):
+        return "parquet"
+    if text.startswith(b"ISA"):
+        return "x12"
+    if text.startswith(b"["):
+        return "json"
+    if text.startswith(b"{"):
+        with open(raw, "rb") as stream:
+            first = stream.readline()
+        try:
+            json.loads(first)
+        except ValueError:
+            return "json"
+        return "jsonl"
+    return "csv"
+
+
+if TYPE_CHECKING:
+    _ConcretePath = Path
+else:
+    _ConcretePath = type(Path())  # PosixPath or WindowsPath: Path itself cannot be subclassed here
+
+
+class StdinPath(_ConcretePath):
+    """A temporary copy of stdin that shows as `<stdin>`: `str()` (what outputs and messages
+    print) is the name; `os.fspath()` (what `open` uses) is the copy."""
+
+    _shown: str
+
+    def __new__(cls, real: Path) -> StdinPath:
+        made: StdinPath = super().__new__(cls, real)
+        made._shown = STDIN_NAME
+        return made
+
+    def __str__(self) -> str:
+        shown: str | None = getattr(self, "_shown", None)  # paths derived from this one have none
+        return shown or Path.__str__(self)
+
+    def __fspath__(self) -> str:
+        return Path.__str__(self)
 
 
 def check_files(sessions: list[Path], rules: Path, columns: Columns | None = None,
@@ -158,22 +250,78 @@ class RuleSet:
 
     def policy(self, payer: str, date: str | None = None) -> Policy:
         """The policy of one payer (case-insensitive) in effect on `date` (YYYY-MM-DD), or its
-        first when no date is given; KeyError when there is none."""
-        for policy in self.policies[payer.casefold()]:
+        first when no date is given; `NoPolicyError` (a `KeyError`) naming the payers there are
+        when there is none."""
+        found = self.policies.get(payer.casefold()) if isinstance(payer, str) else None
+        if not found:
+            known = ", ".join(f"`{p}`" for p in self.payers) or "none"
+            raise NoPolicyError(f"no rules for payer `{payer}`; the payers are {known}")
+        for policy in found:
             if date is None or covers(policy, date):
                 return policy
-        raise KeyError(f"{payer} on {date}")
+        ranges = "; ".join(f"{p.effective_from or 'any date'} to {p.effective_to or 'any date'}" for p in found)
+        raise NoPolicyError(f"no rules for payer `{found[0].payer_id}` on {date}; its rules cover {ranges}")
 
-    def check(self, sessions: Iterable[SessionInput], *, history: Iterable[SessionInput] = ()) -> Report:
-        """Judge sessions. Dicts are validated like a JSON sessions file (a bad line comes back
-        in `Report.errors`, located as `<sessions>` row N); typed `Session` values are used as
-        they are. `history` sessions count for same-day and period rules but are not judged; a bad
-        history record raises `InputError`."""
+    def check(self, sessions: SessionInput | Iterable[SessionInput], *,
+              history: SessionInput | Iterable[SessionInput] = ()) -> Report:
+        """Judge one session or a list of them. Dicts are validated like a JSON sessions file (a
+        bad line comes back in `Report.errors`, located as `<sessions>` row N); typed `Session`
+        values are used as they are. `history` sessions count for same-day and period rules but
+        are not judged; a bad history record raises `InputError`. Anything but a session or an
+        iterable of them raises `TypeError`."""
+        given = _session_list(sessions, "sessions")
         try:
-            past = history_days(list(history))
+            past = history_days(_session_list(history, "history"))
         except ValueError as error:
             raise InputError(str(error)) from None
-        return evaluate(session_batch(list(sessions), "<sessions>"), self.policies, past)
+        return evaluate(session_batch(given, "<sessions>"), self.policies, past)
+
+
+class NoPolicyError(RulesError, KeyError):
+    """`RuleSet.policy` found no rules for the payer (or date) asked for; the message names
+    the payers there are. A `KeyError` too, as a missing key of a mapping is."""
+
+    def __str__(self) -> str:
+        # KeyError would show the message quoted, as a key.
+        return str(self.args[0]) if self.args else ""
+
+
+def _refuse_renamed_json(paths: list[Path], columns: Columns | None) -> None:
+    """A `[columns]` mapping renames the columns of CSV (and Parquet) files; JSON and JSONL
+    fields have fixed names, so a mapping given with them would be silently ignored: refuse it."""
+    if columns is None or not columns.mapping:
+        return
+    for path in paths:
+        if path.suffix.lower() in (".json", ".jsonl") and formats.format_for(path) is None:
+            raise InputError(f"{path}: --columns renames the columns of CSV files, but this is a "
+                             f"{path.suffix.lower()[1:].upper()} file, whose fields have fixed names (see "
+                             f"\"Session records\"); leave --columns out, or give a file with only a [payers] "
+                             f"table")
+
+
+def _session_list(given: object, what: str) -> list[Any]:
+    """One session (a dict or a `Session`) as a list of one; a list, tuple or other iterable of
+    sessions as a list. Entries are validated later, as a JSON file's are; the container itself
+    must be one of these, or `TypeError` says what it was."""
+    if isinstance(given, (Session, dict)):
+        return [given]
+    if isinstance(given, Mapping):
+        return [dict(given)]
+    if isinstance(given, (str, bytes, bytearray)) or not isinstance(given, Iterable):
+        kind = type(given).__name__
+        shown = repr(given) if len(repr(given)) <= 40 else repr(given)[:37] + "..."
+        raise TypeError(f"{what} must be a session (a dict in the JSON input shape, or a payrules.Session) or a "
+                        f"list of them, not {kind} {shown}")
+    return [dict(item) if isinstance(item, Mapping) and not isinstance(item, dict) else item for item in given]
+
+
+def check(sessions: SessionInput | Iterable[SessionInput], rules: str | Path | RuleSet, *,
+          history: SessionInput | Iterable[SessionInput] = ()) -> Report:
+    """Judge one session or a list of them against `rules`: a `RuleSet`, or a `.payer` file or a
+    folder of them (compiled rules are cached on disk, so loading again is cheap). The same as
+    `payrules.load(rules).check(sessions, history=history)`."""
+    ruleset = rules if isinstance(rules, RuleSet) else load(rules)
+    return ruleset.check(sessions, history=history)
 
 
 def load(path: str | Path) -> RuleSet:

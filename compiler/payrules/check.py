@@ -479,7 +479,9 @@ class _Checker:
                        "write a percentage such as `75%` or `62.5%`")
 
     def count(self, count: ast.Code, what: str, example: str, most: int = MAX_COUNT) -> int | None:
-        """A limit written as a whole number; a limit of zero is a warning (nothing would be paid)."""
+        """A limit written as a whole number; a limit of zero is a warning (nothing would be paid).
+        A number of days (`most` below `MAX_COUNT`) is a period's length, not a limit: zero days
+        is an error of the period (see `period`), never the W104 of a limit of zero."""
         if not (count.value.isascii() and count.value.isdigit()):
             self.error("E208", f"{quoted(count.value)} is not a whole number of {what}", count.span,
                        f"write the limit as digits, such as `{example}`")
@@ -496,7 +498,7 @@ class _Checker:
                            f"give between 1 and {most:,} days")
             return None
         value = int(digits or "0")
-        if value == 0:
+        if value == 0 and most == MAX_COUNT:
             self.zero_limit(count.span, what)
         return value
 

@@ -7,25 +7,29 @@ import datetime
 import difflib
 import enum
 import gc
+import importlib
 import io
 import os
+import shutil
 import sys
+import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 import attrs
 import click
 
 from payrules import __version__, api, fmt, formats, lint, render, standalone, workers
 from payrules.compiler import diagnose
-from payrules.diagnostics import CompileError, InputError, Severity
+from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
 from payrules.domain import npi_is_valid
 from payrules.masking import KEY_ENVIRONMENT, MaskKeyError, PatientMask, load_key
 from payrules.records import Columns
 from payrules.render import printable
-from payrules.runner import Tally
+from payrules.runner import Block, Summary, Tally
+from payrules.source import Source
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -42,6 +46,7 @@ class OutputFormat(enum.Enum):
     JSONL = "jsonl"
     CSV = "csv"
     X835 = "835"
+    PARQUET = "parquet"
 
 
 @attrs.frozen
@@ -66,26 +71,122 @@ Examples:
   payrules compile payers/ash.payer
   payrules lint payers/ --format sarif -o payrules.sarif
   payrules fmt --check payers/
+
+
+  payrules check - --stdin-format jsonl --rules payers/ < visits.jsonl
+
+\b
+Shell completion (bash; zsh_source and fish_source for the others):
+  eval "$(_PAYRULES_COMPLETE=bash_source payrules)"
 """
 
+EDGE_COMMANDS = {
+    "serve": ("payrules.serve", "serve_command"),
+    "lsp": ("payrules.lsp", "lsp_command"),
+    "diff": ("payrules.diff", "diff_command"),
+}
+"""Commands kept in modules of their own (`name → (module, attribute)`), imported only when
+they run or are listed: `import payrules.cli` never imports a server's framework, and a
+command still being built cannot break the others."""
 
-@click.group(epilog=_EPILOG)
+
+class _Commands(click.Group):
+    """The click group, with the commands of `EDGE_COMMANDS` registered lazily."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *(n for n in EDGE_COMMANDS if _edge_command(n))})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or _edge_command(cmd_name)
+
+
+def _edge_command(name: str) -> click.Command | None:
+    """The command `name` of `EDGE_COMMANDS`, or None when its module is not there (yet)."""
+    module_name, attribute = EDGE_COMMANDS.get(name, ("", ""))
+    if not module_name:
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name != module_name:
+            raise
+        return None
+    command = getattr(module, attribute, None)
+    return command if isinstance(command, click.Command) else None
+
+
+@click.group(cls=_Commands, epilog=_EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="payrules")
 def cli() -> None:
     """Payer rules for massage, manual therapy and chiropractic claims."""
 
 
+# --- options shared by several commands -----------------------------------------------------------
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _colour_option(f: F) -> F:
+    return click.option("--color", "--colour", "colour", type=click.Choice(["auto", "always", "never"]),
+                        default="auto", show_default=True,
+                        help="Colour the text output: auto colours it on a terminal unless NO_COLOR is set to "
+                        "a non-empty value.")(f)
+
+
+def _talk_options(f: F) -> F:
+    f = click.option("--verbose", "-v", "verbose", is_flag=True,
+                     help="Say more on stderr: what was read, and how.")(f)
+    return click.option("--quiet", "-q", "quiet", is_flag=True,
+                        help="Print the product and the errors only: no notes or progress bar on stderr, and no "
+                        "summary line from lint or fmt.")(f)
+
+
+def _exit_zero_option(f: F) -> F:
+    return click.option("--exit-zero", "exit_zero", is_flag=True,
+                        help="Exit 0 even when there are findings (bad usage still exits 2).")(f)
+
+
+def _colour(choice: str, stream: object) -> bool:
+    """Whether to colour text written to `stream`. `NO_COLOR` counts only when set to a
+    non-empty value (https://no-color.org); `always` and `never` win over it."""
+    if choice == "always":
+        return True
+    if choice == "never":
+        return False
+    return _is_tty(stream) and not os.environ.get("NO_COLOR")
+
+
+def _talk(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose ask for opposite things; give one of them", ctx)
+
+
+def _say(text: str) -> None:
+    click.echo(printable(text), err=True)
+
+
+STDIN = "-"
+"""Where a file name goes, `-` is stdin (or stdout for `--output`), as in ruff, black and OPA."""
+
+STDIN_NAME = api.STDIN_NAME
+
+STDIN_FORMATS = ("csv", "json", "jsonl", "x12", "parquet")
+
+
 @cli.command()
-@click.argument("sessions", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--rules", "rules", required=True, type=click.Path(path_type=Path),
-              help="A .payer rule file, or a folder searched for them.")
+@click.argument("sessions", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
+@click.option("--rules", "rules", type=click.Path(path_type=Path),
+              help="A .payer rule file, or a folder searched for them; by default `rules` of [tool.payrules] "
+              "in the nearest pyproject.toml.")
 @click.option("--format", "output_format", type=click.Choice([f.value for f in OutputFormat]),
-              default=OutputFormat.TEXT.value, show_default=True,
-              help="How to write the decisions: text for people; json, jsonl or csv for programs; 835 for an "
-              "X12 835 remittance advice, what each payer would send back (the lines not judged and the "
-              "summary go to stderr).")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False),
-              help="Write the decisions to this file instead of stdout.")
+              help="How to write the decisions: text for people (the default); json, jsonl or csv for programs; "
+              "parquet for a Parquet file (needs --output FILE and payrules[parquet]); 835 for an X12 835 "
+              "remittance advice, what each payer would send back (the lines not judged and the summary go to "
+              "stderr).")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Write the decisions to this file instead of stdout (`-` is stdout).")
+@click.option("--stdin-format", "stdin_format", type=click.Choice(STDIN_FORMATS),
+              help="The format of the sessions read from `-` (stdin); by default recognised from their start.")
 @click.option("--columns", "columns_file", type=click.Path(path_type=Path, dir_okay=False),
               help="A TOML file mapping session fields to the CSV's own headers ([columns]), and claim "
               "files' payer ids to the rule files' ([payers]).")
@@ -112,46 +213,166 @@ def cli() -> None:
               callback=lambda _ctx, _param, value: _control_number(value),
               help="With --format 835: the interchange control number (ISA13, GS06), 1 to 999999999; "
               "by default 1.")
+@click.option("--statistics", "statistics", is_flag=True,
+              help="Also count the lines by payer and status, and the reasons by CARC and by rule, on stderr.")
+@_talk_options
+@_exit_zero_option
+@_colour_option
 @click.pass_context
-def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path, output_format: str,
-          output: Path | None, columns_file: Path | None, payer_map_file: Path | None, history: tuple[Path, ...],
-          mask_ids: bool, mask_key_file: Path | None, payee_npi: str | None, payee_name: str | None,
-          remit_date: datetime.date | None, control_number: int | None) -> None:
+def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, output_format: str | None,
+          output: Path | None, stdin_format: str | None, columns_file: Path | None, payer_map_file: Path | None,
+          history: tuple[Path, ...], mask_ids: bool, mask_key_file: Path | None, payee_npi: str | None,
+          payee_name: str | None, remit_date: datetime.date | None, control_number: int | None, statistics: bool,
+          quiet: bool, verbose: bool, exit_zero: bool, colour: str) -> None:
     """Judge the service lines in SESSIONS against payer rules.
 
     \b
-    SESSIONS are files of service lines, in any of these formats:
+    SESSIONS are files of service lines, in any of these formats (`-` reads stdin):
       CSV (.csv), JSON (.json) or JSONL (.jsonl) session files;
+      Parquet files (.parquet, .parq, .pq): needs payrules[parquet];
       X12 837P claim files (.837, .x12, .edi, or any file whose content
         starts with ISA): each SV1 is a line to judge; needs payrules[x12].
 
-    The decisions are written as text, JSON, JSONL, CSV, or an X12 835 remittance advice
-    (--format 835).
+    The decisions are written as text, JSON, JSONL, CSV, Parquet, or an X12 835 remittance
+    advice (--format 835).
+
+    --rules, --format, --columns and --payer-map default to `rules`, `format`, `columns` and
+    `payer_map` of [tool.payrules] in the nearest pyproject.toml (paths relative to it).
 
     Input grouped by patient (all rows of a patient together) is judged one patient at a time,
     without holding the whole input in memory; other input is read whole first. A large
     grouped CSV file is judged in parts, one worker process per CPU, with the same output.
 
-    Exit status: 0 every line paid in full, 1 some line denied, reduced or not judged,
-    2 bad usage or unreadable input (including rule files with errors).
+    Exit status: 0 every line paid in full (or --exit-zero), 1 some line denied, reduced or
+    not judged, 2 bad usage or unreadable input (including rule files with errors).
     """
-    remittance = _remittance(ctx, OutputFormat(output_format), payee_npi, payee_name, remit_date, control_number)
-    mask = _patient_mask(ctx, mask_ids, mask_key_file)
+    _talk(ctx, quiet, verbose)
     with _user_errors(ctx, EXIT_USAGE):
+        defaults = lint.CheckDefaults.find(Path.cwd())
+        rules = rules or defaults.rules
+        if rules is None:
+            raise click.UsageError("Missing option '--rules' (or `rules` in [tool.payrules] of pyproject.toml).",
+                                   ctx)
+        chosen = _output_format(output_format or defaults.format or OutputFormat.TEXT.value, defaults)
+        columns_file = columns_file or defaults.columns
+        payer_map_file = payer_map_file or defaults.payer_map
+    remittance = _remittance(ctx, chosen, payee_npi, payee_name, remit_date, control_number)
+    mask = _patient_mask(ctx, mask_ids, mask_key_file)
+    to_stdout = output is None or str(output) == STDIN
+    if chosen is OutputFormat.PARQUET:
+        _parquet_ready(ctx, output)
+    with _user_errors(ctx, EXIT_USAGE), _stdin_sessions(ctx, sessions, stdin_format) as paths:
         columns = Columns.load(columns_file) if columns_file else None
         if payer_map_file is not None:
             columns = (columns or Columns()).with_payers(formats.load_payer_map(payer_map_file))
-        run = api.start_check(list(sessions), rules, columns, list(history))
-        if not run.scan.grouped and run.scan.lines >= LARGE_INPUT_LINES:
+        run = api.start_check(paths, rules, columns, list(history))
+        if verbose:
+            _tell_run(run, rules)
+        if not run.scan.grouped and run.scan.lines >= LARGE_INPUT_LINES and not quiet:
             patient = run.scan.patient or ""
             click.echo(printable(
                 f"note: the sessions are not grouped by patient (patient `{mask(patient) if mask else patient}` "
                 f"appears again at {run.scan.regrouped_at}); reading all {run.scan.lines} lines into memory. "
                 "Sort the rows by patient to judge them one patient at a time."), err=True)
-        with _open_output(output) as out, _fewer_collections():
-            tally = _write(run, OutputFormat(output_format), out, colour=output is None and _colour(sys.stdout),
-                           mask=mask, remittance=remittance)
-    ctx.exit(EXIT_OK if tally.paid == tally.lines_read else EXIT_FINDINGS)
+        counted = api.Statistics() if statistics else None
+        if counted is not None:
+            # Counting sees every block, so the lines are judged in this process (same output).
+            run = attrs.evolve(run, scan=attrs.evolve(run.scan, parts=()))
+        with _fewer_collections():
+            if chosen is OutputFormat.PARQUET:
+                assert output is not None
+                tally = _write_parquet(run, output, mask, counted, progress=not quiet)
+            else:
+                with _open_output(None if to_stdout else output) as out:
+                    tally = _write(run, chosen, out, colour=to_stdout and _colour(colour, sys.stdout), mask=mask,
+                                   remittance=remittance, counted=counted, progress=not quiet)
+        if counted is not None:
+            click.echo(counted.text(), err=True, nl=False)
+        if verbose and not to_stdout:
+            _say(f"wrote {tally.lines_read} line{'s' if tally.lines_read != 1 else ''} to {output}")
+    ctx.exit(EXIT_OK if exit_zero or tally.paid == tally.lines_read else EXIT_FINDINGS)
+
+
+def _output_format(value: str, defaults: lint.CheckDefaults) -> OutputFormat:
+    try:
+        return OutputFormat(value)
+    except ValueError:
+        choices = ", ".join(f.value for f in OutputFormat)
+        raise InputError(f"{defaults.path}: [tool.payrules] format `{value}` is not one of {choices}") from None
+
+
+def _parquet_ready(ctx: click.Context, output: Path | None) -> None:
+    """`--format parquet` writes a binary file: it needs `--output FILE` and pyarrow, both
+    checked before anything is read or any file is created."""
+    if output is None or str(output) == STDIN:
+        raise click.UsageError("--format parquet writes a binary file: give --output FILE, such as "
+                               "-o decisions.parquet", ctx)
+    from payrules.formats import parquet  # only for this format
+
+    try:
+        parquet.output_schema()
+    except InputError as error:
+        click.echo(f"error: {printable(str(error))}", err=True)
+        ctx.exit(EXIT_USAGE)
+
+
+def _write_parquet(run: api.CheckRun, output: Path, mask: render.Mask | None, counted: api.Statistics | None,
+                   progress: bool) -> Tally:
+    """Write the Parquet file beside its place as FILE.partial and move it into place when it
+    is complete, so that a failed run never leaves a truncated file under the name asked for."""
+    from payrules.formats.parquet import ParquetWriter  # only for this format
+
+    partial = output.with_name(output.name + ".partial")
+    try:
+        sink = open(partial, "wb")
+    except OSError as error:
+        raise InputError(f"{output}: cannot write ({error.strerror})") from None
+    try:
+        with sink:
+            tally = _drive(run, ParquetWriter(sink, mask=mask), counted, progress)
+        os.replace(partial, output)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return tally
+
+
+@contextlib.contextmanager
+def _stdin_sessions(ctx: click.Context, sessions: tuple[Path, ...], stdin_format: str | None) -> Iterator[list[Path]]:
+    """The session paths, with `-` standing for stdin copied to a temporary file (the input is
+    read twice: once to scan it, once to judge it). Outputs and messages name it `<stdin>`."""
+    if sessions.count(Path(STDIN)) > 1:
+        raise click.UsageError("`-` (stdin) can be given once", ctx)
+    if Path(STDIN) not in sessions:
+        if stdin_format is not None:
+            raise click.UsageError("--stdin-format applies to sessions read from `-` (stdin) only", ctx)
+        yield list(sessions)
+        return
+    with tempfile.TemporaryDirectory(prefix="payrules-stdin-") as folder:
+        raw = Path(folder) / "stdin"
+        with open(raw, "wb") as copy:
+            shutil.copyfileobj(sys.stdin.buffer, copy)
+        with open(raw, "rb") as stream:
+            head = stream.read(formats.SNIFF_BYTES)
+        kind = stdin_format or api.sniff_stdin(head, raw)
+        suffix = {"x12": ".837"}.get(kind, f".{kind}")
+        spooled = raw.rename(raw.with_name(f"stdin{suffix}"))
+        yield [api.StdinPath(spooled) if path == Path(STDIN) else path for path in sessions]
+
+
+def _tell_run(run: api.CheckRun, rules: Path) -> None:
+    """What `--verbose` says before judging: the rules loaded and how the input is read."""
+    policies = [p for found in run.policies.values() for p in found]
+    _say(f"rules: {len(policies)} rule file{'s' if len(policies) != 1 else ''} under {rules}")
+    for policy in sorted(policies, key=lambda p: (p.payer_id.casefold(), p.effective_from or "")):
+        dates = f"{policy.effective_from or 'any date'} to {policy.effective_to or 'any date'}"
+        _say(f"  {policy.payer_id}: {policy.source} ({dates})")
+    how = ("grouped by patient: judged one patient at a time" if run.scan.grouped else
+           f"not grouped by patient (from {run.scan.regrouped_at}): read whole")
+    workers_used = workers.worker_count(run)
+    parallel = f", in {workers_used} worker processes" if workers_used > 1 else ""
+    _say(f"sessions: {run.scan.lines} line{'s' if run.scan.lines != 1 else ''} in "
+         f"{', '.join(str(p) for p in run.sessions)}; {how}{parallel}")
 
 
 def _npi(value: str | None) -> str | None:
@@ -213,7 +434,8 @@ def _patient_mask(ctx: click.Context, mask_ids: bool, key_file: Path | None) -> 
 
 
 def _write(run: api.CheckRun, output_format: OutputFormat, out: TextIO, colour: bool,
-           mask: render.Mask | None = None, remittance: Remittance | None = None) -> Tally:
+           mask: render.Mask | None = None, remittance: Remittance | None = None,
+           counted: api.Statistics | None = None, progress: bool = True) -> Tally:
     writer: render.Writer
     if output_format is OutputFormat.X835:
         from payrules.formats.x835 import X835Writer  # only for this format
@@ -229,14 +451,43 @@ def _write(run: api.CheckRun, output_format: OutputFormat, out: TextIO, colour: 
         writer = render.CsvWriter(out, mask=mask)
     else:
         writer = render.TextWriter(out, colour, mask=mask)
+    return _drive(run, writer, counted, progress)
+
+
+def _drive(run: api.CheckRun, writer: render.Writer, counted: api.Statistics | None, progress: bool) -> Tally:
+    """Judge `run` into `writer` and close it; a progress bar on a terminal for large input."""
     tally = Tally()
-    show_progress = _is_tty(sys.stderr) and run.scan.lines >= LARGE_INPUT_LINES
+    if counted is not None:
+        writer = _Counting(writer, counted)
+    show_progress = progress and _is_tty(sys.stderr) and run.scan.lines >= LARGE_INPUT_LINES
     with click.progressbar(length=run.scan.lines, label="Judging", file=sys.stderr if show_progress else _Null(),
                            show_pos=True) as bar:
         for done in workers.write(run, writer, tally):
             bar.update(done)
     writer.close(tally.summary())
     return tally
+
+
+class _Counting(render.Writer):
+    """A writer that counts each block for `--statistics` before the real writer writes it."""
+
+    def __init__(self, inner: render.Writer, counted: api.Statistics) -> None:
+        super().__init__(inner.out, continued=inner.continued)
+        self.inner = inner
+        self.counted = counted
+
+    def block(self, block: Block) -> None:
+        self.counted.add(block)  # before masking: statistics show no patient ids
+        self.inner.block(block)
+
+    def _write_block(self, block: Block) -> None:
+        raise AssertionError("block() hands blocks to the inner writer")
+
+    def close(self, summary: Summary) -> None:
+        self.inner.close(summary)
+
+    def continuation(self, out: TextIO) -> render.Writer:
+        raise AssertionError("--statistics judges in one process")
 
 
 @contextlib.contextmanager
@@ -269,7 +520,7 @@ def _user_errors(ctx: click.Context, compile_exit: int) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _open_output(path: Path | None) -> Iterator[TextIO]:
-    if path is None:
+    if path is None or str(path) == STDIN:
         yield sys.stdout
         return
     try:
@@ -346,7 +597,7 @@ def build_command(ctx: click.Context, rules: Path, output: Path | None) -> None:
 
 
 @cli.command(name="lint")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
 @click.option("--format", "output_format", type=click.Choice(["text", "json", "sarif", "github"]), default="text",
               show_default=True, help="text for people, json for programs, sarif for code scanning, github for "
               "workflow annotations.")
@@ -354,21 +605,38 @@ def build_command(ctx: click.Context, rules: Path, output: Path | None) -> None:
 @click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
               help="A pyproject.toml with [tool.payrules.lint]; by default the nearest one above the "
               "current folder.")
-@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), help="Write to this file.")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+              help="Write to this file (`-` is stdout).")
+@_talk_options
+@_exit_zero_option
+@_colour_option
 @click.pass_context
 def lint_command(ctx: click.Context, paths: tuple[Path, ...], output_format: str, strict: bool,
-                 config_file: Path | None, output: Path | None) -> None:
-    """Check the rule files in PATHS (files, or folders searched for *.payer) and report every
-    problem: errors (E codes) and warnings (W codes), each with its file, line and column.
+                 config_file: Path | None, output: Path | None, quiet: bool, verbose: bool, exit_zero: bool,
+                 colour: str) -> None:
+    """Check the rule files in PATHS (files, or folders searched for *.payer; `-` reads one rule
+    file from stdin) and report every problem: errors (E codes) and warnings (W codes), each with
+    its file, line and column. It runs every check that `check` and `build` run, including those
+    across files (E107, two rule files of one payer whose dates overlap).
 
     Silence a warning on one line with a trailing `# payrules: ignore W105`.
 
-    Exit status: 0 no errors, 1 errors (with --strict, warnings too), 2 bad usage or
-    unreadable file, 3 internal error.
+    Exit status: 0 no errors (or --exit-zero), 1 errors (with --strict, warnings too), 2 bad
+    usage or unreadable file, 3 internal error.
     """
+    _talk(ctx, quiet, verbose)
     with _user_errors(ctx, EXIT_USAGE):
         config = lint.Config.load(config_file) if config_file else lint.Config.find(Path.cwd())
-        found = list(lint.lint_paths(paths, config))
+        if verbose:
+            _say(f"configuration: {config.path or 'none (no pyproject.toml with [tool.payrules.lint])'}")
+        if _dash(ctx, paths):
+            source = Source(STDIN_NAME, _read_stdin_text())
+            found = [(Path(STDIN_NAME), lint.lint_source(source, config))]
+        else:
+            found = list(lint.lint_paths(paths, config))
+        if verbose:
+            for path, diagnostics in found:
+                _say(f"checked {path}: {len(diagnostics) or 'no'} finding{'s' if len(diagnostics) != 1 else ''}")
         items = [d for _, diagnostics in found for d in diagnostics]
         files = len(found)
         if output_format == "json":
@@ -378,67 +646,160 @@ def lint_command(ctx: click.Context, paths: tuple[Path, ...], output_format: str
         elif output_format == "github":
             text = render.lint_github(files, items)
         else:
-            text = render.lint_text(files, items)
-        with _open_output(output) as out:
+            to_stdout = output is None or str(output) == STDIN
+            text = _lint_text(files, items, colour=to_stdout and _colour(colour, sys.stdout), quiet=quiet)
+        with _open_output(None if output is None or str(output) == STDIN else output) as out:
             out.write(text)
     failing = [d for d in items if strict or d.severity is Severity.ERROR]
-    ctx.exit(EXIT_FINDINGS if failing else EXIT_OK)
+    ctx.exit(EXIT_FINDINGS if failing and not exit_zero else EXIT_OK)
+
+
+_SEVERITY_COLOUR = {Severity.ERROR: "red", Severity.WARNING: "yellow"}
+
+
+def _lint_text(files: int, items: list[Diagnostic], colour: bool, quiet: bool) -> str:
+    """`render.lint_text`, with colour on a terminal: the code and the carets in the colour of
+    the severity, the location and `help:` dimmed or highlighted as ruff does. `quiet` leaves the
+    summary line out. Without colour and quiet, the text is `render.lint_text`'s, byte for byte."""
+    if not colour and not quiet:
+        return render.lint_text(files, items)
+    blocks = [render.diagnostic(d) for d in items]
+    if colour:
+        blocks = [_coloured(text, d.severity) for text, d in zip(blocks, items)]
+    body = "".join(block + "\n\n" for block in blocks)
+    if quiet:
+        return body
+    summary = render.lint_summary(files, items)
+    failing = any(d.severity is Severity.ERROR for d in items)
+    return body + (click.style(summary.rstrip("\n"), fg="red" if failing else "yellow" if items else "green",
+                               bold=True) + "\n")
+
+
+def _coloured(text: str, severity: Severity) -> str:
+    """One diagnostic of `render.diagnostic`, coloured line by line (its layout is fixed:
+    `CODE message`, ` --> file:line:col`, gutter lines, the source line, the carets, help)."""
+    colour = _SEVERITY_COLOUR.get(severity)
+    lines = text.split("\n")
+    code, _, message = lines[0].partition(" ")
+    lines[0] = f"{click.style(code, fg=colour, bold=True)} {click.style(message, bold=True)}"
+    for n, line in enumerate(lines[1:], start=1):
+        gutter, bar, rest = line.partition(" | ")
+        if "-->" in line and n == 1:
+            arrow, _, where = line.partition("--> ")
+            lines[n] = f"{arrow}{click.style('-->', fg='blue', bold=True)} {click.style(where, fg='cyan')}"
+        elif bar and rest.strip() and set(rest.strip()) == {"^"}:
+            lines[n] = f"{gutter}{click.style(' | ', fg='blue', bold=True)}{click.style(rest, fg=colour, bold=True)}"
+        elif bar:
+            lines[n] = f"{gutter}{click.style(' | ', fg='blue', bold=True)}{rest}"
+        elif line.strip() == "|":
+            lines[n] = click.style(line, fg="blue", bold=True)
+        elif line.lstrip().startswith("= help:"):
+            indent, _, help_text = line.partition("= help:")
+            lines[n] = f"{indent}{click.style('= help:', fg='cyan', bold=True)}{help_text}"
+    return "\n".join(lines)
+
+
+def _dash(ctx: click.Context, paths: tuple[Path, ...]) -> bool:
+    """Whether PATHS is `-` (stdin); `-` cannot be mixed with files."""
+    if Path(STDIN) not in paths:
+        return False
+    if len(paths) > 1:
+        raise click.UsageError("`-` (a rule file on stdin) cannot be combined with other paths", ctx)
+    return True
+
+
+def _read_stdin_text() -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8-sig").replace("\r\n", "\n")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{STDIN_NAME}: not UTF-8 text (byte {error.start + 1})") from None
 
 
 @cli.command(name="fmt")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, allow_dash=True))
 @click.option("--check", "check_only", is_flag=True,
               help="Change nothing; print a diff and exit 1 if a file is not formatted.")
+@_talk_options
 @click.pass_context
-def fmt_command(ctx: click.Context, paths: tuple[Path, ...], check_only: bool) -> None:
+def fmt_command(ctx: click.Context, paths: tuple[Path, ...], check_only: bool, quiet: bool, verbose: bool) -> None:
     """Rewrite the rule files in PATHS in the canonical layout (files, or folders searched for
-    *.payer). A file with errors is left as it is and its errors are shown.
+    *.payer). A file with errors is left as it is and its errors are shown. `-` reads a rule
+    file from stdin and prints it formatted on stdout (with --check, the diff).
 
     Exit status: 0 formatted (or already formatted), 1 with --check a file would change, or a
     file has errors, 2 bad usage or unreadable file.
     """
+    _talk(ctx, quiet, verbose)
     changed = failed = 0
     with _user_errors(ctx, EXIT_USAGE):
+        if _dash(ctx, paths):
+            ctx.exit(_fmt_stdin(check_only))
         files = lint.rule_files(paths, lint.Config.find(Path.cwd()))
         for path in files:
             source = api.read_source(path)
-            _, diagnostics = diagnose(source)
-            errors = sorted((d for d in diagnostics if d.severity is Severity.ERROR), key=lambda d: d.sort_key)
-            if errors:
-                click.echo(render.diagnostics(errors), err=True, nl=False)
+            if not _fmt_errors(source):
                 failed += 1
                 continue
             formatted = fmt.format_text(source.text)
             if formatted == source.text:
+                if verbose:
+                    _say(f"{path} already formatted")
                 continue
             changed += 1
             if check_only:
-                name = printable(str(path))
-                diff = difflib.unified_diff(source.text.splitlines(True), formatted.splitlines(True), name,
-                                            f"{name} (formatted)")
-                click.echo("".join(map(_printable_line, diff)), nl=False)
+                click.echo(_diff(str(path), source.text, formatted), nl=False)
             else:
                 try:
                     path.write_text(formatted, encoding="utf-8")
                 except OSError as error:
                     raise InputError(f"{path}: cannot write ({error.strerror})") from None
-                click.echo(printable(f"formatted {path}"), err=True)
+                if not quiet:
+                    _say(f"formatted {path}")
     verb = "would be reformatted" if check_only else "reformatted"
     unchanged = len(files) - changed - failed
     counts = [f"{n} file{'s' if n != 1 else ''} {what}" for n, what in
               ((changed, verb), (unchanged, "already formatted"), (failed, "with errors left as they are")) if n]
-    click.echo(", ".join(counts) or "no rule files found", err=True)
+    if not quiet:
+        click.echo(", ".join(counts) or "no rule files found", err=True)
     ctx.exit(EXIT_FINDINGS if failed or (check_only and changed) else EXIT_OK)
+
+
+def _fmt_errors(source: Source) -> bool:
+    """True when `source` has no errors; else its errors go to stderr (never silenced by --quiet)."""
+    _, diagnostics = diagnose(source)
+    errors = sorted((d for d in diagnostics if d.severity is Severity.ERROR), key=lambda d: d.sort_key)
+    if errors:
+        click.echo(render.diagnostics(errors), err=True, nl=False)
+    return not errors
+
+
+def _fmt_stdin(check_only: bool) -> int:
+    """`payrules fmt -`: the formatted text on stdout, as black and ruff do; with --check, the
+    diff. A rule file with errors prints them on stderr, nothing on stdout, and exits 1."""
+    source = Source(STDIN_NAME, _read_stdin_text())
+    if not _fmt_errors(source):
+        return EXIT_FINDINGS
+    formatted = fmt.format_text(source.text)
+    if not check_only:
+        click.echo(formatted, nl=False)
+        return EXIT_OK
+    if formatted == source.text:
+        return EXIT_OK
+    click.echo(_diff(STDIN_NAME, source.text, formatted), nl=False)
+    return EXIT_FINDINGS
+
+
+def _diff(name: str, before: str, after: str) -> str:
+    shown = printable(name)
+    diff = difflib.unified_diff(before.splitlines(True), after.splitlines(True), shown, f"{shown} (formatted)")
+    return "".join(map(_printable_line, diff))
 
 
 def _printable_line(line: str) -> str:
     """A line of a diff shown safely: its content escaped, its own line ending kept."""
     content = line.rstrip("\r\n")
     return printable(content) + line[len(content):]
-
-
-def _colour(stream: object) -> bool:
-    return _is_tty(stream) and "NO_COLOR" not in os.environ
 
 
 def main() -> None:

@@ -38,11 +38,8 @@ class Config:
     @classmethod
     def find(cls, start: Path) -> Config:
         """The configuration of the nearest pyproject.toml at or above `start`, if any."""
-        for folder in [start.resolve(), *start.resolve().parents]:
-            candidate = folder / "pyproject.toml"
-            if candidate.is_file():
-                return cls.load(candidate)
-        return cls()
+        found = nearest_pyproject(start)
+        return cls.load(found) if found else cls()
 
     @classmethod
     def load(cls, path: Path) -> Config:
@@ -74,8 +71,79 @@ class Config:
         return cls(exclude=tuple(exclude), severity=severity, path=path)
 
     def excluded(self, path: Path) -> bool:
-        text = path.as_posix()
-        return any(fnmatch.fnmatch(text, pattern) or fnmatch.fnmatch(path.name, pattern) for pattern in self.exclude)
+        """Whether `path` matches an `exclude` glob. Globs are relative to the folder of the
+        pyproject.toml that holds them, as ruff's are, whatever folder payrules runs from and
+        however the path was typed; a glob without `/` also matches the file name alone."""
+        if not self.exclude:
+            return False
+        names = [path.name]
+        if self.path is not None:
+            base = self.path.resolve().parent
+            full = path.resolve()
+            if full.is_relative_to(base):
+                names.append(full.relative_to(base).as_posix())
+        else:
+            names.append(path.as_posix())
+        return any(fnmatch.fnmatch(name, pattern) for name in names for pattern in self.exclude)
+
+
+def nearest_pyproject(start: Path) -> Path | None:
+    """The pyproject.toml at or above `start`, nearest first, as ruff and black find theirs."""
+    for folder in [start.resolve(), *start.resolve().parents]:
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+CHECK_SETTINGS = {"rules": "a path", "columns": "a path", "format": "a format name", "payer_map": "a path"}
+"""The `[tool.payrules]` settings that give `payrules check` defaults, and what each holds."""
+
+
+@attrs.frozen
+class CheckDefaults:
+    """`[tool.payrules]` in pyproject.toml: defaults for `payrules check` options that are not
+    given on the command line. Paths are relative to the folder of the pyproject.toml."""
+
+    rules: Path | None = None
+    columns: Path | None = None
+    format: str | None = None
+    payer_map: Path | None = None
+    path: Path | None = None
+    """The pyproject.toml they come from."""
+
+    @classmethod
+    def find(cls, start: Path) -> CheckDefaults:
+        found = nearest_pyproject(start)
+        return cls.load(found) if found else cls()
+
+    @classmethod
+    def load(cls, path: Path) -> CheckDefaults:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise InputError(f"{path}: cannot read the configuration ({error})") from None
+        section = data.get("tool", {}).get("payrules", {})
+        if not isinstance(section, dict):
+            raise InputError(f"{path}: [tool.payrules] must be a table")
+        values: dict[str, str] = {}
+        for key, value in section.items():
+            if isinstance(value, dict):
+                continue  # a table of another command, such as [tool.payrules.lint]
+            if key not in CHECK_SETTINGS:
+                raise InputError(f"{path}: [tool.payrules] has no setting `{key}`; settings are "
+                                 f"{', '.join(f'`{k}`' for k in CHECK_SETTINGS)}")
+            if not isinstance(value, str) or not value.strip():
+                raise InputError(f"{path}: [tool.payrules] {key} must be {CHECK_SETTINGS[key]} in quotes, "
+                                 f"not {value!r}")
+            values[key] = value.strip()
+        base = path.parent
+
+        def where(key: str) -> Path | None:
+            return base / values[key] if key in values else None
+
+        return cls(rules=where("rules"), columns=where("columns"), format=values.get("format"),
+                   payer_map=where("payer_map"), path=path)
 
 
 def rule_files(paths: Iterable[Path], config: Config) -> list[Path]:
@@ -102,8 +170,77 @@ def lint_source(source: Source, config: Config | None = None) -> list[Diagnostic
 
 
 def lint_paths(paths: Iterable[Path], config: Config) -> Iterator[tuple[Path, list[Diagnostic]]]:
+    """Every rule file under `paths` with its findings, in file order: those of the file itself,
+    and those across files that `check` and `build` also stop on (E107, placed in the later file)."""
+    found: list[tuple[Path, list[Diagnostic]]] = []
+    dated: list[RuleFileDates] = []
     for path in rule_files(paths, config):
-        yield path, lint_source(read_source(path), config)
+        source = read_source(path)
+        checked, diagnostics = diagnose(source)
+        if not any(d.severity is Severity.ERROR for d in diagnostics):
+            # A file with errors is left out, as `check` leaves it out when it loads the folder.
+            start, end = checked.effective
+            dated.append(RuleFileDates(checked.payer_id, start, end, source))
+        found.append((path, lint_source(source, config)))
+    across: dict[str, list[Diagnostic]] = {}
+    for diagnostic in payer_overlaps(dated):
+        across.setdefault(diagnostic.span.file, []).append(diagnostic)
+    for path, diagnostics in found:
+        extra = across.get(str(path), [])
+        yield path, sorted(diagnostics + extra, key=lambda d: d.sort_key) if extra else diagnostics
+
+
+# --- checks across files ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class RuleFileDates:
+    """What E107 compares of a rule file: its payer id and effective range (those of its `Policy`)."""
+
+    payer_id: str
+    effective_from: str | None
+    effective_to: str | None
+    source: Source
+
+    def range(self) -> str:
+        return f"{self.effective_from or 'any date'} to {self.effective_to or 'any date'}"
+
+
+def payer_overlaps(files: Iterable[RuleFileDates]) -> list[Diagnostic]:
+    """E107 for each rule file whose payer already has rules on some of its dates in an earlier
+    file; `check`, `build` and `lint` all report these, in the same words."""
+    groups: dict[str, list[RuleFileDates]] = {}
+    for one in files:
+        groups.setdefault(one.payer_id.casefold(), []).append(one)
+    found: list[Diagnostic] = []
+    for group in groups.values():
+        ordered = sorted(group, key=lambda d: d.effective_from or "")
+        for first, later in zip(ordered, ordered[1:]):
+            if first.effective_to is None or (later.effective_from or "") <= first.effective_to:
+                found.append(_overlap(first, later))
+    return found
+
+
+_HEADER_RE = re.compile(r"^[ \t]*payer[ \t][^\n#]*", re.IGNORECASE | re.MULTILINE)
+
+
+def _overlap(first: RuleFileDates, later: RuleFileDates) -> Diagnostic:
+    source = later.source
+    # The `payer` line, which holds the effective range (comments may come before it).
+    header = _HEADER_RE.search(source.text)
+    start, end = (header.start(), header.end()) if header else (0, len(source.text.split("\n", 1)[0]))
+    text = source.text[start:end]
+    start += len(text) - len(text.lstrip())
+    end = start + len(text.strip())
+    if first.effective_from is first.effective_to is later.effective_from is later.effective_to is None:
+        message = f"payer `{later.payer_id}` already has a rule file: {first.source.name}"
+        help = "keep one rule file per payer id, or give each an `effective from ... to ...` range"
+    else:
+        message = (f"payer `{later.payer_id}` already has rules for some of these dates: {first.source.name} "
+                   f"({first.range()}) and this file ({later.range()}) overlap")
+        help = "make the effective ranges of a payer's rule files meet without overlapping"
+    return Diagnostic(code="E107", severity=Severity.ERROR, message=message, span=Span(source, start, end),
+                      help=help)
 
 
 # --- checks across rules ---------------------------------------------------------------------

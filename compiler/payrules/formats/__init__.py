@@ -10,11 +10,15 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from payrules.diagnostics import InputError
 from payrules.fields import Record
+
+if TYPE_CHECKING:  # records imports this registry; the reverse import exists for types only
+    from payrules.records import Columns
 
 SNIFF_BYTES = 512
 """How much of a file's start is read to recognise its format by content."""
@@ -26,6 +30,9 @@ class ReadOptions:
 
     payers: Mapping[str, str] = attrs.field(factory=dict)
     """Payer id as the file spells it → payer id of the rule files."""
+    columns: Columns | None = None
+    """Which column feeds each field, for formats with named columns (Parquet); None reads
+    columns named as the fields are, as a CSV header is read without `--columns`."""
 
 
 Reader = Callable[[Path, ReadOptions], Iterator[Record]]
@@ -54,8 +61,20 @@ def _x12_read(path: Path, options: ReadOptions) -> Iterator[Record]:
     return x12.records(path, options.payers)
 
 
+def _parquet_sniff(head: bytes) -> bool:
+    # The magic number, without importing the module (and so pyarrow) for every file sniffed.
+    return head.startswith(b"PAR1")
+
+
+def _parquet_read(path: Path, options: ReadOptions) -> Iterator[Record]:
+    from payrules.formats import parquet
+
+    return parquet.records(path, options.columns)
+
+
 FORMATS: tuple[Format, ...] = (
     Format("X12 837P", (".837", ".x12", ".edi"), _x12_sniff, _x12_read),
+    Format("Parquet", (".parquet", ".parq", ".pq"), _parquet_sniff, _parquet_read),
 )
 """Claim formats beyond CSV, JSON and JSONL; a new format is one module and one line here."""
 
