@@ -338,3 +338,14 @@ def test_the_documented_limits_are_the_enforced_ones() -> None:
 def test_the_example_of_each_new_code_produces_it(code: str) -> None:
     example = CODES[code][1].split("  (")[0].replace("...", "x" * MAX_NAME_LENGTH)
     assert code in codes_of(f"payer T\n{example}\n")
+
+
+def test_a_limit_written_with_a_fraction_is_not_a_whole_number(text_snapshot: SnapshotAssertion) -> None:
+    text = "payer T\nmax 2.5 units per line\nmax 1.5 visits per year\nmax 10 visits per 2.5 days\n"
+    found = errors(text, "fraction.payer")
+    assert [(d.code, d.span.text) for d in found] == [("E208", "2.5"), ("E208", "1.5"), ("E208", "2.5")]
+    assert text_snapshot == render.diagnostics(found)
+
+
+def test_a_fraction_elsewhere_is_still_a_syntax_error() -> None:
+    assert [d.code for d in errors("payer T\nmax 2.5 per session\n", "fraction.payer")] == ["E001"]

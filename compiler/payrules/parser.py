@@ -127,6 +127,24 @@ def _error(code: str, message: str, span: Span, help: str | None = None) -> Diag
     return Diagnostic(code=code, severity=Severity.ERROR, message=message, span=span, help=help)
 
 
+_COUNT_EXAMPLES = {"units": "max 2 units per line", "visits": "max 12 visits per year",
+                   "minutes": "max 60 minutes per session", "days": "per 30 days"}
+_FRACTION_COUNT = re.compile(r"([0-9]+)\.([0-9]+)\s+(units?|visits?|minutes?|days?)\b", re.IGNORECASE)
+
+
+def _fraction_before_count(text: str, dot: int) -> tuple[int, int, str] | None:
+    """Where a limit is written with a fraction (`max 2.5 units`): the number's start and end and
+    what it counts, when the unexpected `.` at `dot` sits inside such a number."""
+    start = dot
+    while start > 0 and text[start - 1].isdigit():
+        start -= 1
+    found = _FRACTION_COUNT.match(text, start)
+    if found is None or found.end(1) != dot:
+        return None
+    word = found.group(3).lower()
+    return start, found.end(2), word if word.endswith("s") else word + "s"
+
+
 def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, offset: int) -> Diagnostic:
     unknown = _unknown_statement_word(text)
     if unknown is not None:
@@ -149,6 +167,12 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
             return _error("E001", "expected an amount after `$`, such as `$45` or `$45.50`", span)
         if char == '"':
             return _error("E001", "a quoted text is not closed", span, 'end it with `"` on the same line')
+        fraction = _fraction_before_count(text, column - 1)
+        if fraction is not None:
+            start, end, what = fraction
+            number = Span(source, offset + start, offset + end)
+            return _error("E208", f"`{text[start:end]}` is not a whole number of {what}", number,
+                          f"write the limit as digits, such as `{_COUNT_EXAMPLES[what]}`")
         return _error("E001", f"unexpected character `{char}`; expected {_expected_words(error.allowed)}", span)
 
     if isinstance(error, lark.UnexpectedToken):

@@ -137,24 +137,10 @@ def lint_document(workspace: Workspace, path: Path, text: str) -> list[Diagnosti
     return sorted(found, key=lambda d: d.sort_key)
 
 
-@attrs.frozen
-class _Dated:
-    """The facts of a rule file that E107 compares (those of a compiled `Policy`)."""
-
-    payer_id: str
-    effective_from: str | None
-    effective_to: str | None
-    source: str
-
-    def range(self) -> str:
-        return f"{self.effective_from or 'any date'} to {self.effective_to or 'any date'}"
-
-
 def _overlaps(workspace: Workspace, path: Path, source: Source) -> list[Diagnostic]:
-    """E107 for the rule files of the document's folder, read as the editor has them; the same
-    pairs and words as `api.load_policies`, which compiles the files on disk."""
-    dated: list[_Dated] = []
-    sources: dict[str, Source] = {}
+    """E107 for the rule files of the document's folder, read as the editor has them: the
+    check `payrules lint` and `check` run (`lint.payer_overlaps`), on the editor's text."""
+    dated: list[lint.RuleFileDates] = []
     folder = path.parent.resolve()
     on_disk = {p.resolve() for p in lint.rule_files([folder], lint.Config.find(folder))} if folder.is_dir() else set()
     unsaved = {p for p in workspace.open_texts if p.suffix == ".payer" and p.is_relative_to(folder)}
@@ -168,31 +154,8 @@ def _overlaps(workspace: Workspace, path: Path, source: Source) -> list[Diagnost
         if checked is None:
             continue  # a file with errors is left out, as it is when the folder is loaded
         start, end = checked.effective
-        dated.append(_Dated(checked.payer_id, start, end, here.name))
-        sources[here.name] = here
-    groups: dict[str, list[_Dated]] = {}
-    for one in dated:
-        groups.setdefault(one.payer_id.casefold(), []).append(one)
-    found: list[Diagnostic] = []
-    for group in (sorted(g, key=lambda d: d.effective_from or "") for g in groups.values()):
-        for first, later in zip(group, group[1:]):
-            if first.effective_to is None or (later.effective_from or "") <= first.effective_to:
-                found.append(_overlap(first, later, sources[later.source]))
-    return found
-
-
-def _overlap(first: _Dated, later: _Dated, source: Source) -> Diagnostic:
-    # The wording of `api._overlap`, located in the editor's text rather than the file on disk.
-    header = source.text.split("\n", 1)[0]
-    if first.effective_from is first.effective_to is later.effective_from is later.effective_to is None:
-        message = f"payer `{later.payer_id}` already has a rule file: {first.source}"
-        help = "keep one rule file per payer id, or give each an `effective from ... to ...` range"
-    else:
-        message = (f"payer `{later.payer_id}` already has rules for some of these dates: {first.source} "
-                   f"({first.range()}) and this file ({later.range()}) overlap")
-        help = "make the effective ranges of a payer's rule files meet without overlapping"
-    return Diagnostic(code="E107", severity=Severity.ERROR, message=message, span=Span(source, 0, len(header)),
-                      help=help)
+        dated.append(lint.RuleFileDates(checked.payer_id, start, end, here))
+    return lint.payer_overlaps(dated)
 
 
 @functools.lru_cache(maxsize=256)
