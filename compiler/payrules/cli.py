@@ -84,6 +84,7 @@ EDGE_COMMANDS = {
     "serve": ("payrules.serve", "serve_command"),
     "lsp": ("payrules.lsp", "lsp_command"),
     "diff": ("payrules.diff", "diff_command"),
+    "explain": ("payrules.ask", "explain_command"),
 }
 """Commands kept in modules of their own (`name → (module, attribute)`), imported only when
 they run or are listed: `import payrules.cli` never imports a server's framework, and a
