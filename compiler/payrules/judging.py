@@ -7,6 +7,8 @@ into standalone modules, whose `check` returns these shapes directly.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
@@ -65,6 +67,35 @@ class History:
         return bool(self.days)
 
 
+_RELAXED = [0]
+"""How many `fewer_collections` blocks are open: only the outermost one changes the collector."""
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Judging, and loading history, make millions of objects that reference counting frees or
+    that live to the end; the cycle collector would walk them again and again. Run it less
+    often, leave what exists before out of it (forked workers then share those pages), and
+    restore it afterwards. Nested blocks leave it to the outermost."""
+    if _RELAXED[0]:
+        _RELAXED[0] += 1
+        try:
+            yield
+        finally:
+            _RELAXED[0] -= 1
+        return
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+    _RELAXED[0] = 1
+    try:
+        yield
+    finally:
+        _RELAXED[0] = 0
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
 def history_index(batch: Batch) -> History:
     """Earlier sessions, for rules over days and periods; ValueError when a record is bad,
     because a fact that cannot be read must not be silently missing."""
@@ -72,7 +103,8 @@ def history_index(batch: Batch) -> History:
         first = batch.errors[0]
         more = f" (and {len(batch.errors) - 1} more)" if len(batch.errors) > 1 else ""
         raise ValueError(f"history {first.origin}: {first.message}{more}; history records must be valid")
-    return History(batch.sessions)
+    with fewer_collections():
+        return History(batch.sessions)
 
 
 def history_days(sessions: list[Any]) -> History | None:

@@ -25,6 +25,7 @@ from payrules.diagnostics import InputError
 from payrules.fields import (
     ALL_FIELDS,
     LIST_FIELDS,
+    MAX_FIELD_CHARS,
     REQUIRED_FIELDS,
     Batch,
     Problem,
@@ -37,6 +38,7 @@ from payrules.fields import (
     new_named_tuple,
     normal_keys,
 )
+from payrules.judging import fewer_collections
 from payrules.runtime import Origin
 
 
@@ -526,6 +528,13 @@ def _csv_runs(path: Path, columns: Columns) -> Iterator[_Run]:
     read without the csv module carry byte offsets; the others do not."""
     table = _CsvTable(path, columns)
     file = str(path)
+    if table.plain and table.simple and table.picks[0] and table.picks[1]:
+        return _plain_runs(table, file)
+    return _row_runs(table, file)
+
+
+def _row_runs(table: _CsvTable, file: str) -> Iterator[_Run]:
+    """`_csv_runs` row by row, through the reader's own rows and records."""
     patient: str | None = None
     session: str | None = None
     earlier: set[str] = set()
@@ -548,6 +557,68 @@ def _csv_runs(path: Path, columns: Columns) -> Iterator[_Run]:
             session = sid
             own.add(sid)
             shares = shares or sid in earlier
+    if patient is not None:
+        yield _Run(patient, Origin(file, first), lines, start, end, shares)
+
+
+def _plain_runs(table: _CsvTable, file: str) -> Iterator[_Run]:
+    """`_csv_runs` of a file read without the csv module, in one loop over its bytes: a row is
+    decoded and read as the reader reads it only where its patient or session cell changes, or
+    where it is long or short enough that the reader might see other cells (blank rows, missing
+    cells, fields over `MAX_FIELD_CHARS`). Elsewhere the patient and session are those of the row
+    before, so the runs are the same as `_csv_runs` finds row by row."""
+    assert table.picks[0] and table.picks[1]
+    at_session, at_patient = table.picks[0][0], table.picks[1][0]
+    cut = max(at_session, at_patient) + 1
+    width = table.width
+    patient: str | None = None
+    session: str | None = None
+    earlier: set[str] = set()
+    own: set[str] = set()
+    start = first = lines = 0
+    shares = False
+    raw_patient = raw_session = b"\n"  # never a cell: the first row takes the careful way
+    with open(table.path, "rb") as stream:
+        offset = end = len(stream.readline())
+        for row, line in enumerate(stream, start=2):
+            begin, offset = offset, offset + len(line)
+            cells = line.split(b",", cut)
+            if len(cells) > cut and len(line) <= MAX_FIELD_CHARS and cells[at_patient] == raw_patient:
+                if cells[at_session] != raw_session:
+                    raw_session = cells[at_session]
+                    sid = raw_session.decode("utf-8").strip()
+                    if sid != session:
+                        session = sid
+                        own.add(sid)
+                        shares = shares or sid in earlier
+                lines += 1
+                end = offset
+                continue
+            text = _plain_cells(line.decode("utf-8"))
+            if len(line) > CSV_READ_LIMIT and max(map(len, text)) > CSV_READ_LIMIT:
+                raise InputError(f"{table.path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
+                                 "more than payrules reads")
+            if _blank(text):
+                continue
+            # A row whose cells the reader pads or empties is compared by its record, never by raw bytes.
+            plain = len(text) == width and len(line) <= MAX_FIELD_CHARS
+            raw, _ = table.record(text)
+            here = clean(raw[1])
+            if here != patient:
+                if patient is not None:
+                    yield _Run(patient, Origin(file, first), lines, start, begin, shares)
+                    earlier |= own
+                    own = set()
+                patient, first, lines, start, shares = here, row, 0, begin, False
+            lines += 1
+            end = offset
+            sid = clean(raw[0])
+            if sid != session:
+                session = sid
+                own.add(sid)
+                shares = shares or sid in earlier
+            raw_patient = cells[at_patient] if plain and here else b"\n"
+            raw_session = cells[at_session] if plain else b"\n"
     if patient is not None:
         yield _Run(patient, Origin(file, first), lines, start, end, shares)
 
@@ -581,5 +652,6 @@ def _batches(found: Iterator[Record], grouped: bool) -> Iterator[Batch]:
 
 
 def read_sessions(paths: list[Path], columns: Columns | None = None) -> Batch:
-    """Read the whole input as one batch."""
-    return next(read_blocks(paths, columns, grouped=False), Batch())
+    """Read the whole input as one batch (with the collector relaxed: it is all kept)."""
+    with fewer_collections():
+        return next(read_blocks(paths, columns, grouped=False), Batch())

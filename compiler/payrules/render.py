@@ -21,8 +21,20 @@ import click
 from payrules.diagnostics import CODES, Diagnostic, Severity
 from payrules.domain import dollars, format_cents
 from payrules.fields import Problem, RecordError
-from payrules.judging import error_dict
-from payrules.runner import Block, LineResult, Reason, Report, SessionResult, Summary
+from payrules.compiler import Policy
+from payrules.judging import Judged, error_dict
+from payrules.runner import (
+    Block,
+    Judgement,
+    LineResult,
+    Reason,
+    Report,
+    SessionResult,
+    Summary,
+    reasons_of,
+    sorted_modifiers,
+)
+from payrules.runtime import Session
 from payrules.testing import Outcome, TestRun, actual_text, expected_text
 
 # --- user text in text output ----------------------------------------------------------------
@@ -141,6 +153,43 @@ def _session_text(session: SessionResult, colour: bool) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def _session_head(session_id: str, patient_id: str, date: str, payer: str, payer_name: str) -> str:
+    shown = payer if payer_name == payer else f"{payer}, {payer_name}"
+    return printable(f"Session {session_id} | patient {patient_id} | {date} | payer {shown}") + "\n"
+
+
+@functools.lru_cache(maxsize=20_000)
+def _line_code(code: str, modifiers: frozenset[str], units: int) -> str:
+    """`_code_text` of a line, escaped, from its parts."""
+    text = code
+    if modifiers:
+        text += "-" + "-".join(sorted_modifiers(modifiers))
+    return printable(f"{text} x{units}")
+
+
+_dollars = functools.lru_cache(maxsize=10_000)(dollars)
+"""`dollars`, for the few amounts that repeat on many lines."""
+
+
+@functools.lru_cache(maxsize=8)
+def _coloured(status: str) -> str:
+    return click.style(status, fg=_STATUS_COLOURS[status], bold=True)
+
+
+@functools.lru_cache(maxsize=20_000)
+def _reason_text(reason: Reason) -> str:
+    """The lines `_session_text` writes for one reason, each ending in a line break."""
+    name = f" [{reason.rule}]" if reason.rule else ""
+    rarc = f" RARC {reason.rarc}" if reason.rarc else ""
+    head = printable(f"      {reason.severity} CARC {reason.carc}{rarc}: {reason.text}{name} ({reason.location})")
+    return "".join(f"{text}\n" for text in (head, *_wrapped(reason.message)))
+
+
+def _masked_errors(errors: tuple[RecordError, ...], mask: Mask) -> list[RecordError]:
+    return [e._replace(problems=tuple(_masked_problem(p, mask) for p in e.problems)) for e in errors]
+
+
 def _code_text(line: LineResult) -> str:
     text = line.code
     if line.modifiers:
@@ -206,6 +255,11 @@ class Writer(abc.ABC):
     @abc.abstractmethod
     def _write_block(self, block: Block) -> None: ...
 
+    def judged(self, judgement: Judgement) -> None:
+        """Write one judged block. The bulk formats write it straight from the judged lines,
+        with the bytes `block` writes for the same content; others get the result objects."""
+        self.block(judgement.block())
+
     @abc.abstractmethod
     def close(self, summary: Summary) -> None: ...
 
@@ -250,6 +304,27 @@ class TextWriter(Writer):
             self.out.write("\n".join(_session_text(session, self.colour)) + "\n\n")
         self.held.extend(block.errors)
 
+    def judged(self, judgement: Judgement) -> None:
+        mask, colour, out = self.mask, self.colour, []
+        for session, policy, lines in judgement.sessions:
+            patient = mask(session.patient_id) if mask else session.patient_id
+            out.append(_session_head(session.session_id, patient, session.date, session.payer, policy.payer_name))
+            codes = [_line_code(line.code, line.modifiers, line.units) for line, _, _, _, _ in lines]
+            code_width = max(map(len, codes))
+            charge_width = max(len(_dollars(line.charge)) for line, _, _, _, _ in lines)
+            allowed_width = max(len(_dollars(cents)) for _, cents, _, _, _ in lines)
+            number_width = len(str(max(line.number for line, _, _, _, _ in lines)))
+            for (line, cents, status, found, _), code in zip(lines, codes):
+                out.append(f"  line {line.number:<{number_width}}  {code:<{code_width}}  "
+                           f"charge {_dollars(line.charge):>{charge_width}}  "
+                           f"allowed {_dollars(cents):>{allowed_width}}  "
+                           f"{_coloured(status) if colour else status}\n")
+                if found:
+                    out.extend(map(_reason_text, reasons_of(policy, line, found)))
+            out.append("\n")
+        self.out.write("".join(out))
+        self.held.extend(_masked_errors(judgement.errors, mask) if mask else judgement.errors)
+
     def close(self, summary: Summary) -> None:
         if self.held:
             self.out.write("Lines not judged (fix them and run again):\n")
@@ -279,6 +354,15 @@ class JsonWriter(Writer):
             self.sessions += 1
         self.held.extend(block.errors)
 
+    def judged(self, judgement: Judgement) -> None:
+        out = []
+        for session, policy, lines in judgement.sessions:
+            out.append(",\n" if self.sessions or self.continued else "\n")
+            out.append("{" + _session_json(session, policy.payer_name, policy.source, lines, policy, self.mask))
+            self.sessions += 1
+        self.out.write("".join(out))
+        self.held.extend(_masked_errors(judgement.errors, self.mask) if self.mask else judgement.errors)
+
     def close(self, summary: Summary) -> None:
         self.out.write("\n" if self.sessions else "")
         self.out.write('],\n"errors": [')
@@ -304,11 +388,49 @@ class JsonlWriter(Writer):
         for error in block.errors:
             self.out.write(json.dumps({"type": "error", **error_dict(error)}) + "\n")
 
+    def judged(self, judgement: Judgement) -> None:
+        out = [f'{{"type": "session", {_session_json(session, policy.payer_name, policy.source, lines, policy, self.mask)}\n'
+               for session, policy, lines in judgement.sessions]
+        errors = _masked_errors(judgement.errors, self.mask) if self.mask else judgement.errors
+        out.extend(json.dumps({"type": "error", **error_dict(error)}) + "\n" for error in errors)
+        self.out.write("".join(out))
+
     def close(self, summary: Summary) -> None:
         self.out.write(json.dumps({"type": "summary", **summary.to_dict()}) + "\n")
 
     def continuation(self, out: TextIO) -> Writer:
         return JsonlWriter(out, continued=True, mask=self.mask)
+
+
+_dumps = json.dumps
+
+
+def _session_json(session: Session, payer_name: str, rules_file: str, lines: Judged, policy: Policy,
+                  mask: Mask | None) -> str:
+    """`json.dumps(session_dict(...))` without its opening brace, built from cached pieces:
+    the same text, as `tests/test_speed_paths.py` checks."""
+    patient = mask(session.patient_id) if mask else session.patient_id
+    body = ", ".join([f'{{"line": {line.number}, "code": {_json_text(line.code)}, "modifiers": '
+                      f'{_json_modifiers(line.modifiers)}, "units": {line.units}, "units_paid": {paid}, '
+                      f'"charge": "{_money(line.charge)}", "allowed": "{_money(cents)}", "status": "{status}", '
+                      f'"reasons": {_json_reasons(reasons_of(policy, line, found)) if found else "[]"}}}'
+                      for line, cents, status, found, paid in lines])
+    return (f'"session_id": {_dumps(session.session_id)}, "patient_id": {_dumps(patient)}, '
+            f'"date": {_json_text(session.date)}, "payer": {_json_text(session.payer)}, '
+            f'"payer_name": {_json_text(payer_name)}, "rules": {_json_text(rules_file)}, "lines": [{body}]}}')
+
+
+_json_text = functools.lru_cache(maxsize=10_000)(json.dumps)
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_modifiers(modifiers: frozenset[str]) -> str:
+    return json.dumps(sorted(modifiers))
+
+
+@functools.lru_cache(maxsize=20_000)
+def _json_reasons(reasons: tuple[Reason, ...]) -> str:
+    return json.dumps([r.to_dict() for r in reasons])
 
 
 CSV_COLUMNS = ("file", "row", "session_id", "patient_id", "date", "payer", "line", "code", "modifiers", "units",
@@ -346,6 +468,20 @@ class CsvWriter(Writer):
                         f"{line_number},{_code_cell(e.code or '')},,,,,not judged,,,,{_text_cells(e.message)}\r\n")
         self.out.write("".join(rows))
 
+    def judged(self, judgement: Judgement) -> None:
+        mask, rows = self.mask, []
+        for s, policy, lines in judgement.sessions:
+            session = _text_cells(s.session_id, mask(s.patient_id) if mask else s.patient_id, s.date, s.payer)
+            rows.extend([f"{_file_cell(line.origin.file)},{line.origin.row},{session},{line.number},"
+                         f"{_code_cell(line.code)},{_modifier_cell(line.modifiers)},{line.units},"
+                         f"{_money(line.charge)},{_money(cents)},{status},"
+                         f"{_reason_cells(reasons_of(policy, line, found) if found else ())}\r\n"
+                         for line, cents, status, found, _ in lines])
+        self.out.write("".join(rows))
+        if judgement.errors:
+            errors = _masked_errors(judgement.errors, mask) if mask else judgement.errors
+            self._write_block(Block(sessions=(), errors=tuple(errors), lines_read=0))
+
     def close(self, summary: Summary) -> None:
         """A CSV has no footer: the summary's counts are the rows themselves."""
 
@@ -374,7 +510,15 @@ def _csv_cells(*cells: str) -> str:
 
 def _text_cells(*texts: str) -> str:
     """User text as CSV cells: each made safe by `_cell`, then quoted as `csv` would."""
+    joined = ",".join(texts)
+    # Nearly all text needs neither: ASCII, no quoting character, no formula start.
+    if (joined.isascii() and joined.count(",") == len(texts) - 1 and not _QUOTE_OR_BREAK.search(joined)
+            and not any(text[:1] in _FORMULA_STARTS for text in texts)):
+        return joined
     return _csv_cells(*map(_cell, texts))
+
+
+_QUOTE_OR_BREAK = re.compile(r'["\r\n]')
 
 
 _FORMULA_STARTS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")

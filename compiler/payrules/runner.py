@@ -7,7 +7,7 @@ import json
 import operator
 from collections.abc import Mapping, Sequence
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -31,6 +31,7 @@ from payrules.judging import (
     unknown_payer,
 )
 from payrules.runtime import Line, Origin, RuleInfo, Session
+from payrules.runtime import Reason as Reason_
 
 
 REASON_CACHE_SIZE = 50_000
@@ -97,7 +98,7 @@ class LineResult:
 
     @property
     def modifiers(self) -> tuple[str, ...]:
-        return _sorted_modifiers(self.input.modifiers)
+        return sorted_modifiers(self.input.modifiers)
 
     @property
     def units(self) -> int:
@@ -118,7 +119,7 @@ class LineResult:
 
 
 @functools.lru_cache(maxsize=4096)
-def _sorted_modifiers(modifiers: frozenset[str]) -> tuple[str, ...]:
+def sorted_modifiers(modifiers: frozenset[str]) -> tuple[str, ...]:
     return tuple(sorted(modifiers))
 
 
@@ -203,6 +204,22 @@ class Tally:
     charged: int = 0
     allowed: int = 0
 
+    def add_judged(self, judgement: Judgement) -> None:
+        """`add` for a block not yet turned into result objects."""
+        self.lines_read += judgement.lines_read
+        self.rejected += len(judgement.errors)
+        for _, _, lines in judgement.sessions:
+            for line, cents, status, _, _ in lines:
+                if status == PAID:
+                    self.paid += 1
+                elif status == REDUCED:
+                    self.reduced += 1
+                else:
+                    self.denied += 1
+                self.charged += line.charge
+                self.allowed += cents
+            self.judged += len(lines)
+
     def add(self, block: Block) -> None:
         self.lines_read += block.lines_read
         self.rejected += len(block.errors)
@@ -250,6 +267,40 @@ def judge_batch(batch: Batch, policies: Policies, history: History | None = None
             results.append(_judge(session, judged, policy))
     sort_errors(errors, batch.sessions)
     return Block(sessions=tuple(results), errors=tuple(errors), lines_read=batch.lines_read)
+
+
+class Judgement(NamedTuple):
+    """A batch judged, before any result object is built: what the bulk writers write from.
+    `block()` gives the same content as `Block` objects, for the API and for other writers."""
+
+    sessions: list[tuple[Session, Policy, Judged]]
+    """Each judged session with its policy and its lines as `judge_sessions` gives them."""
+    errors: tuple[RecordError, ...]
+    lines_read: int
+
+    def block(self) -> Block:
+        return Block(sessions=tuple([_judge(session, judged, policy) for session, policy, judged in self.sessions]),
+                     errors=self.errors, lines_read=self.lines_read)
+
+
+def judge_lines(batch: Batch, policies: Policies, history: History | None = None) -> Judgement:
+    """`judge_batch` without the result objects: the same decisions and errors, in the same order."""
+    judged: list[tuple[Session, Policy, Judged]] = []
+    errors = list(batch.errors)
+    for session, policy, lines in judge_sessions(batch.sessions, policies, history):
+        if policy is None:
+            errors.extend(unknown_payer(session, policies))
+        else:
+            judged.append((session, policy, lines))
+    sort_errors(errors, batch.sessions)
+    return Judgement(judged, tuple(errors), batch.lines_read)
+
+
+def reasons_of(policy: Policy, line: Line, found: list[Reason_]) -> tuple[Reason, ...]:
+    """The `Reason` objects of one judged line (each built once per policy and facts)."""
+    if not found:
+        return ()
+    return tuple([_reason(policy, index, line, facts, taken) for index, facts, taken in found])
 
 
 def evaluate(batch: Batch, policies: Policies, history: History | None = None) -> Report:

@@ -14,12 +14,16 @@ import signal
 from collections.abc import Iterator
 
 from payrules.api import CheckRun
-from payrules.records import Part, read_part
+from payrules.records import Part, read_blocks, read_part
 from payrules.render import Fragment, Writer
-from payrules.runner import Tally, judge_batch
+from payrules.runner import Tally, judge_lines
 
 MIN_LINES = 100_000
 """Below this, starting workers costs more than it saves."""
+
+WORKERS_ENVIRONMENT = "PAYRULES_WORKERS"
+"""At most this many processes judge (1: judge in this process); by default one per CPU. A
+value that is not a positive whole number is ignored."""
 
 _JOB: tuple[CheckRun, Writer] | None = None
 """The run and the main writer, inherited by forked workers (compiled rules are not pickled)."""
@@ -30,11 +34,15 @@ def worker_count(run: CheckRun) -> int:
     system can fork processes that inherit the compiled rules."""
     if run.scan.lines < MIN_LINES or len(run.scan.parts) < 2:
         return 1
+    wanted = os.environ.get(WORKERS_ENVIRONMENT, "").strip()
+    limit = int(wanted) if wanted.isdigit() and int(wanted) > 0 else None
+    if limit == 1:
+        return 1
     import multiprocessing  # here, not at start-up: every payrules command imports this module
 
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
-    return min(cpu_count(), len(run.scan.parts))
+    return min(limit or cpu_count(), cpu_count(), len(run.scan.parts))
 
 
 def cpu_count() -> int:
@@ -47,10 +55,11 @@ def write(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
     `tally`; yields the number of lines done after each step, for a progress bar."""
     workers = worker_count(run)
     if workers == 1:
-        for block in run.blocks():
-            writer.block(block)
-            tally.add(block)
-            yield block.lines_read
+        for batch in read_blocks(run.sessions, run.columns, grouped=run.scan.grouped):
+            judgement = judge_lines(batch, run.policies, run.history)
+            writer.judged(judgement)
+            tally.add_judged(judgement)
+            yield judgement.lines_read
         return
     import multiprocessing
 
@@ -77,7 +86,7 @@ def _judge_part(part: Part) -> tuple[Fragment, Tally]:
     writer = main.continuation(io.StringIO())
     tally = Tally()
     for batch in read_part(part, run.columns):
-        block = judge_batch(batch, run.policies, run.history)
-        writer.block(block)
-        tally.add(block)
+        judgement = judge_lines(batch, run.policies, run.history)
+        writer.judged(judgement)
+        tally.add_judged(judgement)
     return writer.fragment(), tally
