@@ -100,7 +100,7 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
     code, out, err = transcript(["check", str(tmp_path / "nope.csv"), "--rules", str(RULES)])
     assert (code, out) == (2, "") and "no such sessions file" in err
     code, out, err = transcript(["check", str(tmp_path), "--rules", str(RULES)])
-    assert code == 2 and "is a folder; give .csv, .json or .jsonl files" in err
+    assert code == 2 and "is a folder; give session files: CSV (.csv), JSON (.json)" in err
     (tmp_path / "s.xlsx").write_bytes(b"PK")
     code, out, err = transcript(["check", str(tmp_path / "s.xlsx"), "--rules", str(RULES)])
     assert code == 2 and "unknown sessions format `.xlsx`" in err

@@ -539,4 +539,4 @@ def test_sighup_reloads_the_rules_of_a_running_service(rules_copy: Path) -> None
     finally:
         server.terminate()
         _, err = server.communicate(timeout=20)
-    assert b"reload failed; generation 1 keeps serving" in err and b"E001" in err
+    assert b"reload failed; generation 1 keeps serving" in err and b"E208" in err

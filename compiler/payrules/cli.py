@@ -6,7 +6,6 @@ import contextlib
 import datetime
 import difflib
 import enum
-import gc
 import importlib
 import io
 import os
@@ -21,7 +20,7 @@ from typing import Any, TextIO, TypeVar
 import attrs
 import click
 
-from payrules import __version__, api, fmt, formats, lint, render, standalone, workers
+from payrules import __version__, api, fmt, formats, judging, lint, render, standalone, workers
 from payrules.compiler import diagnose
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
 from payrules.domain import npi_is_valid
@@ -279,7 +278,7 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, ou
         if counted is not None:
             # Counting sees every block, so the lines are judged in this process (same output).
             run = attrs.evolve(run, scan=attrs.evolve(run.scan, parts=()))
-        with _fewer_collections():
+        with judging.fewer_collections():
             if chosen is OutputFormat.PARQUET:
                 assert output is not None
                 tally = _write_parquet(run, output, mask, counted, progress=not quiet)
@@ -489,21 +488,6 @@ class _Counting(render.Writer):
 
     def continuation(self, out: TextIO) -> render.Writer:
         raise AssertionError("--statistics judges in one process")
-
-
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """Judging makes millions of short-lived objects that reference counting frees; the cycle
-    collector would walk them again and again. Run it less often, leave what exists before
-    judging out of it (forked workers then share those pages), and restore it afterwards."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
 
 
 @contextlib.contextmanager

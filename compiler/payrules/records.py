@@ -145,20 +145,23 @@ def _kind(path: Path) -> str | formats.Format:
     found = formats.format_for(path)
     if found is not None:
         return found
-    others = ", ".join(formats.extensions())
+    kinds = ["CSV (.csv)", "JSON (.json)", "JSON lines (.jsonl)",
+             *(f"{f.name} ({', '.join(f.extensions)})" for f in formats.FORMATS)]
+    known = f"{', '.join(kinds[:-1])} or {kinds[-1]}"
     if path.is_dir():
-        raise InputError(f"{path}: is a folder; give .csv, .json or .jsonl files, or claim files ({others})")
+        raise InputError(f"{path}: is a folder; give session files: {known}")
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json", ".jsonl"):
-        raise InputError(f"{path}: unknown sessions format `{suffix or path.name}`; use .csv, .json or .jsonl, "
-                         f"or an X12 837P claim file ({others}, or any file that starts with ISA)")
+        raise InputError(f"{path}: unknown sessions format `{suffix or path.name}`; use {known} "
+                         f"({' and '.join(f.name for f in formats.FORMATS)} files are also recognised by their "
+                         f"first bytes)")
     return suffix
 
 
 def _format_records(path: Path, found: formats.Format, columns: Columns) -> Iterator[Record]:
     """The records a claim format reads, with fields over `MAX_FIELD_CHARS` emptied as CSV and
     JSON fields are (a damaged claim file can hold an element of any length)."""
-    for raw, origin, problem in found.read(path, formats.ReadOptions(columns.payers)):
+    for raw, origin, problem in found.read(path, formats.ReadOptions(columns.payers, columns)):
         raw, late = limited(raw)
         yield raw, origin, problem or late
 
