@@ -9,6 +9,12 @@ what the block is (each kind has a test below):
 - `<!-- stderr: ARGS -->`: the same run prints exactly the block on stderr; a file it writes
   with `-o PATH` (written to a temporary folder instead) equals the file PATH of the repository.
 - `<!-- output-of: SCRIPT -->`: `python SCRIPT` prints the block.
+- `<!-- scratch-file: PATH -->` and `<!-- output-in-scratch: ARGS -->`: `payrules ARGS`, run in
+  an empty folder holding a copy of the repository's `examples/` and each scratch file at its
+  PATH, prints exactly the block on stdout and nothing on stderr (for examples that need a rule
+  file the repository does not have, such as a second version of a policy).
+- `<!-- completion -->`: each line sets `_PAYRULES_COMPLETE` for a shell, and payrules answers
+  with that shell's completion script.
 - `<!-- file: PATH -->` / `<!-- excerpt-of: PATH -->`: the block is the file / a run of its lines.
 - `<!-- json-excerpt: ARGS -->`: the JSON block holds the first sessions, the errors and the
   summary of that run, exactly, and is valid against the shipped schema.
@@ -33,6 +39,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +47,7 @@ from pathlib import Path
 import click
 import jsonschema
 import pytest
+from click.testing import CliRunner
 from conftest import ROOT, transcript
 
 from payrules.api import report_schema
@@ -124,7 +132,8 @@ def test_the_fresh_machine_check_judges_every_example_and_exits_1() -> None:
 
 def test_there_are_output_blocks_of_every_kind() -> None:
     for kind in ("output", "stderr", "output-of", "file", "excerpt-of", "json-excerpt", "json-error-of",
-                 "http", "dask-example", "output-of-dask-example"):
+                 "http", "dask-example", "output-of-dask-example", "scratch-file", "output-in-scratch",
+                 "completion"):
         assert blocks(kind), kind
     assert README.count("<!-- icd10-explanations -->\n|") == 1  # marks a table, not a block
 
@@ -147,6 +156,30 @@ def test_sample_stderr_is_what_payrules_prints(args: str, block: str, tmp_path: 
     assert err == block
     if written is not None:
         assert (tmp_path / "out").read_bytes() == (ROOT / written).read_bytes()
+
+
+@pytest.mark.parametrize("args, block", blocks("output-in-scratch"), ids=lambda value: value[:60])
+def test_sample_output_over_scratch_files_is_what_payrules_prints(args: str, block: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    for path, text in blocks("scratch-file"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(args)
+    assert err == ""
+    assert out == block
+
+
+def test_completion_lines_give_each_shells_script() -> None:
+    (_, block), = blocks("completion")
+    shells = re.findall(r"_PAYRULES_COMPLETE=(\w+)_source payrules", block)
+    assert shells == ["bash", "zsh", "fish"]
+    assert len(block.splitlines()) == len(shells)
+    for shell in shells:
+        result = CliRunner().invoke(cli, [], prog_name="payrules", env={"_PAYRULES_COMPLETE": f"{shell}_source"})
+        assert result.exit_code == 0
+        assert "_PAYRULES_COMPLETE" in result.output and "payrules" in result.output, shell
 
 
 def test_embedding_example_in_readme_is_the_file() -> None:
@@ -463,3 +496,15 @@ def test_pre_commit_snippet_names_the_shipped_hooks() -> None:
     shown = re.findall(r"- id: (\S+)", snippet[1])
     shipped = re.findall(r"^- id: (\S+)", (ROOT / ".pre-commit-hooks.yaml").read_text(), flags=re.M)
     assert shown == shipped
+
+
+def test_local_pre_commit_snippet_runs_the_shipped_hooks_commands() -> None:
+    snippet = re.search(r"```yaml\n(repos:\n  - repo: local\n.*?)```", README, flags=re.S)
+    assert snippet is not None
+    hooks = (ROOT / ".pre-commit-hooks.yaml").read_text()
+
+    def fields(text: str, prefix: str) -> list[tuple[str, str, str]]:
+        return re.findall(rf"^{prefix}- id: (\S+)\n(?:.*\n)*?\s*entry: (.+)\n(?:.*\n)*?\s*files: (\S+)", text,
+                          flags=re.M)
+
+    assert fields(snippet[1], "      ") == fields(hooks, "")
