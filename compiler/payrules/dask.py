@@ -17,22 +17,18 @@ from payrules import frames
 from payrules.api import RuleSet
 from payrules.fields import ALL_FIELDS
 
-PandasFrame = Any
-"""A pandas DataFrame (typed loosely: pandas is an optional dependency, without stubs)."""
-PandasSeries = Any
+PandasFrame = frames.PandasFrame
+PandasSeries = frames.PandasSeries
 DataFrame = Any
 """A Dask DataFrame."""
 
 
-
 __all__ = ["ORDER", "judge"]
 
-ORDER = "row"
-"""The line-order column the adapter adds when the caller names none: the line's 1-based
-position in the frame as given (partition by partition), before any shuffle."""
+ORDER = frames.ORDER
 
-_FIELD = "_payrules_field_"
-_FIRST = "_payrules_first_patient"
+_FIELD = frames.FIELD_PREFIX
+_FIRST = frames.FIRST_PATIENT
 
 
 def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = None,

@@ -49,6 +49,16 @@ caller's id columns and the line-order column say where a line came from."""
 SOURCE, HISTORY = "<frame>", "<history>"
 """The file names of a frame's lines and of its history lines, as a message may quote them."""
 
+ORDER = "row"
+"""The line-order column an adapter adds when the caller names none: the line's 1-based
+position in the frame as given (partition by partition), before any shuffle."""
+
+FIELD_PREFIX = "_payrules_field_"
+"""Prefix of the adapters' working copy of each field's column, as text."""
+
+FIRST_PATIENT = "_payrules_first_patient"
+"""The adapters' working column: the patient of a session's first line that names one."""
+
 KEY = "_payrules_patient"
 """The partition key the adapters add: the patient of the line's session (see `owner`)."""
 
