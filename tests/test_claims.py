@@ -85,7 +85,7 @@ def test_committed_835_is_what_the_command_writes(tmp_path: Path) -> None:
     code, out, err = transcript([*COMMAND, "--format", "835", "-o", str(written)])
     assert code == 1 and out == ""
     assert err.startswith("Lines not judged (not in the 835; fix them and run again):\n")
-    assert err.endswith("12 lines read: 10 judged (4 paid, 3 reduced, 3 denied), 2 not judged. "
+    assert err.endswith("12 lines read: 10 judged (4 paid, 3 reduced, 3 denied), 2 rejected (not judged). "
                         "Charged $865.00, allowed $525.00.\n")
     assert written.read_text(encoding="utf-8") == (EXAMPLE / "remit.835").read_text(encoding="utf-8")
 

@@ -221,7 +221,7 @@ def test_statistics_count_by_payer_carc_and_rule_on_stderr(tmp_path: Path, text_
     code, out, err = run(["check", str(path), "--rules", CHIRO, "--format", "json", "--statistics"])
     assert code == 1 and out == without
     summary = json.loads(out)["summary"]
-    assert f"{summary['rejected']:>7}  not judged" in err
+    assert f"{summary['rejected']:>7}  rejected (not judged)" in err
     assert text_snapshot == err
 
 

@@ -119,7 +119,7 @@ def test_the_fresh_machine_check_judges_every_example_and_exits_1() -> None:
     words += shlex.split(payrules_part)[2:]  # after `check examples/*/sessions.csv`
     code, out, err = transcript(["check", *words])
     assert (code, err) == (1, "")
-    said = re.search(r"(\d+) lines read: (\d+) judged .*?, (\d+) not judged", out)
+    said = re.search(r"(\d+) lines read: (\d+) judged .*?, (\d+) rejected \(not judged\)", out)
     assert said is not None
     read, judged, rejected = map(int, said.groups())
     assert read == judged + rejected and rejected == 2

@@ -106,7 +106,8 @@ def start_check(sessions: list[Path], rules: Path, columns: Columns | None = Non
     """Compile the rules, read the history and scan the sessions; raises before any output."""
     _refuse_renamed_json(sessions + (history or []), columns)
     policies = policies_by_payer(load_policies(rules))
-    past = read_history(history, columns) if history else None
+    # History lines are counted, never written: they need not have the kept columns.
+    past = read_history(history, columns.without_keep() if columns else None) if history else None
     return CheckRun(sessions, policies, columns, scan(sessions, columns), past)
 
 
@@ -144,7 +145,7 @@ class Statistics:
         out.append("lines by payer:")
         out += [f"{n:>7}  {payer} ({detail})" for n, payer, detail in sorted(rows, key=lambda r: (-r[0], r[1]))]
         if self.rejected:
-            out.append(f"{self.rejected:>7}  not judged")
+            out.append(f"{self.rejected:>7}  rejected (not judged)")
         if not rows and not self.rejected:
             out.append("         none")
         out.append("reasons by CARC:")
@@ -263,18 +264,24 @@ class RuleSet:
         raise NoPolicyError(f"no rules for payer `{found[0].payer_id}` on {date}; its rules cover {ranges}")
 
     def check(self, sessions: SessionInput | Iterable[SessionInput], *,
-              history: SessionInput | Iterable[SessionInput] = ()) -> Report:
+              history: SessionInput | Iterable[SessionInput] = (), keep: Iterable[str] = ()) -> Report:
         """Judge one session or a list of them. Dicts are validated like a JSON sessions file (a
         bad line comes back in `Report.errors`, located as `<sessions>` row N); typed `Session`
         values are used as they are. `history` sessions count for same-day and period rules but
         are not judged; a bad history record raises `InputError`. Anything but a session or an
-        iterable of them raises `TypeError`."""
+        iterable of them raises `TypeError`. `keep` names keys of the session dicts (or of their
+        lines, which win) whose values each line and error carries, as `check --keep` does
+        (`LineResult.kept`, and `"keep"` in `to_dict()`); a name that is a session field raises
+        `InputError`."""
+        if isinstance(keep, str):
+            keep = (keep,)
+        kept = Columns().with_keep(tuple(keep)).keep
         given = _session_list(sessions, "sessions")
         try:
             past = history_days(_session_list(history, "history"))
         except ValueError as error:
             raise InputError(str(error)) from None
-        return evaluate(session_batch(given, "<sessions>"), self.policies, past)
+        return evaluate(session_batch(given, "<sessions>", kept), self.policies, past)
 
 
 class NoPolicyError(RulesError, KeyError):
@@ -316,12 +323,12 @@ def _session_list(given: object, what: str) -> list[Any]:
 
 
 def check(sessions: SessionInput | Iterable[SessionInput], rules: str | Path | RuleSet, *,
-          history: SessionInput | Iterable[SessionInput] = ()) -> Report:
+          history: SessionInput | Iterable[SessionInput] = (), keep: Iterable[str] = ()) -> Report:
     """Judge one session or a list of them against `rules`: a `RuleSet`, or a `.payer` file or a
     folder of them (compiled rules are cached on disk, so loading again is cheap). The same as
-    `payrules.load(rules).check(sessions, history=history)`."""
+    `payrules.load(rules).check(sessions, history=history, keep=keep)`."""
     ruleset = rules if isinstance(rules, RuleSet) else load(rules)
-    return ruleset.check(sessions, history=history)
+    return ruleset.check(sessions, history=history, keep=keep)
 
 
 def load(path: str | Path) -> RuleSet:

@@ -56,6 +56,8 @@ class Remittance:
     payee_name: str | None = None
     date: datetime.date | None = None
     control_number: int = 1
+    line_id: str | None = None
+    """The kept id (`--keep`) that REF*6R of each SVC carries."""
 
 
 _EPILOG = """\b
@@ -213,6 +215,13 @@ STDIN_FORMATS = ("csv", "json", "jsonl", "x12", "parquet")
               callback=lambda _ctx, _param, value: _control_number(value),
               help="With --format 835: the interchange control number (ISA13, GS06), 1 to 999999999; "
               "by default 1.")
+@click.option("--keep", "keep", multiple=True, metavar="NAME",
+              help="Carry this input column (CSV or Parquet header, or JSON key of a session or of a line) "
+              "unchanged to every output, to join the decisions back to your own records (repeatable; "
+              "for 837P input: claim_id, line_number or line_control); by default `keep` of [tool.payrules].")
+@click.option("--835-line-id", "line_id", metavar="NAME",
+              help="With --format 835: the kept column (see --keep; added to it if missing) that each "
+              "service's REF*6R, the line item control number, carries.")
 @click.option("--statistics", "statistics", is_flag=True,
               help="Also count the lines by payer and status, and the reasons by CARC and by rule, on stderr.")
 @_talk_options
@@ -222,7 +231,8 @@ STDIN_FORMATS = ("csv", "json", "jsonl", "x12", "parquet")
 def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, output_format: str | None,
           output: Path | None, stdin_format: str | None, columns_file: Path | None, payer_map_file: Path | None,
           history: tuple[Path, ...], mask_ids: bool, mask_key_file: Path | None, payee_npi: str | None,
-          payee_name: str | None, remit_date: datetime.date | None, control_number: int | None, statistics: bool,
+          payee_name: str | None, remit_date: datetime.date | None, control_number: int | None,
+          keep: tuple[str, ...], line_id: str | None, statistics: bool,
           quiet: bool, verbose: bool, exit_zero: bool, colour: str) -> None:
     """Judge the service lines in SESSIONS against payer rules.
 
@@ -236,8 +246,8 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, ou
     The decisions are written as text, JSON, JSONL, CSV, Parquet, or an X12 835 remittance
     advice (--format 835).
 
-    --rules, --format, --columns and --payer-map default to `rules`, `format`, `columns` and
-    `payer_map` of [tool.payrules] in the nearest pyproject.toml (paths relative to it).
+    --rules, --format, --columns, --payer-map and --keep default to `rules`, `format`, `columns`,
+    `payer_map` and `keep` of [tool.payrules] in the nearest pyproject.toml (paths relative to it).
 
     Input grouped by patient (all rows of a patient together) is judged one patient at a time,
     without holding the whole input in memory; other input is read whole first. A large
@@ -256,15 +266,20 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, ou
         chosen = _output_format(output_format or defaults.format or OutputFormat.TEXT.value, defaults)
         columns_file = columns_file or defaults.columns
         payer_map_file = payer_map_file or defaults.payer_map
-    remittance = _remittance(ctx, chosen, payee_npi, payee_name, remit_date, control_number)
+        keep = keep or defaults.keep
+        keep = _with_line_id(keep, line_id)
+        Columns().with_keep(keep)  # a kept name that is a session field: refused before anything is read
+    remittance = _remittance(ctx, chosen, payee_npi, payee_name, remit_date, control_number, line_id)
     mask = _patient_mask(ctx, mask_ids, mask_key_file)
     to_stdout = output is None or str(output) == STDIN
     if chosen is OutputFormat.PARQUET:
         _parquet_ready(ctx, output)
     with _user_errors(ctx, EXIT_USAGE), _stdin_sessions(ctx, sessions, stdin_format) as paths:
-        columns = Columns.load(columns_file) if columns_file else None
+        columns = Columns.load(columns_file, keep) if columns_file else None
         if payer_map_file is not None:
             columns = (columns or Columns()).with_payers(formats.load_payer_map(payer_map_file))
+        if keep:
+            columns = (columns or Columns()).with_keep(keep)
         run = api.start_check(paths, rules, columns, list(history))
         if verbose:
             _tell_run(run, rules)
@@ -329,7 +344,7 @@ def _write_parquet(run: api.CheckRun, output: Path, mask: render.Mask | None, co
         raise InputError(f"{output}: cannot write ({error.strerror})") from None
     try:
         with sink:
-            tally = _drive(run, ParquetWriter(sink, mask=mask), counted, progress)
+            tally = _drive(run, ParquetWriter(sink, mask=mask, keep=_kept_names(run)), counted, progress)
         os.replace(partial, output)
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -402,12 +417,22 @@ def _control_number(value: int | None) -> int | None:
     return value
 
 
+def _with_line_id(keep: tuple[str, ...], line_id: str | None) -> tuple[str, ...]:
+    """The names `--keep` asks for, with `--835-line-id`'s added when it is not among them."""
+    if line_id is None:
+        return keep
+    from payrules.fields import field_name
+
+    return keep if field_name(line_id) in map(field_name, keep) else (*keep, line_id)
+
+
 def _remittance(ctx: click.Context, output_format: OutputFormat, payee_npi: str | None, payee_name: str | None,
-                remit_date: datetime.date | None, control_number: int | None) -> Remittance | None:
+                remit_date: datetime.date | None, control_number: int | None,
+                line_id: str | None = None) -> Remittance | None:
     """The 835 options, or None when the format is not 835; given with another format, they
     are a usage error rather than silently ignored."""
     given = {"--payee-npi": payee_npi, "--payee-name": payee_name, "--835-date": remit_date,
-             "--interchange-control-number": control_number}
+             "--interchange-control-number": control_number, "--835-line-id": line_id}
     if output_format is not OutputFormat.X835:
         named = [name for name, value in given.items() if value is not None]
         if named:
@@ -415,7 +440,10 @@ def _remittance(ctx: click.Context, output_format: OutputFormat, payee_npi: str 
                                    f"835 only; add --format 835 or leave {'them' if len(named) > 1 else 'it'} out",
                                    ctx)
         return None
-    return Remittance(payee_npi, payee_name, remit_date, control_number or 1)
+    from payrules.fields import field_name
+
+    return Remittance(payee_npi, payee_name, remit_date, control_number or 1,
+                      field_name(line_id) if line_id is not None else None)
 
 
 def _patient_mask(ctx: click.Context, mask_ids: bool, key_file: Path | None) -> PatientMask | None:
@@ -437,21 +465,27 @@ def _write(run: api.CheckRun, output_format: OutputFormat, out: TextIO, colour: 
            mask: render.Mask | None = None, remittance: Remittance | None = None,
            counted: api.Statistics | None = None, progress: bool = True) -> Tally:
     writer: render.Writer
+    keep = _kept_names(run)
     if output_format is OutputFormat.X835:
         from payrules.formats.x835 import X835Writer  # only for this format
 
         given = remittance or Remittance()
         writer = X835Writer(out, mask=mask, errors=sys.stderr, payee_npi=given.payee_npi,
-                            payee_name=given.payee_name, date=given.date, control_number=given.control_number)
+                            payee_name=given.payee_name, date=given.date, control_number=given.control_number,
+                            keep=keep, line_id=given.line_id)
     elif output_format is OutputFormat.JSON:
-        writer = render.JsonWriter(out, mask=mask)
+        writer = render.JsonWriter(out, mask=mask, keep=keep)
     elif output_format is OutputFormat.JSONL:
-        writer = render.JsonlWriter(out, mask=mask)
+        writer = render.JsonlWriter(out, mask=mask, keep=keep)
     elif output_format is OutputFormat.CSV:
-        writer = render.CsvWriter(out, mask=mask)
+        writer = render.CsvWriter(out, mask=mask, keep=keep)
     else:
-        writer = render.TextWriter(out, colour, mask=mask)
+        writer = render.TextWriter(out, colour, mask=mask, keep=keep)
     return _drive(run, writer, counted, progress)
+
+
+def _kept_names(run: api.CheckRun) -> tuple[str, ...]:
+    return run.columns.keep if run.columns is not None else ()
 
 
 def _drive(run: api.CheckRun, writer: render.Writer, counted: api.Statistics | None, progress: bool) -> Tally:

@@ -354,13 +354,22 @@ def normal_keys(obj: dict[Any, Any]) -> tuple[dict[Any, Any], tuple[str, str, st
     return named, twice
 
 
-def _session_records(obj: Any, file: str, row: int, path: str) -> Iterator[Record]:
-    for raw, where, problem in _json_lines(obj, path):
+def _session_records(obj: Any, file: str, row: int, path: str, keep: tuple[str, ...] = ()) -> Iterator[Record]:
+    """The flat records of one session object; with the values of the `keep` keys (names as
+    `field_name` gives them) on each origin: the line's own, else its session's, else ""."""
+    for raw, where, problem, kept in _json_lines(obj, path, keep):
         raw, late = limited(raw)
         text = "".join(raw) if problem is None else "".join(raw) + problem.value
         if not text.isascii() and _SURROGATE.search(text):
             raw, problem = _without_surrogates(raw, problem)
-        yield raw, Origin(file=file, row=row, path=where), problem or late
+        yield raw, Origin(file=file, row=row, path=where, kept=kept), problem or late
+
+
+def _kept(keep: tuple[str, ...], line: dict[Any, Any], session: dict[Any, Any]) -> tuple[tuple[str, str], ...]:
+    """The `keep` values of a line object (keys already normalised), falling back on its session's."""
+    if not keep:
+        return ()
+    return tuple([(name, _json_value(line[name] if name in line else session.get(name))) for name in keep])
 
 
 def _without_surrogates(raw: Sequence[str], problem: Problem | None) -> tuple[list[str], Problem]:
@@ -377,13 +386,18 @@ def _without_surrogates(raw: Sequence[str], problem: Problem | None) -> tuple[li
     return [escaped(text) for text in raw], problem._replace(value=escaped(problem.value))
 
 
-def _json_lines(obj: Any, path: str) -> Iterator[tuple[Sequence[str], str, Problem | None]]:
-    """A session object's lines as flat records, each with its path and structural problem."""
+_NOT_A_LINE: dict[Any, Any] = {}
+
+
+def _json_lines(obj: Any, path: str, keep: tuple[str, ...] = ()
+                ) -> Iterator[tuple[Sequence[str], str, Problem | None, tuple[tuple[str, str], ...]]]:
+    """A session object's lines as flat records, each with its path, structural problem and
+    kept ids."""
     prefix = path + "." if path else ""
     if not isinstance(obj, dict):
         problem = Problem(field=path or "session", value=_json_value(obj)[:40],
                           message="expected a session object with a `lines` list")
-        yield [""] * len(ALL_FIELDS), path, problem
+        yield [""] * len(ALL_FIELDS), path, problem, _kept(keep, _NOT_A_LINE, _NOT_A_LINE)
         return
     obj, twice = normal_keys(obj)
     shared = [_json_value(obj.get(f)) for f in ALL_FIELDS]
@@ -391,24 +405,25 @@ def _json_lines(obj: Any, path: str) -> Iterator[tuple[Sequence[str], str, Probl
     if not isinstance(lines, list) or not lines:
         problem = Problem(field="lines", value=_json_value(lines)[:40],
                           message="expected a non-empty list of service lines")
-        yield shared, f"{prefix}lines", problem
+        yield shared, f"{prefix}lines", problem, _kept(keep, _NOT_A_LINE, obj)
         return
     for i, line in enumerate(lines):
         where = f"{prefix}lines[{i}]"
         if not isinstance(line, dict):
             problem = Problem(field="line", value=_json_value(line)[:40], message="expected a service line object")
-            yield shared, where, problem
+            yield shared, where, problem, _kept(keep, _NOT_A_LINE, obj)
             continue
         line, line_twice = normal_keys(line)
         raw = [_json_value(line[f]) if f in line else value for f, value in zip(ALL_FIELDS, shared)]
+        kept = _kept(keep, line, obj)
         duplicate = twice or line_twice
         if duplicate is not None:
             field, first, second = duplicate
             problem = Problem(field=field, value="", message=f"is given twice, as `{first}` and `{second}`; "
                                                              "field names ignore case, spaces and dashes")
-            yield raw, where, problem
+            yield raw, where, problem, kept
             continue
-        yield raw, where, None
+        yield raw, where, None, kept
 
 
 # --- records → sessions -------------------------------------------------------------------
@@ -568,9 +583,10 @@ class _Grouper:
         return batch
 
 
-def session_batch(sessions: list[Any], name: str) -> Batch:
+def session_batch(sessions: list[Any], name: str, keep: tuple[str, ...] = ()) -> Batch:
     """Sessions given in memory (dicts in the JSON input shape, or typed `Session` values) as one
-    batch; dicts are validated and located as `name` row N (the Nth session)."""
+    batch; dicts are validated and located as `name` row N (the Nth session), carrying the
+    values of their `keep` keys (see `_session_records`)."""
     grouper = _Grouper()
     order: list[Session | str] = []
     for row, session in enumerate(sessions, start=1):
@@ -578,7 +594,7 @@ def session_batch(sessions: list[Any], name: str) -> Batch:
             order.append(session)
             grouper.lines_read += len(session.lines)
             continue
-        for raw, origin, problem in _session_records(session, name, row, ""):
+        for raw, origin, problem in _session_records(session, name, row, "", keep):
             grouper.add(raw, origin, problem)
         if isinstance(session, dict):
             order.append(clean(_json_value(normal_keys(session)[0].get("session_id"))))

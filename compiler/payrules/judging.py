@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from payrules.domain import closest, format_cents
 from payrules.fields import Batch, Problem, RecordError, session_batch
 from payrules.icd10 import line_findings, rule_info
-from payrules.runtime import Day, Earlier, Entry, Line, Reason, RuleInfo, Session
+from payrules.runtime import Day, Earlier, Entry, Line, Origin, Reason, RuleInfo, Session
 
 PAID, REDUCED, DENIED = "paid", "reduced", "denied"
 
@@ -255,11 +255,21 @@ def reason_dict(rule: RuleInfo, message: str, amount: int) -> dict[str, Any]:
             "carc": rule.carc, "rarc": rule.rarc, "source": rule.source, "amount": format_cents(amount)}
 
 
+def kept_of(origin: Origin) -> tuple[tuple[str, str], ...]:
+    """The caller's ids kept on a line (`--keep`); () for an origin built before they existed
+    (by a tuple of its first fields only)."""
+    return origin.kept if len(origin) > 4 else ()
+
+
 def line_dict(line: Line, allowed: int, status: str, reasons: list[dict[str, Any]],
               units_paid: int) -> dict[str, Any]:
-    return {"line": line.number, "code": line.code, "modifiers": sorted(line.modifiers), "units": line.units,
-            "units_paid": units_paid, "charge": format_cents(line.charge), "allowed": format_cents(allowed), "status": status,
-            "reasons": reasons}
+    found = {"line": line.number, "code": line.code, "modifiers": sorted(line.modifiers), "units": line.units,
+             "units_paid": units_paid, "charge": format_cents(line.charge), "allowed": format_cents(allowed),
+             "status": status, "reasons": reasons}
+    kept = kept_of(line.origin)
+    if kept:
+        found["keep"] = dict(kept)
+    return found
 
 
 def session_dict(session: Session, payer_name: str, rules_file: str, lines: list[dict[str, Any]]) -> dict[str, Any]:
@@ -278,6 +288,7 @@ def error_dict(error: RecordError) -> dict[str, Any]:
         "message": error.message,
         "problems": [{"field": p.field, "column": error.origin.column(p.field), "value": p.value,
                       "message": p.message} for p in error.problems],
+        **({"keep": dict(kept)} if (kept := kept_of(error.origin)) else {}),
     }
 
 

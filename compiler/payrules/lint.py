@@ -96,7 +96,8 @@ def nearest_pyproject(start: Path) -> Path | None:
     return None
 
 
-CHECK_SETTINGS = {"rules": "a path", "columns": "a path", "format": "a format name", "payer_map": "a path"}
+CHECK_SETTINGS = {"rules": "a path", "columns": "a path", "format": "a format name", "payer_map": "a path",
+                  "keep": "a list of column names"}
 """The `[tool.payrules]` settings that give `payrules check` defaults, and what each holds."""
 
 
@@ -109,6 +110,8 @@ class CheckDefaults:
     columns: Path | None = None
     format: str | None = None
     payer_map: Path | None = None
+    keep: tuple[str, ...] = ()
+    """Input columns (or JSON keys) carried to the output, as `--keep` names them."""
     path: Path | None = None
     """The pyproject.toml they come from."""
 
@@ -127,12 +130,19 @@ class CheckDefaults:
         if not isinstance(section, dict):
             raise InputError(f"{path}: [tool.payrules] must be a table")
         values: dict[str, str] = {}
+        keep: tuple[str, ...] = ()
         for key, value in section.items():
             if isinstance(value, dict):
                 continue  # a table of another command, such as [tool.payrules.lint]
             if key not in CHECK_SETTINGS:
                 raise InputError(f"{path}: [tool.payrules] has no setting `{key}`; settings are "
                                  f"{', '.join(f'`{k}`' for k in CHECK_SETTINGS)}")
+            if key == "keep":
+                if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+                    raise InputError(f"{path}: [tool.payrules] keep must be {CHECK_SETTINGS[key]} in quotes, "
+                                     f"such as keep = [\"claim_line_id\"], not {value!r}")
+                keep = tuple(v.strip() for v in value)
+                continue
             if not isinstance(value, str) or not value.strip():
                 raise InputError(f"{path}: [tool.payrules] {key} must be {CHECK_SETTINGS[key]} in quotes, "
                                  f"not {value!r}")
@@ -143,7 +153,7 @@ class CheckDefaults:
             return base / values[key] if key in values else None
 
         return cls(rules=where("rules"), columns=where("columns"), format=values.get("format"),
-                   payer_map=where("payer_map"), path=path)
+                   payer_map=where("payer_map"), keep=keep, path=path)
 
 
 def rule_files(paths: Iterable[Path], config: Config) -> list[Path]:

@@ -57,11 +57,15 @@ class Columns:
     source: str | None = None
     payers: dict[str, str] = attrs.field(factory=dict)
     """Payer id in a claim file (X12 2010BB NM109) → payer id of the rule files."""
+    keep: tuple[str, ...] = ()
+    """The caller's ids to carry to the output (`--keep`): column or key names, normalised as
+    field names are, in the order asked (see `with_keep`)."""
 
     @classmethod
-    def load(cls, path: Path) -> Columns:
+    def load(cls, path: Path, keep: Sequence[str] = ()) -> Columns:
         """Read a TOML mapping: a `[columns]` table of `field = "Header"` or `field = ["H1", "H2"]`,
-        and a `[payers]` table of `"ID in the file" = "RULE-FILE-ID"`; either may be left out."""
+        and a `[payers]` table of `"ID in the file" = "RULE-FILE-ID"`; either may be left out.
+        A name in `keep` may be mapped to its column as a field is."""
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
@@ -76,7 +80,14 @@ class Columns:
             raise InputError(f'{path}: expected a [columns] table, such as [columns] date = "DOS", or a '
                              '[payers] table, such as [payers] 87726 = "UHC"')
         mapping: dict[str, tuple[str, ...]] = {}
+        kept = {field_name(name) for name in keep}
         for field, headers in table.items():
+            if field in kept and field not in ALL_FIELDS:
+                names = [headers] if isinstance(headers, str) else headers
+                if not isinstance(names, list) or len(names) != 1 or not isinstance(names[0], str):
+                    raise InputError(f"{path}: `{field}` (kept with --keep) must name one column header")
+                mapping[field] = (_normal_header(names[0]),)
+                continue
             if field not in ALL_FIELDS:
                 raise InputError(f"{path}: `{field}` is not a session field; fields are {', '.join(ALL_FIELDS)}")
             names = [headers] if isinstance(headers, str) else headers
@@ -86,6 +97,36 @@ class Columns:
                 raise InputError(f"{path}: only {' and '.join(LIST_FIELDS)} can take several columns")
             mapping[field] = tuple(_normal_header(h) for h in names)
         return cls(mapping, str(path), payers)
+
+    def with_keep(self, names: Sequence[str]) -> Columns:
+        """These columns carrying the ids `names` to the output; a name that is a session field
+        is refused (its value is in the output already), a name given twice is kept once."""
+        keep = tuple(dict.fromkeys(field_name(n) for n in names))
+        for name in keep:
+            if name in ALL_FIELDS or name == "lines":
+                raise InputError(f"--keep `{name}`: `{name}` is a session field, which the output shows already; "
+                                 "--keep names other columns (or JSON keys), such as a claim line id")
+            if not name:
+                raise InputError("--keep needs a column (or JSON key) name, such as --keep claim_line_id")
+        return attrs.evolve(self, keep=keep)
+
+    def without_keep(self) -> Columns:
+        """These columns reading no ids (for history, whose lines are never written)."""
+        return attrs.evolve(self, keep=()) if self.keep else self
+
+    def kept_at(self, path: Path, header: list[str]) -> list[int]:
+        """The index of the column of each kept name, in `keep` order; a name missing from the
+        header is refused before any output."""
+        normal = [_normal_header(h) for h in header]
+        found: list[int] = []
+        for name in self.keep:
+            column = self.mapping.get(name, (name,))[0]
+            if column not in normal:
+                mapped = f" (mapped to `{name}` in {self.source})" if name in self.mapping else ""
+                raise InputError(f"{path}:1: --keep column `{column}`{mapped} is not in the header; the header has "
+                                 f"{', '.join(f'`{h}`' for h in header)}")
+            found.append(normal.index(column))
+        return found
 
     def with_payers(self, payers: dict[str, str]) -> Columns:
         """These columns with `payers` added to the payer map; `payers` wins where both name an id."""
@@ -161,9 +202,40 @@ def _kind(path: Path) -> str | formats.Format:
 def _format_records(path: Path, found: formats.Format, columns: Columns) -> Iterator[Record]:
     """The records a claim format reads, with fields over `MAX_FIELD_CHARS` emptied as CSV and
     JSON fields are (a damaged claim file can hold an element of any length)."""
-    for raw, origin, problem in found.read(path, formats.ReadOptions(columns.payers, columns)):
+    keep = columns.keep
+    read: Iterable[Record]
+    if found.name == "X12 837P" and keep:
+        refuse_x12_keep(str(path), keep)
+        from payrules.formats import x12
+
+        read = x12.records(path, columns.payers, ids=True)  # the registry's reader, offering the ids
+    else:
+        read = found.read(path, formats.ReadOptions(columns.payers, columns))
+    for raw, origin, problem in read:
         raw, late = limited(raw)
-        yield raw, origin, problem or late
+        yield raw, with_kept(origin, keep), problem or late
+
+
+def refuse_x12_keep(name: str, keep: tuple[str, ...]) -> None:
+    """Refuse a `--keep` name that an 837P line has no value for (see `x12.KEEP_NAMES`)."""
+    if not keep:
+        return
+    from payrules.formats.x12 import KEEP_NAMES
+
+    other = [n for n in keep if n not in KEEP_NAMES]
+    if other:
+        raise InputError(f"{name}: --keep `{other[0]}` is not an id an 837P line has; with 837P input "
+                         f"--keep takes {', '.join(f'`{n}`' for n in KEEP_NAMES)} (CLM01, LX01 and REF*6R)")
+
+
+def with_kept(origin: Origin, keep: tuple[str, ...]) -> Origin:
+    """`origin` carrying exactly the `keep` ids, in order: a claim reader offers every id it has by
+    name, and the output gets those asked for ("" for one a line has not)."""
+    offered = origin.kept if len(origin) > 4 else ()
+    if not keep:
+        return origin._replace(kept=()) if offered else origin
+    found = dict(offered)
+    return origin._replace(kept=tuple([(name, found.get(name, "")) for name in keep]))
 
 
 CSV_READ_LIMIT = 10 * 1024 * 1024
@@ -198,6 +270,8 @@ class _CsvTable:
         # Absent fields read the "" appended after the last column.
         self.pick = operator.itemgetter(*[p[0] if p else self.width for p in self.picks])
         self.padding = [""] * (self.width + 1)
+        self.keep = columns.keep
+        self.kept_at = columns.kept_at(path, header)
 
     def _header(self) -> list[str]:
         if self.plain:
@@ -300,9 +374,16 @@ def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iter
     """The file's records, or those of one part of it (whose header is the file's first line)."""
     table = _CsvTable(path, columns)
     file, headers = str(path), table.headers
+    if table.keep:
+        names, at = table.keep, table.kept_at
+        for row, _, _, cells in table.rows(part):
+            raw, problem = table.record(cells)  # pads `cells` to the header's width
+            kept = tuple([(name, cells[i]) for name, i in zip(names, at)])
+            yield raw, new_named_tuple(Origin, (file, row, "", headers, kept)), problem
+        return
     for row, _, _, cells in table.rows(part):
         raw, problem = table.record(cells)
-        yield raw, new_named_tuple(Origin, (file, row, "", headers)), problem
+        yield raw, new_named_tuple(Origin, (file, row, "", headers, ())), problem
 
 
 def _read_part(part: Part) -> bytes:
@@ -327,10 +408,10 @@ def _json_sessions(path: Path) -> tuple[list[Any], list[int]]:
     return data, starts if len(starts) == len(data) else [1] * len(data)
 
 
-def _json_records(path: Path) -> Iterator[Record]:
+def _json_records(path: Path, keep: tuple[str, ...] = ()) -> Iterator[Record]:
     sessions, starts = _json_sessions(path)
     for i, session in enumerate(sessions):
-        yield from _session_records(session, str(path), starts[i], f"sessions[{i}]")
+        yield from _session_records(session, str(path), starts[i], f"sessions[{i}]", keep)
 
 
 def _json_loads(text: str, path: Path, row: int) -> tuple[Any, list[int] | None]:
@@ -393,9 +474,9 @@ def _jsonl_objects(path: Path) -> Iterator[tuple[int, Any]]:
             raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
 
 
-def _jsonl_records(path: Path) -> Iterator[Record]:
+def _jsonl_records(path: Path, keep: tuple[str, ...] = ()) -> Iterator[Record]:
     for row, obj in _jsonl_objects(path):
-        yield from _session_records(obj, str(path), row, "")
+        yield from _session_records(obj, str(path), row, "", keep)
 
 
 def records(paths: list[Path], columns: Columns | None = None) -> Iterator[Record]:
@@ -408,9 +489,9 @@ def records(paths: list[Path], columns: Columns | None = None) -> Iterator[Recor
         elif kind == ".csv":
             yield from _csv_records(path, columns)
         elif kind == ".json":
-            yield from _json_records(path)
+            yield from _json_records(path, columns.keep)
         else:
-            yield from _jsonl_records(path)
+            yield from _jsonl_records(path, columns.keep)
 
 
 # --- grouping ------------------------------------------------------------------------------
@@ -520,7 +601,7 @@ def _record_runs(path: Path, kind: str | formats.Format, columns: Columns) -> It
     if isinstance(kind, formats.Format):
         found = _format_records(path, kind, columns)
     else:
-        found = _json_records(path) if kind == ".json" else _jsonl_records(path)
+        found = _json_records(path, columns.keep) if kind == ".json" else _jsonl_records(path, columns.keep)
     for raw, origin, _ in found:
         yield _Run(clean(raw[1]), origin, 1)
 

@@ -22,7 +22,7 @@ from payrules.diagnostics import CODES, Diagnostic, Severity
 from payrules.domain import dollars, format_cents
 from payrules.fields import Problem, RecordError
 from payrules.compiler import Policy
-from payrules.judging import Judged, error_dict
+from payrules.judging import Judged, error_dict, kept_of
 from payrules.runner import (
     Block,
     Judgement,
@@ -34,7 +34,7 @@ from payrules.runner import (
     reasons_of,
     sorted_modifiers,
 )
-from payrules.runtime import Session
+from payrules.runtime import Origin, Session
 from payrules.testing import Outcome, TestRun, actual_text, expected_text
 
 # --- user text in text output ----------------------------------------------------------------
@@ -143,7 +143,7 @@ def _session_text(session: SessionResult, colour: bool) -> list[str]:
             status = click.style(status, fg=_STATUS_COLOURS[status], bold=True)
         out.append(f"  line {line.line:<{number_width}}  {code:<{code_width}}  "
                    f"charge {dollars(line.charge):>{charge_width}}  "
-                   f"allowed {dollars(line.allowed):>{allowed_width}}  {status}")
+                   f"allowed {dollars(line.allowed):>{allowed_width}}  {status}{_kept_text(line.origin)}")
         for reason in line.reasons:
             name = f" [{reason.rule}]" if reason.rule else ""
             rarc = f" RARC {reason.rarc}" if reason.rarc else ""
@@ -197,6 +197,29 @@ def _code_text(line: LineResult) -> str:
     return f"{text} x{line.units}"
 
 
+def _kept_text(origin: Origin) -> str:
+    """The caller's ids kept on a line (`--keep`), as text after it: `  [claim_line_id A-17]`
+    (`[name]` alone when the line has no value for it); "" when none were asked for."""
+    kept = kept_of(origin)
+    if not kept:
+        return ""
+    return "  " + printable(" ".join(f"[{name} {value}]" if value else f"[{name}]" for name, value in kept))
+
+
+def _kept_values(origin: Origin, keep: tuple[str, ...]) -> list[str]:
+    """The values of the `keep` ids of a line, in `keep` order ("" for one it does not have)."""
+    kept = kept_of(origin)
+    if len(kept) == len(keep) and all(name == k for (name, _), k in zip(kept, keep)):
+        return [value for _, value in kept]
+    found = dict(kept)
+    return [found.get(name, "") for name in keep]
+
+
+def _keep_json(origin: Origin, keep: tuple[str, ...]) -> str:
+    """The `"keep"` object of a line or error as JSON text, in `keep` order."""
+    return json.dumps(dict(zip(keep, _kept_values(origin, keep))))
+
+
 def _error_text(error: RecordError) -> str:
     where = f"{error.origin.file}:{error.origin.row}"
     if error.origin.path:
@@ -211,12 +234,12 @@ def _error_text(error: RecordError) -> str:
     for p in error.problems:
         column = error.origin.column(p.field)
         problems.append(f"{p.field} (column `{column}`): {p.message}" if column else f"{p.field}: {p.message}")
-    return printable(f"{prefix}: {'; '.join(problems)}")
+    return printable(f"{prefix}: {'; '.join(problems)}") + _kept_text(error.origin)
 
 
 def _summary_text(s: Summary) -> str:
     return (f"{s.lines_read} line{'s' if s.lines_read != 1 else ''} read: {s.judged} judged "
-            f"({s.paid} paid, {s.reduced} reduced, {s.denied} denied), {s.rejected} not judged. "
+            f"({s.paid} paid, {s.reduced} reduced, {s.denied} denied), {s.rejected} rejected (not judged). "
             f"Charged {dollars(s.charged)}, allowed {dollars(s.allowed)}.")
 
 
@@ -238,8 +261,12 @@ Mask = Callable[[str], str]
 class Writer(abc.ABC):
     """Writes judged blocks to `out` as they come; `close` ends the output with the summary."""
 
-    def __init__(self, out: TextIO, *, continued: bool = False, mask: Mask | None = None) -> None:
+    def __init__(self, out: TextIO, *, continued: bool = False, mask: Mask | None = None,
+                 keep: tuple[str, ...] = ()) -> None:
         self.out = out
+        self.keep = keep
+        """The caller's ids carried with each line and error (`--keep`), in order; the writers
+        take another, slower way only when some are asked for."""
         self.continued = continued
         """True when this writes the middle of an output another writer began."""
         self.mask = mask
@@ -295,8 +322,8 @@ class TextWriter(Writer):
     """Sessions as they are judged; the lines not judged and the summary at the end."""
 
     def __init__(self, out: TextIO, colour: bool = False, *, continued: bool = False,
-                 mask: Mask | None = None) -> None:
-        super().__init__(out, continued=continued, mask=mask)
+                 mask: Mask | None = None, keep: tuple[str, ...] = ()) -> None:
+        super().__init__(out, continued=continued, mask=mask, keep=keep)
         self.colour = colour
 
     def _write_block(self, block: Block) -> None:
@@ -305,7 +332,7 @@ class TextWriter(Writer):
         self.held.extend(block.errors)
 
     def judged(self, judgement: Judgement) -> None:
-        mask, colour, out = self.mask, self.colour, []
+        mask, colour, keep, out = self.mask, self.colour, self.keep, []
         for session, policy, lines in judgement.sessions:
             patient = mask(session.patient_id) if mask else session.patient_id
             out.append(_session_head(session.session_id, patient, session.date, session.payer, policy.payer_name))
@@ -318,7 +345,8 @@ class TextWriter(Writer):
                 out.append(f"  line {line.number:<{number_width}}  {code:<{code_width}}  "
                            f"charge {_dollars(line.charge):>{charge_width}}  "
                            f"allowed {_dollars(cents):>{allowed_width}}  "
-                           f"{_coloured(status) if colour else status}\n")
+                           f"{_coloured(status) if colour else status}"
+                           f"{_kept_text(line.origin) if keep else ''}\n")
                 if found:
                     out.extend(map(_reason_text, reasons_of(policy, line, found)))
             out.append("\n")
@@ -332,7 +360,7 @@ class TextWriter(Writer):
         self.out.write(_summary_text(summary) + "\n")
 
     def continuation(self, out: TextIO) -> Writer:
-        return TextWriter(out, self.colour, continued=True, mask=self.mask)
+        return TextWriter(out, self.colour, continued=True, mask=self.mask, keep=self.keep)
 
 
 class JsonWriter(Writer):
@@ -341,8 +369,9 @@ class JsonWriter(Writer):
     `json.dumps` escapes every control character and everything outside ASCII (lone surrogates
     included), so JSON and JSON Lines hold values exactly and can never break a line."""
 
-    def __init__(self, out: TextIO, *, continued: bool = False, mask: Mask | None = None) -> None:
-        super().__init__(out, continued=continued, mask=mask)
+    def __init__(self, out: TextIO, *, continued: bool = False, mask: Mask | None = None,
+                 keep: tuple[str, ...] = ()) -> None:
+        super().__init__(out, continued=continued, mask=mask, keep=keep)
         if not continued:
             out.write('{"sessions": [')
 
@@ -358,7 +387,8 @@ class JsonWriter(Writer):
         out = []
         for session, policy, lines in judgement.sessions:
             out.append(",\n" if self.sessions or self.continued else "\n")
-            out.append("{" + _session_json(session, policy.payer_name, policy.source, lines, policy, self.mask))
+            out.append("{" + _session_json(session, policy.payer_name, policy.source, lines, policy, self.mask,
+                                           self.keep))
             self.sessions += 1
         self.out.write("".join(out))
         self.held.extend(_masked_errors(judgement.errors, self.mask) if self.mask else judgement.errors)
@@ -371,7 +401,7 @@ class JsonWriter(Writer):
         self.out.write('],\n"summary": ' + json.dumps(summary.to_dict()) + "}\n")
 
     def continuation(self, out: TextIO) -> Writer:
-        return JsonWriter(out, continued=True, mask=self.mask)
+        return JsonWriter(out, continued=True, mask=self.mask, keep=self.keep)
 
     def extend(self, fragment: Fragment) -> None:
         if fragment.sessions and not self.sessions:
@@ -389,7 +419,7 @@ class JsonlWriter(Writer):
             self.out.write(json.dumps({"type": "error", **error_dict(error)}) + "\n")
 
     def judged(self, judgement: Judgement) -> None:
-        out = [f'{{"type": "session", {_session_json(session, policy.payer_name, policy.source, lines, policy, self.mask)}\n'
+        out = [f'{{"type": "session", {_session_json(session, policy.payer_name, policy.source, lines, policy, self.mask, self.keep)}\n'
                for session, policy, lines in judgement.sessions]
         errors = _masked_errors(judgement.errors, self.mask) if self.mask else judgement.errors
         out.extend(json.dumps({"type": "error", **error_dict(error)}) + "\n" for error in errors)
@@ -399,22 +429,30 @@ class JsonlWriter(Writer):
         self.out.write(json.dumps({"type": "summary", **summary.to_dict()}) + "\n")
 
     def continuation(self, out: TextIO) -> Writer:
-        return JsonlWriter(out, continued=True, mask=self.mask)
+        return JsonlWriter(out, continued=True, mask=self.mask, keep=self.keep)
 
 
 _dumps = json.dumps
 
 
 def _session_json(session: Session, payer_name: str, rules_file: str, lines: Judged, policy: Policy,
-                  mask: Mask | None) -> str:
+                  mask: Mask | None, keep: tuple[str, ...] = ()) -> str:
     """`json.dumps(session_dict(...))` without its opening brace, built from cached pieces:
     the same text, as `tests/test_speed_paths.py` checks."""
     patient = mask(session.patient_id) if mask else session.patient_id
-    body = ", ".join([f'{{"line": {line.number}, "code": {_json_text(line.code)}, "modifiers": '
-                      f'{_json_modifiers(line.modifiers)}, "units": {line.units}, "units_paid": {paid}, '
-                      f'"charge": "{_money(line.charge)}", "allowed": "{_money(cents)}", "status": "{status}", '
-                      f'"reasons": {_json_reasons(reasons_of(policy, line, found)) if found else "[]"}}}'
-                      for line, cents, status, found, paid in lines])
+    if keep:
+        body = ", ".join([f'{{"line": {line.number}, "code": {_json_text(line.code)}, "modifiers": '
+                          f'{_json_modifiers(line.modifiers)}, "units": {line.units}, "units_paid": {paid}, '
+                          f'"charge": "{_money(line.charge)}", "allowed": "{_money(cents)}", "status": "{status}", '
+                          f'"reasons": {_json_reasons(reasons_of(policy, line, found)) if found else "[]"}, '
+                          f'"keep": {_keep_json(line.origin, keep)}}}'
+                          for line, cents, status, found, paid in lines])
+    else:
+        body = ", ".join([f'{{"line": {line.number}, "code": {_json_text(line.code)}, "modifiers": '
+                          f'{_json_modifiers(line.modifiers)}, "units": {line.units}, "units_paid": {paid}, '
+                          f'"charge": "{_money(line.charge)}", "allowed": "{_money(cents)}", "status": "{status}", '
+                          f'"reasons": {_json_reasons(reasons_of(policy, line, found)) if found else "[]"}}}'
+                          for line, cents, status, found, paid in lines])
     return (f'"session_id": {_dumps(session.session_id)}, "patient_id": {_dumps(patient)}, '
             f'"date": {_json_text(session.date)}, "payer": {_json_text(session.payer)}, '
             f'"payer_name": {_json_text(payer_name)}, "rules": {_json_text(rules_file)}, "lines": [{body}]}}')
@@ -446,10 +484,15 @@ class CsvWriter(Writer):
     that holds user text is made by `_text_cells`, so none can become a spreadsheet formula.
     """
 
-    def __init__(self, out: TextIO, *, continued: bool = False, mask: Mask | None = None) -> None:
-        super().__init__(out, continued=continued, mask=mask)
+    def __init__(self, out: TextIO, *, continued: bool = False, mask: Mask | None = None,
+                 keep: tuple[str, ...] = ()) -> None:
+        super().__init__(out, continued=continued, mask=mask, keep=keep)
         if not continued:
-            out.write(",".join(CSV_COLUMNS) + "\r\n")
+            out.write(",".join(CSV_COLUMNS) + (f",{_text_cells(*keep)}" if keep else "") + "\r\n")
+
+    def _kept_cells(self, origin: Origin) -> str:
+        """The cells of the kept ids after a row's own, with their leading comma."""
+        return "," + _text_cells(*_kept_values(origin, self.keep)) if self.keep else ""
 
     def _write_block(self, block: Block) -> None:
         rows = []
@@ -461,22 +504,34 @@ class CsvWriter(Writer):
                 rows.append(f"{_file_cell(origin.file)},{origin.row},{session},{given.number},"
                             f"{_code_cell(given.code)},{_modifier_cell(given.modifiers)},{given.units},"
                             f"{_money(given.charge)},{_money(line.allowed)},{line.status},"
-                            f"{_reason_cells(line.reasons)}\r\n")
+                            f"{_reason_cells(line.reasons)}{self._kept_cells(origin)}\r\n")
         for e in block.errors:
             line_number = e.line if e.line is not None else ""
             rows.append(f"{_file_cell(e.origin.file)},{e.origin.row},{_text_cells(e.session_id or '')},,,,"
-                        f"{line_number},{_code_cell(e.code or '')},,,,,not judged,,,,{_text_cells(e.message)}\r\n")
+                        f"{line_number},{_code_cell(e.code or '')},,,,,not judged,,,,{_text_cells(e.message)}"
+                        f"{self._kept_cells(e.origin)}\r\n")
         self.out.write("".join(rows))
 
     def judged(self, judgement: Judgement) -> None:
         mask, rows = self.mask, []
-        for s, policy, lines in judgement.sessions:
-            session = _text_cells(s.session_id, mask(s.patient_id) if mask else s.patient_id, s.date, s.payer)
-            rows.extend([f"{_file_cell(line.origin.file)},{line.origin.row},{session},{line.number},"
-                         f"{_code_cell(line.code)},{_modifier_cell(line.modifiers)},{line.units},"
-                         f"{_money(line.charge)},{_money(cents)},{status},"
-                         f"{_reason_cells(reasons_of(policy, line, found) if found else ())}\r\n"
-                         for line, cents, status, found, _ in lines])
+        if self.keep:
+            kept = self._kept_cells
+            for s, policy, lines in judgement.sessions:
+                session = _text_cells(s.session_id, mask(s.patient_id) if mask else s.patient_id, s.date, s.payer)
+                rows.extend([f"{_file_cell(line.origin.file)},{line.origin.row},{session},{line.number},"
+                             f"{_code_cell(line.code)},{_modifier_cell(line.modifiers)},{line.units},"
+                             f"{_money(line.charge)},{_money(cents)},{status},"
+                             f"{_reason_cells(reasons_of(policy, line, found) if found else ())}"
+                             f"{kept(line.origin)}\r\n"
+                             for line, cents, status, found, _ in lines])
+        else:
+            for s, policy, lines in judgement.sessions:
+                session = _text_cells(s.session_id, mask(s.patient_id) if mask else s.patient_id, s.date, s.payer)
+                rows.extend([f"{_file_cell(line.origin.file)},{line.origin.row},{session},{line.number},"
+                             f"{_code_cell(line.code)},{_modifier_cell(line.modifiers)},{line.units},"
+                             f"{_money(line.charge)},{_money(cents)},{status},"
+                             f"{_reason_cells(reasons_of(policy, line, found) if found else ())}\r\n"
+                             for line, cents, status, found, _ in lines])
         self.out.write("".join(rows))
         if judgement.errors:
             errors = _masked_errors(judgement.errors, mask) if mask else judgement.errors
@@ -486,7 +541,7 @@ class CsvWriter(Writer):
         """A CSV has no footer: the summary's counts are the rows themselves."""
 
     def continuation(self, out: TextIO) -> Writer:
-        return CsvWriter(out, continued=True, mask=self.mask)
+        return CsvWriter(out, continued=True, mask=self.mask, keep=self.keep)
 
 
 _CSV_TEXT = io.StringIO()

@@ -22,6 +22,7 @@ from payrules.judging import (
     by_payer,
     error_dict,
     judge_sessions,
+    kept_of,
     line_dict,
     reason_dict,
     rule_of,
@@ -112,6 +113,11 @@ class LineResult:
     @property
     def origin(self) -> Origin:
         return self.input.origin
+
+    @property
+    def kept(self) -> dict[str, str]:
+        """The caller's ids kept with the line (`keep=`, `--keep`), by name in the order asked."""
+        return dict(kept_of(self.input.origin))
 
     def to_dict(self) -> dict[str, Any]:
         return line_dict(self.input, self.allowed, self.status, [r.to_dict() for r in self.reasons],

@@ -21,6 +21,9 @@ class Origin(NamedTuple):
     path: str = ""
     headers: Mapping[str, str] | None = None
     """The input's own column name for each field, where a column mapping renamed it."""
+    kept: tuple[tuple[str, str], ...] = ()
+    """The caller's ids asked for with `--keep` (name, value as given), in the order asked;
+    empty unless ids were asked for, so that outputs without them stay as they are."""
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.row}"

@@ -31,7 +31,7 @@ from payrules.fields import Record, _session_records, clean, limited, normal_key
 from payrules.judging import error_dict
 from payrules.masking import MaskKeyError, PatientMask, load_key
 from payrules.parser import parse
-from payrules.records import _batches, _json_layout, _json_loads
+from payrules.records import Columns, _batches, _json_layout, _json_loads, refuse_x12_keep, with_kept
 from payrules.runner import Block, Policies, Tally, judge_batch, policies_by_payer
 from payrules.source import Source
 
@@ -160,11 +160,11 @@ class Judged:
     blocks: tuple[Block, ...]
 
 
-def judge_records(found: Sequence[Record], policies: Policies) -> Judged:
+def judge_records(found: Sequence[Record], policies: Policies, keep: tuple[str, ...] = ()) -> Judged:
     """Group, judge and write records exactly as `payrules check` does for one input file: one
     block per patient when the input is grouped by patient, else one block."""
     out = io.StringIO()
-    writer = render.JsonWriter(out)
+    writer = render.JsonWriter(out, keep=keep)
     tally = Tally()
     blocks = []
     for batch in _batches(iter(found), _grouped(found)):
@@ -191,7 +191,7 @@ def _grouped(found: Sequence[Record]) -> bool:
     return True
 
 
-def json_records(body: bytes, name: str) -> list[Record]:
+def json_records(body: bytes, name: str, keep: tuple[str, ...] = ()) -> list[Record]:
     """The records of a JSON sessions body, read as `payrules check` reads a `.json` file named `name`."""
     text = _utf8(body, name)
     try:
@@ -206,10 +206,11 @@ def json_records(body: bytes, name: str) -> list[Record]:
     if starts is None:
         starts, _ = _json_layout(text)
     rows = starts if len(starts) == len(data) else [1] * len(data)
-    return [r for i, session in enumerate(data) for r in _session_records(session, name, rows[i], f"sessions[{i}]")]
+    return [r for i, session in enumerate(data)
+            for r in _session_records(session, name, rows[i], f"sessions[{i}]", keep)]
 
 
-def x12_records(body: bytes, name: str, payers: dict[str, str]) -> list[Record]:
+def x12_records(body: bytes, name: str, payers: dict[str, str], keep: tuple[str, ...] = ()) -> list[Record]:
     """The records of an 837P body, read as `payrules check` reads an `.837` file named `name`."""
     if importlib.util.find_spec("pyx12") is None:
         raise Problem(415, "unsupported-media-type", "X12 is not read by this service",
@@ -219,10 +220,15 @@ def x12_records(body: bytes, name: str, payers: dict[str, str]) -> list[Record]:
 
     found: list[Record] = []
     try:
+        refuse_x12_keep(name, keep)
+    except InputError as error:
+        raise Problem(400, "bad-parameter", "Bad keep parameter", str(error), "keep query parameter") from None
+    try:
         # As `records._format_records` does for a claim file: fields over the limit are emptied.
-        for raw, origin, problem in x12.read_text(body.decode("utf-8", errors="replace"), name, payers):
+        for raw, origin, problem in x12.read_text(body.decode("utf-8", errors="replace"), name, payers,
+                                                     ids=bool(keep)):
             kept, late = limited(raw)
-            found.append((kept, origin, problem or late))
+            found.append((kept, with_kept(origin, keep), problem or late))
     except InputError as error:
         raise Problem(400, "invalid-x12", "The body is not a readable 837P", str(error), name) from None
     return found
@@ -397,7 +403,8 @@ class Service:
         return {"generation": loaded.generation, "loaded_at": loaded.loaded_at, "sha256": loaded.sha256,
                 "payers": [f.to_dict() for f in loaded.files]}
 
-    def judge(self, body: bytes, content_type: str, name: str) -> tuple[Judged, Loaded, bool]:
+    def judge(self, body: bytes, content_type: str, name: str,
+              keep: tuple[str, ...] = ()) -> tuple[Judged, Loaded, bool]:
         """The report for one body, the rules it was judged with, and whether they came with it."""
         loaded = self.loaded
         policies = loaded.policies
@@ -410,10 +417,10 @@ class Service:
                                   "the body has a `rules` member; this service judges only with the rule files it "
                                   "was started with (start it with --allow-rule-text to accept rule text)", "rules")
                 policies, own = request_rules(text), True
-            found = json_records(body, name)
+            found = json_records(body, name, keep)
         else:
-            found = x12_records(body, name, loaded.payer_map)
-        return judge_records(found, policies), loaded, own
+            found = x12_records(body, name, loaded.payer_map, keep)
+        return judge_records(found, policies, keep), loaded, own
 
     @property
     def logging(self) -> bool:
@@ -542,11 +549,12 @@ def create_app(rules: Path, *, allow_rule_text: bool = False, max_body: int = DE
                 raise Problem(400, "bad-parameter", "Bad name parameter",
                               "`name` stands for the input's file name in located errors: 1 to 100 letters, "
                               "digits and ._@+-", "name query parameter")
+            keep = _keep_parameter(request.query_params.getlist("keep"))
             body = await read_body(request)
             if len(body) <= INLINE_BODY:
-                judged, loaded, own = service.judge(body, media, name)
+                judged, loaded, own = service.judge(body, media, name, keep)
             else:  # in a worker thread, so that the event loop goes on reading other requests
-                judged, loaded, own = await run_in_threadpool(service.judge, body, media, name)
+                judged, loaded, own = await run_in_threadpool(service.judge, body, media, name, keep)
         except Problem as problem:
             if service.logging:
                 await run_in_threadpool(service.write_log, service.log_entry(
@@ -618,6 +626,14 @@ def create_app(rules: Path, *, allow_rule_text: bool = False, max_body: int = DE
     return app
 
 
+def _keep_parameter(names: list[str]) -> tuple[str, ...]:
+    """The ids `?keep=NAME` asks to carry, as `check --keep` takes them."""
+    try:
+        return Columns().with_keep(names).keep
+    except InputError as error:
+        raise Problem(400, "bad-parameter", "Bad keep parameter", str(error), "keep query parameter") from None
+
+
 def _too_large(limit: int) -> Problem:
     return Problem(413, "body-too-large", "The body is too large",
                    f"the body is over {limit:,} bytes, the most this service reads (--max-body-bytes); "
@@ -686,7 +702,12 @@ def openapi_document(reload_endpoint: bool = False) -> dict[str, Any]:
                 "operationId": "check", "summary": "Judge sessions (JSON) or an 837P (X12)",
                 "parameters": [{"name": "name", "in": "query", "required": False,
                                 "description": "The file name that located errors give (default `request`)",
-                                "schema": {"type": "string", "pattern": NAME_PATTERN.pattern}}],
+                                "schema": {"type": "string", "pattern": NAME_PATTERN.pattern}},
+                               {"name": "keep", "in": "query", "required": False, "explode": True,
+                                "description": "A key of the sessions or lines (for an 837P: claim_id, "
+                                               "line_number or line_control) whose value each line and error "
+                                               "carries in `keep`, as `payrules check --keep` (repeatable)",
+                                "schema": {"type": "array", "items": {"type": "string"}}}],
                 "requestBody": {"required": True, "content": {
                     "application/json": {"schema": {"$ref": "#/components/schemas/Sessions"}},
                     "application/x12": {"schema": {"type": "string"}},

@@ -241,7 +241,8 @@ def records(path: Path, columns: Columns | None = None) -> Iterator[Record]:
     columns = columns or Columns()
     fields = columns.resolve(path, names)
     headers = columns.headers(names, fields)
-    needed = sorted({i for _, idx in fields for i in idx})
+    kept_at = columns.kept_at(path, names)
+    needed = sorted({i for _, idx in fields for i in idx} | set(kept_at))
     texts: dict[int, Callable[[Any], str]] = {}
     for i in needed:
         text = _text_of(schema.field(i).type)
@@ -264,11 +265,13 @@ def records(path: Path, columns: Columns | None = None) -> Iterator[Record]:
             by_field = [cells[p[0]] if p and len(p) == 1 else empty if not p else
                         [";".join(parts) for parts in zip(*(cells[i] for i in p))] for p in picks]
             not_text = [(f, i, rows) for f, p in zip(ALL_FIELDS, picks) for i in p or () if (rows := bad[i])]
+            kept = ([tuple(zip(columns.keep, values)) for values in zip(*(cells[i] for i in kept_at))]
+                    if kept_at else None)
             for j, raw in enumerate(zip(*by_field)):
                 found, problem = limited(raw)
                 if not_text:
                     problem = _not_text(not_text, j, names) or problem
-                yield found, new_named_tuple(Origin, (file, row + j, "", headers)), problem
+                yield found, new_named_tuple(Origin, (file, row + j, "", headers, kept[j] if kept else ())), problem
             row += batch.num_rows
     except (pa.ArrowException, OSError) as error:
         which = "its rows" if row == FIRST_ROW else f"the rows after row {row - 1}"
@@ -322,12 +325,14 @@ _TYPED: dict[str, tuple[str, Callable[[str], Any]]] = {
 """The columns written typed, with how a CSV cell becomes their value (an empty cell: null)."""
 
 
-def output_schema() -> Any:
-    """The Arrow schema of `--format parquet`: the columns of `--format csv`, in its order."""
+def output_schema(keep: tuple[str, ...] = ()) -> Any:
+    """The Arrow schema of `--format parquet`: the columns of `--format csv`, in its order,
+    then a text column per id kept with `--keep`."""
     pa = _pyarrow()[0]
     kinds = {"int64": pa.int64(), "money": pa.decimal128(*MONEY), "date32": pa.date32()}
     return pa.schema([pa.field(name, kinds[_TYPED[name][0]] if name in _TYPED else pa.string(),
-                               nullable=name in _TYPED) for name in CSV_COLUMNS])
+                               nullable=name in _TYPED) for name in CSV_COLUMNS]
+                     + [pa.field(name, pa.string(), nullable=False) for name in keep])
 
 
 class ParquetWriter(Writer):
@@ -337,16 +342,17 @@ class ParquetWriter(Writer):
     where the CSV cell is empty. Rows are written in row groups of `ROW_GROUP_ROWS` as they
     come; `close` writes the footer. `sink` is a binary file, left open."""
 
-    def __init__(self, sink: BinaryIO | Path, *, mask: Mask | None = None) -> None:
+    def __init__(self, sink: BinaryIO | Path, *, mask: Mask | None = None, keep: tuple[str, ...] = ()) -> None:
         # `out` holds the CSV text of the block being written; rows leave it at once.
-        super().__init__(io.StringIO(), mask=mask)
+        super().__init__(io.StringIO(), mask=mask, keep=keep)
         pa, pq, _ = _pyarrow()
         self._pa = pa
-        self.schema = output_schema()
+        self.schema = output_schema(keep)
+        self._names = (*CSV_COLUMNS, *keep)
         self._file = pq.ParquetWriter(str(sink) if isinstance(sink, Path) else sink, self.schema, compression="snappy", version="2.6",
                                       use_dictionary=True, write_statistics=True)
         self._rows: list[list[str]] = []
-        self._csv = CsvWriter(self.out, continued=True)  # blocks arrive here masked already
+        self._csv = CsvWriter(self.out, continued=True, keep=keep)  # blocks arrive here masked already
 
     def _write_block(self, block: Block) -> None:
         self._csv.block(block)
@@ -362,7 +368,7 @@ class ParquetWriter(Writer):
     def _add(self, text: str) -> None:
         """Rows of CSV text, as `CsvWriter` wrote them, into the next row group."""
         rows = list(csv.reader(io.StringIO(text, newline="")))
-        width = len(CSV_COLUMNS)
+        width = len(self._names)
         assert all(len(r) == width for r in rows), "CsvWriter writes every column of every row"
         self._rows.extend(rows)
         while len(self._rows) >= ROW_GROUP_ROWS:
@@ -372,8 +378,8 @@ class ParquetWriter(Writer):
     def _flush(self, rows: Sequence[list[str]]) -> None:
         pa = self._pa
         arrays = []
-        for name, field, cells in zip(CSV_COLUMNS, self.schema, zip(*rows)):
-            typed = _TYPED.get(name)
+        for i, (name, field, cells) in enumerate(zip(self._names, self.schema, zip(*rows))):
+            typed = _TYPED.get(name) if i < len(CSV_COLUMNS) else None  # a kept id is text, whatever its name
             values = [typed[1](c) for c in cells] if typed else list(cells)
             arrays.append(pa.array(values, type=field.type))
         self._file.write_table(pa.Table.from_arrays(arrays, schema=self.schema), row_group_size=ROW_GROUP_ROWS)
@@ -388,7 +394,7 @@ class ParquetWriter(Writer):
     def continuation(self, out: TextIO) -> Writer:
         """A worker renders its part as CSV text; `extend` turns it into rows here, so the row
         groups, and so the bytes, do not depend on how the input was cut into parts."""
-        return CsvWriter(out, continued=True, mask=self.mask)
+        return CsvWriter(out, continued=True, mask=self.mask, keep=self.keep)
 
     def extend(self, fragment: Fragment) -> None:
         self._add(fragment.text)

@@ -146,8 +146,14 @@ class Seg:
         return parts[component - 1].strip() if component <= len(parts) else ""
 
 
-def records(path: Path, payers: Mapping[str, str] | None = None) -> Iterator[Record]:
-    """Every SV1 line of an 837P file as a flat record, in file order."""
+KEEP_NAMES = ("claim_id", "line_number", "line_control")
+"""The ids `--keep` can carry from an 837P: the claim's id (CLM01), the line's number (LX01)
+and its line item control number (REF*6R of the line, which an 835 sends back)."""
+
+
+def records(path: Path, payers: Mapping[str, str] | None = None, *, ids: bool = False) -> Iterator[Record]:
+    """Every SV1 line of an 837P file as a flat record, in file order; with `ids`, each origin
+    offers the line's ids (see `KEEP_NAMES`)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -156,12 +162,13 @@ def records(path: Path, payers: Mapping[str, str] | None = None) -> Iterator[Rec
         raise InputError(f"{path}: is a folder; give an .837, .x12 or .edi file") from None
     except OSError as error:
         raise InputError(f"{path}: cannot read ({error.strerror})") from None
-    return read_text(data.decode("utf-8", errors="replace"), str(path), payers)
+    return read_text(data.decode("utf-8", errors="replace"), str(path), payers, ids=ids)
 
 
-def read_text(text: str, file: str, payers: Mapping[str, str] | None = None) -> Iterator[Record]:
+def read_text(text: str, file: str, payers: Mapping[str, str] | None = None, *,
+              ids: bool = False) -> Iterator[Record]:
     """The records of 837P text; `file` names it in origins and errors. Raises `InputError` at
-    once when the text is not X12 at all."""
+    once when the text is not X12 at all. With `ids`, each origin offers the line's ids."""
     text = text.removeprefix("\ufeff").lstrip()
     if not text.startswith("ISA"):
         found = text[:20].split("\n", 1)[0]
@@ -171,7 +178,7 @@ def read_text(text: str, file: str, payers: Mapping[str, str] | None = None) -> 
     first_problem = _header_problem(chunks[0])
     if first_problem:
         raise InputError(f"{file}: not a readable X12 file: {first_problem}")
-    return _Claims(file, payers or {}).read(chunks)
+    return _Claims(file, payers or {}, ids).read(chunks)
 
 
 def _header_problem(chunk: str) -> str | None:
@@ -304,6 +311,8 @@ class _Line:
     """2420A, when the line names its own rendering provider."""
     numbered: int = 0
     """Segment number of the LX."""
+    control: str = ""
+    """The line item control number (REF*6R of the line), when the claim gives one."""
 
 
 @attrs.define
@@ -328,7 +337,9 @@ class _Claim:
 class _Claims:
     """Walks the segments of a file and gives back its claims' records."""
 
-    def __init__(self, file: str, payers: Mapping[str, str]) -> None:
+    def __init__(self, file: str, payers: Mapping[str, str], ids: bool = False) -> None:
+        self.ids = ids
+        """Whether origins offer the lines' ids (`--keep`); without, they stay as they were."""
         self.file = file
         self.payers = {key.strip().casefold(): value for key, value in payers.items()}
         self.transaction = ""
@@ -427,6 +438,8 @@ class _Claims:
                 line.date = seg
             else:
                 claim.date = seg
+        elif kind == "REF" and line is not None and seg.get(1) == "6R":
+            line.control = seg.get(2)
         elif kind == "LX" and claim is not None:
             claim.lines.append(_Line(seg.get(1), numbered=seg.number))
         elif kind == "SV1":
@@ -525,10 +538,17 @@ class _LineRecord:
             seg, element, field, value, message = self.problem
             label = "DTP*472" if seg.tag == "DTP" else seg.tag
             path = f"{where} / {label}-{element}" if element else f"{where} / {label}"
-            return raw, Origin(self.walk.file, seg.number, path), Problem(field, value, message)
+            return raw, Origin(self.walk.file, seg.number, path, kept=self._kept()), Problem(field, value, message)
         # A taxonomy code has 10 characters; a damaged one is kept only as far as a message needs it.
         headers = _headers(claim.patient_loop, provider_loop, self.line.date is not None, taxonomy.upper()[:40])
-        return raw, Origin(self.walk.file, sv1.number, f"{where} / SV1", headers), None
+        return raw, Origin(self.walk.file, sv1.number, f"{where} / SV1", headers, self._kept()), None
+
+    def _kept(self) -> tuple[tuple[str, str], ...]:
+        """The ids `--keep` can carry from a claim line (see `KEEP_NAMES`), when asked for;
+        `records.with_kept` keeps those asked for."""
+        if not self.walk.ids:
+            return ()
+        return (("claim_id", self.claim.id), ("line_number", self.line.lx), ("line_control", self.line.control))
 
     def _procedure(self) -> tuple[str, str]:
         qualifier, code = self.sv1.get(1, 1).upper(), self.sv1.get(1, 2)

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any, TextIO
 
 from payrules.diagnostics import InternalError
-from payrules.judging import DENIED
+from payrules.judging import DENIED, kept_of
 from payrules.render import Fragment, Mask, Writer, _error_text, _summary_text
 from payrules.runner import Block, LineResult, SessionResult, Summary
 
@@ -125,17 +125,21 @@ def remarks(line: LineResult) -> list[str]:
 # --- claims as compact records --------------------------------------------------------------
 
 # A claim record: [session id, patient id, date, [service, ...]], and a service:
-# [code, [modifiers], units billed, units paid, charge, paid, NPI, denied, [[group, CARC, cents]], [RARC]].
+# [code, [modifiers], units billed, units paid, charge, paid, NPI, denied, [[group, CARC, cents]], [RARC],
+#  line item control number or ""].
 Claim = list[Any]
 
 
-def claim_record(session: SessionResult) -> Claim:
+def claim_record(session: SessionResult, line_id: str | None = None) -> Claim:
+    """The compact record of a judged session; `line_id` names the kept id (`--keep`) that
+    each service's REF*6R carries."""
     services = []
     for line in session.lines:
         given = line.input
+        control = dict(kept_of(given.origin)).get(line_id, "") if line_id else ""
         services.append([given.code, list(line.modifiers), given.units, line.units_paid, given.charge, line.allowed,
                          given.provider_npi, line.status == DENIED, [list(a) for a in adjustments(line)],
-                         remarks(line)])
+                         remarks(line), control])
     return [session.session_id, session.patient_id, session.date, services]
 
 
@@ -203,8 +207,9 @@ class X835Writer(Writer):
     def __init__(self, out: TextIO, *, continued: bool = False, date: datetime.date | None = None,
                  time: str = "0000", control_number: int = 1, sender: str = "PAYRULES",
                  receiver: str = "PROVIDER", payee_npi: str | None = None, payee_name: str | None = None,
-                 errors: TextIO | None = None, mask: Mask | None = None) -> None:
-        super().__init__(out, continued=continued, mask=mask)
+                 errors: TextIO | None = None, mask: Mask | None = None, keep: tuple[str, ...] = (),
+                 line_id: str | None = None) -> None:
+        super().__init__(out, continued=continued, mask=mask, keep=keep)
         if not 1 <= control_number <= 999_999_999:
             raise ValueError(f"an interchange control number has at most 9 digits, got {control_number}")
         if not re.fullmatch(r"([01]\d|2[0-3])[0-5]\d", time):
@@ -215,12 +220,15 @@ class X835Writer(Writer):
         self.sender, self.receiver = text(sender, 15), text(receiver, 15)
         self.payee_npi, self.payee_name = payee_npi, payee_name
         self.errors = errors
+        self.line_id = line_id
+        """The kept id (one of `keep`) that REF*6R of each SVC carries, the line item control
+        number a provider matches the 835 to its own lines by."""
         self.payers: dict[str, _Payer] = {}
         self.last_date = ""
 
     def _write_block(self, block: Block) -> None:
         for session in block.sessions:
-            claim = claim_record(session)
+            claim = claim_record(session, self.line_id)
             if self.continued:
                 # A worker's part goes back to the main writer as records, in input order (see `extend`).
                 self.out.write(json.dumps([session.payer, session.payer_name, claim], separators=(",", ":")) + "\n")
@@ -240,7 +248,7 @@ class X835Writer(Writer):
     def continuation(self, out: TextIO) -> Writer:
         return X835Writer(out, continued=True, date=self.date, time=self.time, control_number=self.control_number,
                           sender=self.sender, receiver=self.receiver, payee_npi=self.payee_npi,
-                          payee_name=self.payee_name, mask=self.mask)
+                          payee_name=self.payee_name, mask=self.mask, keep=self.keep, line_id=self.line_id)
 
     def extend(self, fragment: Fragment) -> None:
         for row in fragment.text.splitlines():
@@ -318,7 +326,7 @@ class X835Writer(Writer):
         if rendering != payee:
             out.put("NM1", "82", "1", "", "", "", "", "", "XX", rendering)
         date8 = day.replace("-", "")
-        for code, modifiers, units, units_paid, charge, line_paid, npi, _, adjusted, rarcs in services:
+        for code, modifiers, units, units_paid, charge, line_paid, npi, _, adjusted, rarcs, control in services:
             procedure = COMPONENT.join(["HC", code, *modifiers[:MAX_MODIFIERS]])
             # SVC07 (units billed) only when fewer units were paid, as the guide asks.
             out.put("SVC", procedure, amount(charge), amount(line_paid), "", str(units_paid), "",
@@ -331,6 +339,9 @@ class X835Writer(Writer):
                     for carc, cents in pairs[start:start + MAX_ADJUSTMENTS]:
                         elements += [carc, amount(cents), ""]
                     out.put("CAS", *elements)
+            if control.strip():
+                # Loop 2110 orders REF*6R (line item control number) before REF*HPI.
+                out.put("REF", "6R", text(control, 50))
             if npi != rendering:
                 out.put("REF", "HPI", npi)
             for rarc in rarcs:
