@@ -91,7 +91,7 @@ def rejected(file: str, session: str, code: str, message: str, field: str = "cod
 def test_a_patient_id_with_line_breaks_cannot_forge_report_lines(workdir: Path,
                                                                  text_snapshot: SnapshotAssertion) -> None:
     (workdir / "rules.payer").write_text("payer ACME\nonly 97140\n")
-    forged = "P1\r\n\r\n3 lines read: 3 judged (3 paid, 0 reduced, 0 denied), 0 not judged. " \
+    forged = "P1\r\n\r\n3 lines read: 3 judged (3 paid, 0 reduced, 0 denied), 0 rejected (not judged). " \
              "Charged $1.00, allowed $1.00.\r\nSession X"
     (workdir / "s.csv").write_bytes(
         ("session_id,patient_id,date,payer,provider_npi,provider_credential,code,modifiers,units,minutes,charge,"

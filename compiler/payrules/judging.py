@@ -256,9 +256,8 @@ def reason_dict(rule: RuleInfo, message: str, amount: int) -> dict[str, Any]:
 
 
 def kept_of(origin: Origin) -> tuple[tuple[str, str], ...]:
-    """The caller's ids kept on a line (`--keep`); () for an origin built before they existed
-    (by a tuple of its first fields only)."""
-    return origin.kept if len(origin) > 4 else ()
+    """The caller's ids kept on a line (`--keep`), in the order they were asked for."""
+    return origin.kept
 
 
 def line_dict(line: Line, allowed: int, status: str, reasons: list[dict[str, Any]],

@@ -203,15 +203,9 @@ def _format_records(path: Path, found: formats.Format, columns: Columns) -> Iter
     """The records a claim format reads, with fields over `MAX_FIELD_CHARS` emptied as CSV and
     JSON fields are (a damaged claim file can hold an element of any length)."""
     keep = columns.keep
-    read: Iterable[Record]
-    if found.name == "X12 837P" and keep:
+    if found.name == "X12 837P":
         refuse_x12_keep(str(path), keep)
-        from payrules.formats import x12
-
-        read = x12.records(path, columns.payers, ids=True)  # the registry's reader, offering the ids
-    else:
-        read = found.read(path, formats.ReadOptions(columns.payers, columns))
-    for raw, origin, problem in read:
+    for raw, origin, problem in found.read(path, formats.ReadOptions(columns.payers, columns)):
         raw, late = limited(raw)
         yield raw, with_kept(origin, keep), problem or late
 

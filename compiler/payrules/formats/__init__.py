@@ -58,7 +58,8 @@ def _x12_sniff(head: bytes) -> bool:
 def _x12_read(path: Path, options: ReadOptions) -> Iterator[Record]:
     from payrules.formats import x12
 
-    return x12.records(path, options.payers)
+    # The line ids are read only when the caller keeps some (`--keep claim_id`...).
+    return x12.records(path, options.payers, ids=bool(options.columns is not None and options.columns.keep))
 
 
 def _parquet_sniff(head: bytes) -> bool:
