@@ -298,7 +298,7 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, ou
                 assert output is not None
                 tally = _write_parquet(run, output, mask, counted, progress=not quiet)
             else:
-                with _open_output(None if to_stdout else output) as out:
+                with render.open_output(None if to_stdout else output) as out:
                     tally = _write(run, chosen, out, colour=to_stdout and _colour(colour, sys.stdout), mask=mask,
                                    remittance=remittance, counted=counted, progress=not quiet)
         if counted is not None:
@@ -537,19 +537,6 @@ def _user_errors(ctx: click.Context, compile_exit: int) -> Iterator[None]:
         ctx.exit(EXIT_USAGE)
 
 
-@contextlib.contextmanager
-def _open_output(path: Path | None) -> Iterator[TextIO]:
-    if path is None or str(path) == STDIN:
-        yield sys.stdout
-        return
-    try:
-        stream = open(path, "w", encoding="utf-8", newline="")
-    except OSError as error:
-        raise InputError(f"{path}: cannot write ({error.strerror})") from None
-    with stream:
-        yield stream
-
-
 class _Null(io.StringIO):
     """Where the progress bar goes when nobody is watching."""
 
@@ -592,7 +579,7 @@ def test_command(ctx: click.Context, paths: tuple[Path, ...], coverage: bool, ou
     with _user_errors(ctx, EXIT_USAGE):
         run = api.run_tests(list(paths))
         text = render.test_junit(run) if output_format == "junit" else render.test_text(run, coverage)
-        with _open_output(output) as out:
+        with render.open_output(output) as out:
             out.write(text)
     ctx.exit(EXIT_FINDINGS if run.failed else EXIT_OK)
 
@@ -610,7 +597,7 @@ def build_command(ctx: click.Context, rules: Path, output: Path | None) -> None:
     """
     with _user_errors(ctx, EXIT_FINDINGS):
         text = standalone.build(api.load_policies(rules))
-        with _open_output(output) as out:
+        with render.open_output(output) as out:
             out.write(text)
     ctx.exit(EXIT_OK)
 
@@ -667,7 +654,7 @@ def lint_command(ctx: click.Context, paths: tuple[Path, ...], output_format: str
         else:
             to_stdout = output is None or str(output) == STDIN
             text = _lint_text(files, items, colour=to_stdout and _colour(colour, sys.stdout), quiet=quiet)
-        with _open_output(None if output is None or str(output) == STDIN else output) as out:
+        with render.open_output(None if output is None or str(output) == STDIN else output) as out:
             out.write(text)
     failing = [d for d in items if strict or d.severity is Severity.ERROR]
     ctx.exit(EXIT_FINDINGS if failing and not exit_zero else EXIT_OK)

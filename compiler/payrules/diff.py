@@ -19,11 +19,10 @@ import enum
 import hashlib
 import heapq
 import os
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import attrs
 import click
@@ -746,7 +745,7 @@ def diff_command(ctx: click.Context, old: str, new: str, sessions: tuple[Path, .
     """
     from payrules import diff_render, formats
     from payrules.records import Columns
-    from payrules.render import diagnostics, printable
+    from payrules.render import diagnostics, open_output, printable
 
     try:
         columns = Columns.load(columns_file) if columns_file else None
@@ -755,7 +754,7 @@ def diff_command(ctx: click.Context, old: str, new: str, sessions: tuple[Path, .
         result = diff(old, new, list(sessions), columns=columns, history=list(history), sample=sample, seed=seed)
         render: Callable[[Diff], str] = {DiffFormat.TEXT: diff_render.text, DiffFormat.JSON: diff_render.json_text,
                                          DiffFormat.CSV: diff_render.csv_text}[DiffFormat(output_format)]
-        with _open_output(output) as out:
+        with open_output(output) as out:
             out.write(render(result))
     except CompileError as error:
         click.echo(diagnostics(error.diagnostics), err=True, nl=False)
@@ -764,16 +763,3 @@ def diff_command(ctx: click.Context, old: str, new: str, sessions: tuple[Path, .
         click.echo(f"error: {printable(str(error))}", err=True)
         ctx.exit(EXIT_USAGE)
     ctx.exit(EXIT_CHANGED if result.changed else EXIT_SAME)
-
-
-@contextlib.contextmanager
-def _open_output(path: Path | None) -> Iterator[TextIO]:
-    if path is None:
-        yield sys.stdout
-        return
-    try:
-        stream = open(path, "w", encoding="utf-8", newline="")
-    except OSError as error:
-        raise InputError(f"{path}: cannot write ({error.strerror})") from None
-    with stream:
-        yield stream

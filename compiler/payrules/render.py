@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 import csv
 import functools
 import io
 import json
 import re
+import sys
 import textwrap
 import unicodedata
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
 import attrs
 import click
 
-from payrules.diagnostics import CODES, Diagnostic, Severity
+from payrules.diagnostics import CODES, Diagnostic, InputError, Severity
 from payrules.domain import dollars, format_cents
 from payrules.fields import Problem, RecordError
 from payrules.compiler import Policy
@@ -786,3 +788,18 @@ def lint_github(files: int, items: list[Diagnostic]) -> str:
         message = d.message + (f" (help: {d.help})" if d.help else "")
         out.append(f"::{d.severity.value} {props}::{_github_escape(message)}\n")
     return "".join(out) + lint_summary(files, items)
+
+
+@contextlib.contextmanager
+def open_output(path: Path | None) -> Iterator[TextIO]:
+    """Where a command writes its product: stdout for no path or `-`, else the file (UTF-8, line
+    endings as written); a file that cannot be opened is an `InputError`."""
+    if path is None or str(path) == "-":
+        yield sys.stdout
+        return
+    try:
+        stream = open(path, "w", encoding="utf-8", newline="")
+    except OSError as error:
+        raise InputError(f"{path}: cannot write ({error.strerror})") from None
+    with stream:
+        yield stream
