@@ -227,9 +227,12 @@ def test_a_line_without_a_taxonomy_says_so_in_its_origin() -> None:
 SV1_STARTS = [m.start() + 1 for m in re.finditer(r"\nSV1\*", TEXT)]
 ISA_END = TEXT.index("~") + 1
 CLM_STARTS = {m.group(1): m.start() for m in re.finditer(r"\nCLM\*([^*]+)\*", TEXT)}
-CLAIM_SPANS = {claim: (TEXT.rfind("\nHL*", 0, start),
-                       min(TEXT.find(t, start + 1) % len(TEXT) for t in ("\nCLM*", "\nHL*", "\nSE*")))
-               for claim, start in CLM_STARTS.items()}
+_CLMS = list(CLM_STARTS.items())
+REACH = {claim: (_CLMS[i - 1][1] if i else 0,
+                 TEXT.index("~", _CLMS[i + 1][1]) if i + 1 < len(_CLMS) else len(TEXT))
+         for i, (claim, _) in enumerate(_CLMS)}
+"""What damage can reach a claim's lines: everything from the claim before it to the end of the
+CLM segment after it (a damaged HL, SE or CLM there can move lines between neighbours)."""
 
 
 def run_damaged(text: str) -> tuple[int, dict[str, Any] | None, str]:
@@ -280,7 +283,7 @@ def test_corrupted_837p_never_exits_3_and_accounts_for_every_line_of_untouched_c
         return
     found = accounted(report)
     expected = sv1_lines(TEXT)
-    untouched = [claim for claim, (start, end) in CLAIM_SPANS.items()
+    untouched = [claim for claim, (start, end) in REACH.items()
                  if not any(start <= position <= end for position, _ in edits)]
     assert all(found[claim] == expected[claim] for claim in untouched)
 

@@ -181,6 +181,12 @@ def read_text(text: str, file: str, payers: Mapping[str, str] | None = None, *,
     return _Claims(file, payers or {}, ids).read(chunks)
 
 
+_KNOWN_SEGMENTS = frozenset(
+    "ISA GS ST BHT NM1 N2 N3 N4 REF PER PRV HL SBR PAT DMG CUR CLM DTP PWK CN1 AMT K3 NTE CR1 CR2 CRC HI HCP "
+    "CAS OI MOA MIA LX SV1 SV5 CR3 QTY MEA PS1 HSD LIN CTP LQ FRM SVD SE GE IEA".split())
+"""Every segment tag of an 837P 005010X222A1 file."""
+
+
 def _header_problem(chunk: str) -> str | None:
     if len(chunk) < ISA_LENGTH:
         return f"the ISA segment is cut short ({len(chunk)} of {ISA_LENGTH} characters)"
@@ -189,7 +195,10 @@ def _header_problem(chunk: str) -> str | None:
         return (f"the ISA segment must be {ISA_LENGTH} characters with 16 elements separated by "
                 f"`{element}`; this one is not (fixed-width fields padded with spaces)")
     component, terminator = chunk[ISA_LENGTH - 2], chunk[ISA_LENGTH - 1]
+    # A space (or tab) cannot separate anything: names and padded ISA fields are full of them.
+    # A line break may end segments; some senders write one segment per line with no `~`.
     if (component.isalnum() or terminator.isalnum() or len({element, component, terminator}) < 3
+            or component.isspace() or (terminator.isspace() and terminator not in "\r\n")
             or chunk[ISA_LENGTH - 3] != element):
         return (f"the ISA segment must end with its component separator and segment terminator at "
                 f"characters 105 and 106; found `{component}{terminator}`")
@@ -231,7 +240,8 @@ def _clean(chunk: str) -> str:
     terminator = chunk[ISA_LENGTH - 1]
     body = chunk[ISA_LENGTH:]
     body = re.sub(r"(?:\s*" + re.escape(terminator) + r")+\s*", lambda _: terminator, body)
-    body = body.lstrip()
+    # The ISA ends with the terminator already: one more right after it is an empty segment too.
+    body = body.lstrip().removeprefix(terminator).lstrip()
     if body.rstrip() and not body.rstrip().endswith(terminator):
         body = body.rstrip() + terminator
     return chunk[:ISA_LENGTH] + body
@@ -379,6 +389,12 @@ class _Claims:
 
     def _segment(self, seg: Seg) -> Iterator[Record]:
         kind = seg.tag
+        if kind not in _KNOWN_SEGMENTS:
+            # A damaged segment (a tag no 837P has) may have been the HL or CLM that starts the
+            # next claim: the service lines after it are not given to the claim before it, but
+            # reported as outside any claim until the next CLM.
+            yield from self._close()
+            return
         if kind in ("ISA", "GS", "ST", "SE", "GE", "IEA", "HL"):
             yield from self._close()
             if kind == "ST":
