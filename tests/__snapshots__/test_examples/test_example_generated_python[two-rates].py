@@ -13,8 +13,10 @@ RULES = (
 )
 
 _SET0 = frozenset({'97124', '97140'})
-_SET1 = frozenset({'97124'})
-_SET2 = frozenset({'97140'})
+_FEES0 = {  # code -> (rule, cents per unit)
+    '97124': (1, 2500),
+    '97140': (2, 3500),
+}
 
 
 def judge(session, day, past, invalid):
@@ -43,22 +45,16 @@ def judge(session, day, past, invalid):
         reasons.append(r)
         denied.append(d)
         units.append(0 if d else line.units)
+    # 2 per-unit limits over disjoint codes, in one pass: each line meets at most one
     # line 7: 'max $25 per unit for 97124'
-    for k, line in enumerate(lines):
-        if denied[k] or line.code not in _SET1:
-            continue
-        a = allowed[k]
-        c = 2500 * units[k]
-        if a > c:
-            reasons[k].append((1, (a, c, units[k], line.charge), a - c))
-            allowed[k] = c
     # line 8: 'max $35 per unit for 97140'
     for k, line in enumerate(lines):
-        if denied[k] or line.code not in _SET2:
+        fee = _FEES0.get(line.code)
+        if fee is None or denied[k]:
             continue
         a = allowed[k]
-        c = 3500 * units[k]
+        c = fee[1] * units[k]
         if a > c:
-            reasons[k].append((2, (a, c, units[k], line.charge), a - c))
+            reasons[k].append((fee[0], (a, c, units[k], line.charge), a - c))
             allowed[k] = c
     return allowed, reasons, denied, units
