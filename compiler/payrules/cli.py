@@ -281,15 +281,19 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, ou
         if keep:
             columns = (columns or Columns()).with_keep(keep)
         run = api.start_check(paths, rules, columns, list(history))
+        counted = api.Statistics() if statistics else None
+        # Text, JSON, JSONL and CSV output can be merged back from buckets judged apart (workers).
+        bucketed = (workers.bucketable(run) and counted is None
+                    and chosen in (OutputFormat.TEXT, OutputFormat.JSON, OutputFormat.JSONL, OutputFormat.CSV))
+        how = "judging it in buckets by patient" if bucketed else f"reading all {run.scan.lines} lines into memory"
         if verbose:
-            _tell_run(run, rules)
+            _tell_run(run, rules, bucketed)
         if not run.scan.grouped and run.scan.lines >= LARGE_INPUT_LINES and not quiet:
             patient = run.scan.patient or ""
             click.echo(printable(
                 f"note: the sessions are not grouped by patient (patient `{mask(patient) if mask else patient}` "
-                f"appears again at {run.scan.regrouped_at}); reading all {run.scan.lines} lines into memory. "
+                f"appears again at {run.scan.regrouped_at}); {how}. "
                 "Sort the rows by patient to judge them one patient at a time."), err=True)
-        counted = api.Statistics() if statistics else None
         if counted is not None:
             # Counting sees every block, so the lines are judged in this process (same output).
             run = attrs.evolve(run, scan=attrs.evolve(run.scan, parts=()))
@@ -375,7 +379,7 @@ def _stdin_sessions(ctx: click.Context, sessions: tuple[Path, ...], stdin_format
         yield [api.StdinPath(spooled) if path == Path(STDIN) else path for path in sessions]
 
 
-def _tell_run(run: api.CheckRun, rules: Path) -> None:
+def _tell_run(run: api.CheckRun, rules: Path, bucketed: bool) -> None:
     """What `--verbose` says before judging: the rules loaded and how the input is read."""
     policies = [p for found in run.policies.values() for p in found]
     _say(f"rules: {len(policies)} rule file{'s' if len(policies) != 1 else ''} under {rules}")
@@ -383,7 +387,8 @@ def _tell_run(run: api.CheckRun, rules: Path) -> None:
         dates = f"{policy.effective_from or 'any date'} to {policy.effective_to or 'any date'}"
         _say(f"  {policy.payer_id}: {policy.source} ({dates})")
     how = ("grouped by patient: judged one patient at a time" if run.scan.grouped else
-           f"not grouped by patient (from {run.scan.regrouped_at}): read whole")
+           f"not grouped by patient (from {run.scan.regrouped_at}): "
+           + ("cut into buckets by patient" if bucketed else "read whole"))
     workers_used = workers.worker_count(run)
     parallel = f", in {workers_used} worker processes" if workers_used > 1 else ""
     _say(f"sessions: {run.scan.lines} line{'s' if run.scan.lines != 1 else ''} in "

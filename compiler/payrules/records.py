@@ -329,8 +329,8 @@ class _CsvTable:
     def record(self, cells: list[str]) -> tuple[Sequence[str], Problem | None]:
         """The flat record of a row's cells (strings in `ALL_FIELDS` order), with every field
         over `MAX_FIELD_CHARS` emptied, and the problem that rejects it then."""
-        if len(cells) != self.width:
-            cells = (cells + self.padding)[:self.width]
+        if len(cells) != self.width:  # in place: the kept ids (`--keep`) are read from `cells` after this
+            cells[:] = (cells + self.padding)[:self.width]
         cells.append("")
         if self.simple:
             return limited(self.pick(cells))
@@ -727,6 +727,69 @@ def _batches(found: Iterator[Record], grouped: bool) -> Iterator[Batch]:
         grouper.add(raw, origin, problem)
     if grouper.lines_read:
         yield grouper.take()
+
+
+def is_csv(path: Path) -> bool:
+    """True when `path` is read as a CSV session file."""
+    return _kind(path) == ".csv"
+
+
+def csv_table(path: Path, columns: Columns) -> _CsvTable:
+    """How the CSV file at `path` is read (for `keyed_rows` and `keyed_records`)."""
+    return _CsvTable(path, columns)
+
+
+def keyed_rows(table: _CsvTable, columns: Columns) -> Iterator[tuple[str, str, Any]]:
+    """(patient, session id) of each record of a CSV file as the reader reads them, with the
+    record in a compact form that `keyed_records` turns back into the reader's record: the
+    row's number and text for a file read without the csv module, else the record itself.
+    Used to cut a file into buckets by patient; a row is parsed in full only where the cells
+    it is cut by might not be its own (as in `_plain_runs`)."""
+    path = table.path
+    if not (table.plain and table.simple and table.picks[0] and table.picks[1]):
+        for record in _csv_records(path, columns):
+            raw = record[0]
+            yield clean(raw[1]), clean(raw[0]), record
+        return
+    at_session, at_patient = table.picks[0][0], table.picks[1][0]
+    cut = max(at_session, at_patient) + 1
+    with open(path, "rb") as stream:
+        stream.readline()
+        for row, line in enumerate(stream, start=2):
+            text = line.decode("utf-8")
+            cells = text.split(",", cut)
+            if len(cells) > cut and len(line) <= MAX_FIELD_CHARS:  # a blank row is skipped by `keyed_records`
+                yield clean(cells[at_patient]), clean(cells[at_session]), (row, text)
+                continue
+            whole = _plain_cells(text)
+            if len(line) > CSV_READ_LIMIT and max(map(len, whole)) > CSV_READ_LIMIT:
+                raise InputError(f"{path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
+                                 "more than payrules reads")
+            if not _blank(whole):
+                raw, _ = table.record(whole)
+                yield clean(raw[1]), clean(raw[0]), (row, text)
+
+
+def keyed_records(table: _CsvTable, rows: Iterable[Any]) -> Iterator[Record]:
+    """The reader's records of rows in the compact form of `keyed_rows`."""
+    path = table.path
+    if not (table.plain and table.simple and table.picks[0] and table.picks[1]):
+        yield from rows
+        return
+    file, headers, names, at = str(path), table.headers, table.keep, table.kept_at
+    for row, text in rows:
+        cells = _plain_cells(text)
+        if _blank(cells):
+            continue
+        raw, problem = table.record(cells)  # pads `cells` to the header's width
+        kept = tuple([(name, cells[i]) for name, i in zip(names, at)]) if names else ()
+        yield raw, new_named_tuple(Origin, (file, row, "", headers, kept)), problem
+
+
+def read_batch(found: Iterable[Record]) -> Batch:
+    """Records already read (such as the patients of one bucket of an ungrouped file, in input
+    order) as one batch, exactly as `read_blocks` groups a whole ungrouped input."""
+    return next(_batches(iter(found), grouped=False), Batch())
 
 
 def read_sessions(paths: list[Path], columns: Columns | None = None) -> Batch:

@@ -4,19 +4,32 @@ A grouped CSV file without quote characters is cut into parts at patient changes
 `records.Scan.parts`). Facts that span sessions never cross patients, so each part is judged
 on its own: a worker reads, judges and renders it, and the main process writes the rendered
 parts in input order. The output is the same as when one process judges the whole input.
+
+A CSV file that is not grouped by patient (a practice export sorted by date of service) is
+cut by patient into buckets spilled to a temporary folder; each bucket is judged like a
+whole input of its own, each session and each line not judged is rendered on its own, and the
+main process merges them into the order of the whole input: sessions by the row where their
+id first appears, then the lines not judged by row.
 """
 
 from __future__ import annotations
 
+import heapq
 import io
 import os
+import pickle
 import signal
+import tempfile
+import zlib
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 from payrules.api import CheckRun
-from payrules.records import Part, read_blocks, read_part
-from payrules.render import Fragment, Writer
-from payrules.runner import Tally, judge_lines
+from payrules.fields import RecordError, clean
+from payrules.records import Columns, Part, csv_table, is_csv, keyed_records, keyed_rows, read_batch, read_blocks, read_part
+from payrules.render import CsvWriter, Fragment, JsonlWriter, JsonWriter, TextWriter, Writer
+from payrules.runner import Judgement, Tally, judge_lines
 
 MIN_LINES = 100_000
 """Below this, starting workers costs more than it saves."""
@@ -29,11 +42,27 @@ _JOB: tuple[CheckRun, Writer] | None = None
 """The run and the main writer, inherited by forked workers (compiled rules are not pickled)."""
 
 
+BUCKET_LINES = 40_000
+"""About how many lines each bucket of an ungrouped file holds: a bucket is held whole while
+it is judged, so this bounds the memory of each process."""
+
+PARTITION_MIN_LINES = 50_000
+"""Below this, an ungrouped file is judged whole: it fits in memory and cutting costs more."""
+
+_SPILL_ITEMS = 2_000
+"""Rows (or rendered items) per pickled chunk of a spill file."""
+
+
 def worker_count(run: CheckRun) -> int:
     """How many processes judge `run`: 1 unless the input is large, cut into parts, and the
     system can fork processes that inherit the compiled rules."""
     if run.scan.lines < MIN_LINES or len(run.scan.parts) < 2:
         return 1
+    return _allowed_workers(len(run.scan.parts))
+
+
+def _allowed_workers(jobs: int) -> int:
+    """Processes for `jobs` independent jobs: `PAYRULES_WORKERS`, the CPUs, and `fork` allowing."""
     wanted = os.environ.get(WORKERS_ENVIRONMENT, "").strip()
     limit = int(wanted) if wanted.isdigit() and int(wanted) > 0 else None
     if limit == 1:
@@ -42,7 +71,7 @@ def worker_count(run: CheckRun) -> int:
 
     if "fork" not in multiprocessing.get_all_start_methods():
         return 1
-    return min(limit or cpu_count(), cpu_count(), len(run.scan.parts))
+    return min(limit or cpu_count(), cpu_count(), jobs)
 
 
 def cpu_count() -> int:
@@ -53,6 +82,9 @@ def cpu_count() -> int:
 def write(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
     """Judge every line of `run` and write it with `writer`, in input order, counting into
     `tally`; yields the number of lines done after each step, for a progress bar."""
+    if partitionable(run, writer):
+        yield from _write_partitioned(run, writer, tally)
+        return
     workers = worker_count(run)
     if workers == 1:
         for batch in read_blocks(run.sessions, run.columns, grouped=run.scan.grouped):
@@ -90,3 +122,170 @@ def _judge_part(part: Part) -> tuple[Fragment, Tally]:
         writer.judged(judgement)
         tally.add_judged(judgement)
     return writer.fragment(), tally
+
+
+# --- input not grouped by patient --------------------------------------------------------------
+
+
+_MERGEABLE = (TextWriter, JsonWriter, JsonlWriter, CsvWriter)
+"""Writers whose output is the concatenation of what continuations write for each session and
+each line not judged (see `Writer.extend`). The 835 and Parquet writers, and the counting of
+`--statistics`, see the whole input in one process."""
+
+
+def bucketable(run: CheckRun) -> bool:
+    """True when `run` is one large CSV file not grouped by patient: with a writer that can be
+    merged, it is judged bucket by bucket (unless a session id has two patients)."""
+    return (not run.scan.grouped and run.scan.lines >= PARTITION_MIN_LINES and len(run.sessions) == 1
+            and is_csv(run.sessions[0]))
+
+
+def partitionable(run: CheckRun, writer: Writer) -> bool:
+    """True when `run` is judged bucket by bucket with `writer` (see `bucketable`)."""
+    return bucketable(run) and type(writer) in _MERGEABLE
+
+
+_BUCKETS: tuple[CheckRun, Writer, Path, Any] | None = None
+"""The run, the main writer, the spill folder and how the file is read, inherited by forked workers."""
+
+
+def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
+    global _BUCKETS
+    with tempfile.TemporaryDirectory(prefix="payrules-buckets-") as name:
+        folder = Path(name)
+        buckets = -(-run.scan.lines // BUCKET_LINES)
+        workers = _allowed_workers(buckets)
+        buckets = -(-buckets // workers) * workers  # a whole number of rounds of workers
+        table = csv_table(run.sessions[0], run.columns or Columns())
+        if not _cut(table, run.columns or Columns(), folder, buckets):  # a session id has two patients: only the whole input can say so
+            for batch in read_blocks(run.sessions, run.columns, grouped=False):
+                judgement = judge_lines(batch, run.policies, run.history)
+                writer.judged(judgement)
+                tally.add_judged(judgement)
+                yield judgement.lines_read
+            return
+        _BUCKETS = (run, writer, folder, table)
+        try:
+            if workers == 1:
+                for index in range(buckets):
+                    counted = _judge_bucket(index)
+                    tally.merge(counted)
+                    yield counted.lines_read
+            else:
+                import multiprocessing
+
+                with multiprocessing.get_context("fork").Pool(workers, initializer=_leave_interrupts_to_main) as pool:
+                    for counted in pool.imap(_judge_bucket, range(buckets)):
+                        tally.merge(counted)
+                        yield counted.lines_read
+        finally:
+            _BUCKETS = None
+        # Sessions in the order their ids first appear, then the lines not judged by row: the
+        # order in which one process writes the whole input (see `runner.judge_lines`).
+        for kind in ("sessions", "errors"):
+            merged = heapq.merge(*[_chunks(folder / f"{kind}{i}") for i in range(buckets)], key=_first)
+            texts: list[str] = []
+            held: list[RecordError] = []
+            for _, text, errors in merged:
+                texts.append(text)
+                held.extend(errors)
+                if len(texts) >= _SPILL_ITEMS:
+                    writer.extend(Fragment("".join(texts), held, len(texts) if kind == "sessions" else 0))
+                    texts, held = [], []
+            writer.extend(Fragment("".join(texts), held, len(texts) if kind == "sessions" else 0))
+
+
+def _first(item: tuple[Any, ...]) -> Any:
+    return item[0]
+
+
+def _cut(table: Any, columns: Columns, folder: Path, buckets: int) -> bool:
+    """Spill the rows of the file `table` reads into `buckets` files by patient, each in input order; False when
+    a session id is used by two patients."""
+    owners: dict[str, str] = {}
+    held: list[list[Any]] = [[] for _ in range(buckets)]
+    sinks = [open(folder / f"rows{i}", "wb") for i in range(buckets)]
+    try:
+        for patient, session, row in keyed_rows(table, columns):
+            if session and owners.setdefault(session, patient) != patient:
+                return False
+            index = zlib.crc32(patient.encode("utf-8", "surrogatepass")) % buckets
+            pending = held[index]
+            pending.append(row)
+            if len(pending) >= _SPILL_ITEMS:
+                pickle.dump(pending, sinks[index], pickle.HIGHEST_PROTOCOL)
+                pending.clear()
+        for pending, sink in zip(held, sinks):
+            if pending:
+                pickle.dump(pending, sink, pickle.HIGHEST_PROTOCOL)
+    finally:
+        for sink in sinks:
+            sink.close()
+    return True
+
+
+def _chunks(path: Path) -> Iterator[Any]:
+    """The items of a spill file, chunk by chunk."""
+    with open(path, "rb") as stream:
+        while True:
+            try:
+                chunk = pickle.load(stream)
+            except EOFError:
+                return
+            yield from chunk
+
+
+def _judge_bucket(index: int) -> Tally:
+    """Judge one bucket as a whole input, and spill each session's and each error's rendering
+    with its place in the output of the whole input, in that order."""
+    assert _BUCKETS is not None, "buckets are judged by write()"
+    run, main, folder, table = _BUCKETS
+    source = folder / f"rows{index}"
+    found = list(keyed_records(table, _chunks(source)))
+    source.unlink()
+    first: dict[str, int] = {}
+    for raw, origin, _ in found:
+        first.setdefault(clean(raw[0]), origin.row)
+    judgement = judge_lines(read_batch(found), run.policies, run.history)
+    del found
+    tally = Tally()
+    tally.add_judged(judgement)
+    sink = _Pieces()
+    writer = main.continuation(sink)
+    sessions = []
+    for judged in judgement.sessions:
+        writer.judged(Judgement([judged], (), 0))
+        sessions.append((first[judged[0].session_id], sink.take(), ()))
+    sessions.sort(key=_first)
+    _spill(folder / f"sessions{index}", sessions)
+    del sessions
+    errors = []
+    for error in judgement.errors:  # already in order of row
+        writer.judged(Judgement([], (error,), 0))
+        errors.append(((error.origin.row, error.origin.path), sink.take(), writer.held))
+        writer.held = []
+    _spill(folder / f"errors{index}", errors)
+    return tally
+
+
+class _Pieces(io.StringIO):
+    """The output of a continuation, taken piece by piece."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pieces: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.pieces.append(text)
+        return len(text)
+
+    def take(self) -> str:
+        text = "".join(self.pieces)
+        self.pieces.clear()
+        return text
+
+
+def _spill(path: Path, items: list[Any]) -> None:
+    with open(path, "wb") as sink:
+        for at in range(0, len(items), _SPILL_ITEMS):
+            pickle.dump(items[at:at + _SPILL_ITEMS], sink, pickle.HIGHEST_PROTOCOL)
