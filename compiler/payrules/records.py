@@ -611,32 +611,56 @@ def _csv_runs(path: Path, columns: Columns) -> Iterator[_Run]:
     return _row_runs(table, file)
 
 
+class _Runs:
+    """Runs of lines by patient, built line by line: the one way both readings of a CSV file
+    (`_row_runs`, `_plain_runs`) find runs, so that they always find the same ones."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.patient: str | None = None
+        self.session: str | None = None
+        self.earlier: set[str] = set()
+        """Session ids of the patients before this one."""
+        self.own: set[str] = set()
+        self.first = self.lines = self.start = 0
+        self.shares = False
+
+    def line(self, patient: str, row: int, begin: int) -> _Run | None:
+        """A line of `patient` at `row`, its bytes starting at `begin`; the run it ends, if any."""
+        ended = None
+        if patient != self.patient:
+            if self.patient is not None:
+                ended = _Run(self.patient, Origin(self.file, self.first), self.lines, self.start, begin, self.shares)
+                self.earlier |= self.own
+                self.own = set()
+            self.patient, self.first, self.lines, self.start, self.shares = patient, row, 0, begin, False
+        self.lines += 1
+        return ended
+
+    def session_of_line(self, session: str) -> None:
+        """The session id of the line just counted."""
+        if session != self.session:
+            self.session = session
+            self.own.add(session)
+            self.shares = self.shares or session in self.earlier
+
+    def last(self, end: int) -> Iterator[_Run]:
+        """The run still open, ending at byte `end`."""
+        if self.patient is not None:
+            yield _Run(self.patient, Origin(self.file, self.first), self.lines, self.start, end, self.shares)
+
+
 def _row_runs(table: _CsvTable, file: str) -> Iterator[_Run]:
     """`_csv_runs` row by row, through the reader's own rows and records."""
-    patient: str | None = None
-    session: str | None = None
-    earlier: set[str] = set()
-    """Session ids of the patients before this one."""
-    own: set[str] = set()
-    start = first = lines = end = 0
-    shares = False
+    runs = _Runs(file)
+    end = 0
     for row, begin, end, cells in table.rows():
         raw, _ = table.record(cells)
-        here = clean(raw[1])
-        if here != patient:
-            if patient is not None:
-                yield _Run(patient, Origin(file, first), lines, start, begin, shares)
-                earlier |= own
-                own = set()
-            patient, first, lines, start, shares = here, row, 0, begin, False
-        lines += 1
-        sid = clean(raw[0])
-        if sid != session:
-            session = sid
-            own.add(sid)
-            shares = shares or sid in earlier
-    if patient is not None:
-        yield _Run(patient, Origin(file, first), lines, start, end, shares)
+        ended = runs.line(clean(raw[1]), row, begin)
+        if ended is not None:
+            yield ended
+        runs.session_of_line(clean(raw[0]))
+    yield from runs.last(end)
 
 
 def _plain_runs(table: _CsvTable, file: str) -> Iterator[_Run]:
@@ -649,12 +673,7 @@ def _plain_runs(table: _CsvTable, file: str) -> Iterator[_Run]:
     at_session, at_patient = table.picks[0][0], table.picks[1][0]
     cut = max(at_session, at_patient) + 1
     width = table.width
-    patient: str | None = None
-    session: str | None = None
-    earlier: set[str] = set()
-    own: set[str] = set()
-    start = first = lines = 0
-    shares = False
+    runs = _Runs(file)
     raw_patient = raw_session = b"\n"  # never a cell: the first row takes the careful way
     with open(table.path, "rb") as stream:
         offset = end = len(stream.readline())
@@ -662,14 +681,10 @@ def _plain_runs(table: _CsvTable, file: str) -> Iterator[_Run]:
             begin, offset = offset, offset + len(line)
             cells = line.split(b",", cut)
             if len(cells) > cut and len(line) <= MAX_FIELD_CHARS and cells[at_patient] == raw_patient:
+                runs.lines += 1
                 if cells[at_session] != raw_session:
                     raw_session = cells[at_session]
-                    sid = raw_session.decode("utf-8").strip()
-                    if sid != session:
-                        session = sid
-                        own.add(sid)
-                        shares = shares or sid in earlier
-                lines += 1
+                    runs.session_of_line(clean(raw_session.decode("utf-8")))
                 end = offset
                 continue
             text = _plain_cells(line.decode("utf-8"))
@@ -682,23 +697,14 @@ def _plain_runs(table: _CsvTable, file: str) -> Iterator[_Run]:
             plain = len(text) == width and len(line) <= MAX_FIELD_CHARS
             raw, _ = table.record(text)
             here = clean(raw[1])
-            if here != patient:
-                if patient is not None:
-                    yield _Run(patient, Origin(file, first), lines, start, begin, shares)
-                    earlier |= own
-                    own = set()
-                patient, first, lines, start, shares = here, row, 0, begin, False
-            lines += 1
+            ended = runs.line(here, row, begin)
+            if ended is not None:
+                yield ended
             end = offset
-            sid = clean(raw[0])
-            if sid != session:
-                session = sid
-                own.add(sid)
-                shares = shares or sid in earlier
+            runs.session_of_line(clean(raw[0]))
             raw_patient = cells[at_patient] if plain and here else b"\n"
             raw_session = cells[at_session] if plain else b"\n"
-    if patient is not None:
-        yield _Run(patient, Origin(file, first), lines, start, end, shares)
+    yield from runs.last(end)
 
 
 def read_blocks(paths: list[Path], columns: Columns | None = None, *, grouped: bool = True) -> Iterator[Batch]:
