@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -24,6 +25,14 @@ from payrules.source import Source, Span
 
 SUPPRESS_RE = re.compile(r"#.*?\bpayrules:\s*ignore\s+([A-Z][0-9]{3}(?:\s*,\s*[A-Z][0-9]{3})*)", re.IGNORECASE)
 SEVERITIES = {"error": Severity.ERROR, "warning": Severity.WARNING}
+
+
+def _pyproject(path: Path) -> dict[str, Any]:
+    """A pyproject.toml that holds payrules' settings; a worded `InputError` when it cannot be read."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise InputError(f"{path}: cannot read the configuration ({error})") from None
 
 
 @attrs.frozen
@@ -43,11 +52,7 @@ class Config:
 
     @classmethod
     def load(cls, path: Path) -> Config:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise InputError(f"{path}: cannot read the configuration ({error})") from None
-        section = data.get("tool", {}).get("payrules", {}).get("lint", {})
+        section = _pyproject(path).get("tool", {}).get("payrules", {}).get("lint", {})
         if not isinstance(section, dict):
             raise InputError(f"{path}: [tool.payrules.lint] must be a table")
         exclude = section.get("exclude", [])
@@ -122,11 +127,7 @@ class CheckDefaults:
 
     @classmethod
     def load(cls, path: Path) -> CheckDefaults:
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise InputError(f"{path}: cannot read the configuration ({error})") from None
-        section = data.get("tool", {}).get("payrules", {})
+        section = _pyproject(path).get("tool", {}).get("payrules", {})
         if not isinstance(section, dict):
             raise InputError(f"{path}: [tool.payrules] must be a table")
         values: dict[str, str] = {}

@@ -13,7 +13,6 @@ import io
 import json
 import operator
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -66,14 +65,7 @@ class Columns:
         """Read a TOML mapping: a `[columns]` table of `field = "Header"` or `field = ["H1", "H2"]`,
         and a `[payers]` table of `"ID in the file" = "RULE-FILE-ID"`; either may be left out.
         A name in `keep` may be mapped to its column as a field is."""
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such column mapping file") from None
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"{path}: cannot read ({error})") from None
-        except tomllib.TOMLDecodeError as error:
-            raise InputError(f"{path}: not valid TOML ({error})") from None
+        data = formats.read_toml(path, "column mapping")
         payers = formats.payer_table(data, path, required=False)
         table = data.get("columns", {} if "payers" in data else None)
         if not isinstance(table, dict):

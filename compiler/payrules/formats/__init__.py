@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -107,15 +107,20 @@ def load_payer_map(path: Path) -> dict[str, str]:
     """A TOML file's `[payers]` table: payer id in the claim file → payer id of the rule files.
 
     The same table may sit in the column-mapping file given to `--columns`."""
+    return payer_table(read_toml(path, "payer map"), path)
+
+
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """A TOML file given on the command line (`what`: "payer map", "column mapping"), or a
+    worded `InputError` when it is missing, unreadable or not TOML."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
-        raise InputError(f"{path}: no such payer map file") from None
+        raise InputError(f"{path}: no such {what} file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(f"{path}: cannot read ({error})") from None
     except tomllib.TOMLDecodeError as error:
         raise InputError(f"{path}: not valid TOML ({error})") from None
-    return payer_table(data, path)
 
 
 def payer_table(data: Mapping[str, object], path: Path, required: bool = True) -> dict[str, str]:
