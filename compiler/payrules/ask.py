@@ -283,11 +283,16 @@ def _why(node: ast.Rule, checked: Checked, session: SessionResult) -> str:
         who = line.input.prescription_by
         return f"the line has a prescription by {with_credential(who)}" if who else ""
     if isinstance(s, ast.RequiresDiagnosis):
+        if s.primary and line.input.diagnoses:
+            return f"the line's primary diagnosis is {line.input.diagnoses[0]}"
         return f"the line has diagnosis {', '.join(line.input.diagnoses)}" if line.input.diagnoses else ""
     if isinstance(s, ast.NotCoveredDiagnosis):
         if not line.input.diagnoses:
             return "the line has no diagnosis (give --diagnosis to ask)"
-        return f"{', '.join(line.input.diagnoses)} is not among {_words(s.patterns)}"
+        listed = _diagnoses_text(checked, s.diagnoses)
+        if s.primary:
+            return f"the primary diagnosis {line.input.diagnoses[0]} is not among {listed}"
+        return f"{', '.join(line.input.diagnoses)} is not among {listed}"
     if isinstance(s, (ast.MaxAmount, ast.MaxUnits, ast.MaxMinutes, ast.TimeRule)) and line.status == "denied":
         return "limits apply to lines not denied, and this line is denied"
     if isinstance(s, (ast.MaxMinutes, ast.TimeRule)) and line.input.minutes is None:
@@ -314,6 +319,13 @@ def _codes_text(checked: Checked, codes: ast.CodeList | None) -> str:
                      else item.span.text for item in codes.items)
 
 
+def _diagnoses_text(checked: Checked, diagnoses: ast.DiagnosisList) -> str:
+    """A diagnosis list as written, each set name followed by what it holds."""
+    by_name = checked.bindings.diagnoses_by_name
+    return ", ".join(f"{item.span.text} ({by_name[item.span.text].describe()})" if item.span.text in by_name
+                     else item.span.text.upper() for item in diagnoses.items)
+
+
 def _has(line: LineResult, words: tuple[ast.Word, ...]) -> str:
     wanted = {w.value.upper() for w in words}
     return " ".join(sorted(wanted & line.input.modifiers))
@@ -326,10 +338,6 @@ def _credential(line: LineResult) -> str:
 def with_credential(credential: str) -> str:
     meaning = CREDENTIALS.get(credential)
     return f"{credential} ({meaning})" if meaning else credential
-
-
-def _words(words: tuple[ast.Word, ...]) -> str:
-    return ", ".join(w.value.upper() for w in words)
 
 
 def _plural(count: int, noun: str) -> str:

@@ -65,6 +65,34 @@ CodeItem = Union[Code, CodeRange, SetRef]
 
 
 @attrs.frozen(kw_only=True)
+class Diagnosis(Node):
+    """An ICD-10-CM code, or a prefix of one ending in `*`, as written: `M54.50`, `M62.83*`
+    (shape checked later)."""
+
+    value: str
+
+
+@attrs.frozen(kw_only=True)
+class DiagnosisRange(Node):
+    """Every diagnosis from `low` to `high`, two codes of one shape and category: `M99.01-M99.05`
+    (see `diagnosis_sets` for what a range holds)."""
+
+    low: Diagnosis
+    high: Diagnosis
+
+
+DiagnosisItem = Union[Diagnosis, DiagnosisRange, SetRef]
+
+
+@attrs.frozen(kw_only=True)
+class DiagnosisList(Node):
+    """A comma list of diagnoses, prefixes, ranges and diagnosis set names:
+    `M54.5*, M99.01-M99.05, subluxation`."""
+
+    items: tuple[DiagnosisItem, ...] = attrs.field(converter=tuple[DiagnosisItem, ...])
+
+
+@attrs.frozen(kw_only=True)
 class Date(Node):
     """A date as written, YYYY-MM-DD: `2024-01-01` (checked later)."""
 
@@ -365,29 +393,37 @@ class RequiresPrescription(StatementNode):
 
 @attrs.frozen(kw_only=True)
 class RequiresDiagnosis(StatementNode):
-    """The line needs a diagnosis, optionally one matching given codes or prefixes:
-    `requires diagnosis M54.5*, M62.83* for 97124`.
+    """The line needs a diagnosis, optionally one matching given codes, prefixes, ranges or sets:
+    `requires diagnosis M54.5*, M62.83* for 97124`. With `primary`, the line's primary
+    diagnosis (its first; the claim's ABK code in an 837P) must match:
+    `requires primary diagnosis subluxation for 98940-98942`.
     """
 
     kind = "requires_diagnosis"
     severity = "deny"
     carc = "11"
 
-    patterns: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
-    """ICD-10-CM codes, or prefixes ending in `*`; empty means any diagnosis will do."""
+    diagnoses: DiagnosisList | None
+    """None means any diagnosis will do (never None with `primary`)."""
     codes: CodeList | None
+    primary: bool = False
+    """Only the line's primary diagnosis counts."""
 
 
 @attrs.frozen(kw_only=True)
 class NotCoveredDiagnosis(StatementNode):
-    """Lines with one of these diagnoses are not covered: `not covered with diagnosis Z00.00, F32*`."""
+    """Lines with one of these diagnoses are not covered: `not covered with diagnosis Z00.00, F32*`.
+    With `primary`, only when the primary diagnosis is one: `not covered with primary diagnosis Z00*`.
+    """
 
     kind = "not_covered_diagnosis"
     severity = "deny"
     carc = "167"
 
-    patterns: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
+    diagnoses: DiagnosisList
     codes: CodeList | None
+    primary: bool = False
+    """Only the line's primary diagnosis counts."""
 
 
 Statement = Union[Only, OnlyWith, NotCovered, NotPayableBy, RequiresModifier, NoSameDay, MaxAmount, MaxUnits,
@@ -411,10 +447,13 @@ class Header(Node):
 
 @attrs.frozen(kw_only=True)
 class SetDef(Node):
-    """`set CMT = 98940-98942`: a named code set usable in any code list of the file."""
+    """`set CMT = 98940-98942`: a named code set usable in any code list of the file; or a
+    diagnosis set, `set subluxation = M99.00-M99.05`, usable wherever diagnoses go."""
 
     name: Word
-    codes: CodeList
+    codes: CodeList | DiagnosisList
+    """A `DiagnosisList` when an item is a diagnosis; a list of set names only is a `CodeList`
+    whose kind the checker finds from the sets it names."""
 
 
 @attrs.frozen(kw_only=True)

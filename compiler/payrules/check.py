@@ -32,6 +32,7 @@ from payrules.domain import (
     money_too_large,
     to_cents,
 )
+from payrules.diagnosis_sets import NO_DIAGNOSES, Diagnoses, range_problem, reversed_range
 from payrules.runtime import code_shape
 from payrules.source import Span
 
@@ -235,6 +236,10 @@ class Bindings:
     code_sets: dict[ast.CodeList, Codes] = attrs.field(factory=dict)
     cents: dict[ast.Money, int] = attrs.field(factory=dict)
     sets_by_name: dict[str, Codes] = attrs.field(factory=dict)
+    diagnosis_sets: dict[ast.DiagnosisList | ast.CodeList, Diagnoses] = attrs.field(factory=dict)
+    """The diagnoses of each diagnosis list (and of each set of diagnosis set names only)."""
+    diagnoses_by_name: dict[str, Diagnoses] = attrs.field(factory=dict)
+    """The diagnosis sets, by name (the procedure code sets are in `sets_by_name`)."""
 
 
 @attrs.frozen
@@ -271,6 +276,7 @@ class _Checker:
         self.bindings = Bindings()
         self.set_defs = {s.name.value: s for s in module.sets}
         self._resolving: dict[str, None] = {}
+        self._kinds: dict[str, str] = {}
         """The set names being resolved, innermost last (a dict: an ordered stack with fast lookup)."""
 
     def error(self, code: str, message: str, span: Span, help: str | None = None) -> None:
@@ -301,7 +307,11 @@ class _Checker:
                            f"the first definition is {seen_sets[name].span.seen_from(set_def.span)}")
             else:
                 seen_sets[name] = set_def
-            self.bindings.sets_by_name[name] = self.codes(set_def.codes)
+            if self.set_kind(name) == "diagnoses":
+                self.bindings.diagnoses_by_name[name] = self.diagnoses(set_def.codes)
+            else:
+                assert isinstance(set_def.codes, ast.CodeList)
+                self.bindings.sets_by_name[name] = self.codes(set_def.codes)
         seen_rules: dict[str, ast.Rule] = {}
         for rule in self.module.rules:
             if rule.name is not None:
@@ -441,6 +451,11 @@ class _Checker:
                 help = f"define it first, as in `set {ref.name} = 97124, 97140`"
             self.error("E101", f"unknown code set `{ref.name}`", ref.span, help)
             return NO_CODES
+        if self.set_kind(ref.name) == "diagnoses":
+            self.error("E231", f"`{ref.name}` is a set of diagnoses; procedure codes go here", ref.span,
+                       "a diagnosis set goes after `requires diagnosis`, `requires primary diagnosis` or "
+                       "`not covered with diagnosis`")
+            return NO_CODES
         if ref.name in self._resolving:
             names = list(self._resolving)
             names = names[names.index(ref.name):] + [ref.name]
@@ -449,10 +464,139 @@ class _Checker:
             cycle = " → ".join(names)
             self.error("E106", f"code set `{ref.name}` includes itself ({cycle})", ref.span)
             return NO_CODES
+        assert isinstance(set_def.codes, ast.CodeList)
         if set_def.codes in self.bindings.code_sets:
             return self.bindings.code_sets[set_def.codes]
         self._resolving[ref.name] = None
         return set_def.codes
+
+    # --- diagnoses ------------------------------------------------------------------
+
+    def set_kind(self, name: str) -> str | None:
+        """`codes` or `diagnoses`: what the set holds, by the shape of its items; a set of set
+        names only holds what the first of them holds. None for a name no set has (or a cycle
+        of set names, which `codes` reports)."""
+        seen: list[str] = []
+        kind: str | None = None
+        while name not in self._kinds:
+            set_def = self.set_defs.get(name)
+            if set_def is None or name in seen:
+                break
+            seen.append(name)
+            items = set_def.codes.items
+            if isinstance(set_def.codes, ast.DiagnosisList):
+                kind = "diagnoses"
+                break
+            if any(not isinstance(i, ast.SetRef) for i in items):
+                kind = "codes"
+                break
+            first = items[0]
+            assert isinstance(first, ast.SetRef)
+            name = first.name
+        else:
+            kind = self._kinds[name]
+        for found in seen:
+            if kind is not None:
+                self._kinds[found] = kind
+        return kind
+
+    def diagnoses(self, diagnoses: ast.DiagnosisList | ast.CodeList | None) -> Diagnoses:
+        """Resolve a diagnosis list (memoised per node) and report every bad item in it; the
+        same walk as `codes`, on an explicit stack. A set of set names only comes here as a
+        `CodeList` of `SetRef`s."""
+        if diagnoses is None:
+            return NO_DIAGNOSES
+        if diagnoses in self.bindings.diagnosis_sets:
+            return self.bindings.diagnosis_sets[diagnoses]
+        stack: list[tuple[ast.DiagnosisList | ast.CodeList, Iterator[object], list[Diagnoses], bool]] = [
+            (diagnoses, iter(diagnoses.items), [], False)]
+        resolved = NO_DIAGNOSES
+        while stack:
+            node, items, found, named = stack[-1]
+            for item in items:
+                if isinstance(item, (ast.Diagnosis, ast.DiagnosisRange)) and item.span.text in self.set_defs:
+                    # A set name shaped like a diagnosis (`l5`, `l5-s1`) is read as a diagnosis.
+                    item = ast.SetRef(span=item.span, name=item.span.text)
+                if isinstance(item, ast.Diagnosis):
+                    if self.diagnosis_pattern(item):
+                        found.append(Diagnoses.pattern(item.value))
+                elif isinstance(item, ast.DiagnosisRange):
+                    found.append(self.diagnosis_range(item))
+                elif isinstance(item, ast.SetRef):
+                    inner = self.diagnosis_set_ref(item)
+                    if not isinstance(inner, Diagnoses):
+                        stack.append((inner, iter(inner.items), [], True))
+                        break
+                    found.append(inner)
+                else:
+                    raise InternalError(f"a diagnosis list holds a {type(item).__name__}")
+            else:
+                stack.pop()
+                resolved = Diagnoses.union(found)
+                self.bindings.diagnosis_sets[node] = resolved
+                if named:
+                    self._resolving.popitem()
+                if stack:
+                    stack[-1][2].append(resolved)
+        return resolved
+
+    def diagnosis_set_ref(self, ref: ast.SetRef) -> Diagnoses | ast.DiagnosisList | ast.CodeList:
+        """The diagnoses of a set name, or the set's own list when it still has to be resolved."""
+        diagnostic = long_name(ref.name, ref.span, "the diagnosis set name")
+        if diagnostic is not None:
+            self.diagnostics.append(diagnostic)
+            return NO_DIAGNOSES
+        set_def = self.set_defs.get(ref.name)
+        if set_def is None:
+            suggestion = closest(ref.name, self.set_defs)
+            help = (f"did you mean `{suggestion}`?" if suggestion else
+                    f"define it first, as in `set {ref.name} = M99.00-M99.05`")
+            self.error("E101", f"unknown diagnosis set `{ref.name}`", ref.span, help)
+            return NO_DIAGNOSES
+        if self.set_kind(ref.name) == "codes":
+            self.error("E231", f"`{ref.name}` is a set of procedure codes; diagnoses go here", ref.span,
+                       "name a set of diagnoses, or write the diagnoses, such as M54.50 or M54.5*")
+            return NO_DIAGNOSES
+        if ref.name in self._resolving:
+            names = list(self._resolving)
+            names = names[names.index(ref.name):] + [ref.name]
+            if len(names) > 8:
+                names = [*names[:3], f"… {len(names) - 6:,} more …", *names[-3:]]
+            self.error("E106", f"diagnosis set `{ref.name}` includes itself ({' → '.join(names)})", ref.span)
+            return NO_DIAGNOSES
+        if set_def.codes in self.bindings.diagnosis_sets:
+            return self.bindings.diagnosis_sets[set_def.codes]
+        self._resolving[ref.name] = None
+        return set_def.codes
+
+    def diagnosis_pattern(self, item: ast.Diagnosis) -> bool:
+        if DIAGNOSIS_PATTERN_RE.match(item.value.upper()):
+            return True
+        self.error("E212", f"{quoted(item.value)} is not an ICD-10-CM code or prefix", item.span,
+                   "write a code such as M54.50, or a prefix ending in `*` such as M54.5*")
+        return False
+
+    def diagnosis_range(self, item: ast.DiagnosisRange) -> Diagnoses:
+        ends_ok = True
+        for end in (item.low, item.high):
+            if end.value.endswith("*"):
+                self.error("E232", f"a range end cannot be a prefix (`{end.value}`)", end.span,
+                           "write a range of codes, such as M99.01-M99.05, or one prefix, such as M99.0*")
+                ends_ok = False
+            elif not self.diagnosis_pattern(end):
+                ends_ok = False
+        if not ends_ok:
+            return NO_DIAGNOSES
+        low, high = item.low.value, item.high.value
+        problem = range_problem(low, high)
+        if problem is not None:
+            self.error("E232", problem[0], item.span, problem[1])
+            return NO_DIAGNOSES
+        if reversed_range(low, high):
+            self.error("E202", f"range `{low}-{high}` is reversed, so it holds no diagnosis", item.span,
+                       f"swap the range ends: {high}-{low}")
+            return NO_DIAGNOSES
+        return Diagnoses.between(low, high)
 
     def money(self, money: ast.Money) -> None:
         # Checked before the decimals: an amount of 28 digits or more cannot be rounded exactly.
@@ -543,12 +687,6 @@ class _Checker:
                 help = f"did you mean `{suggestion}`? known credentials: {known}" if suggestion \
                     else f"known credentials: {known}"
                 self.error("E102", f"unknown credential {quoted(word.value)}", word.span, help)
-
-    def diagnosis_patterns(self, words: tuple[ast.Word, ...]) -> None:
-        for word in words:
-            if not DIAGNOSIS_PATTERN_RE.match(word.value.upper()):
-                self.error("E212", f"{quoted(word.value)} is not an ICD-10-CM code or prefix", word.span,
-                           "write a code such as M54.50, or a prefix ending in `*` such as M54.5*")
 
     def modifiers(self, words: tuple[ast.Word, ...]) -> None:
         for word in words:
@@ -673,13 +811,13 @@ def _check_requires_prescription(s: ast.RequiresPrescription, c: _Checker) -> No
 
 @_check_statement.register
 def _check_requires_diagnosis(s: ast.RequiresDiagnosis, c: _Checker) -> None:
-    c.diagnosis_patterns(s.patterns)
+    c.diagnoses(s.diagnoses)
     c.codes(s.codes)
 
 
 @_check_statement.register
 def _check_not_covered_diagnosis(s: ast.NotCoveredDiagnosis, c: _Checker) -> None:
-    c.diagnosis_patterns(s.patterns)
+    c.diagnoses(s.diagnoses)
     c.codes(s.codes)
 
 

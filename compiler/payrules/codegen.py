@@ -26,6 +26,7 @@ import attrs
 
 from payrules import __version__, ast
 from payrules.check import MONTHS, Bindings, Checked, Codes
+from payrules.diagnosis_sets import Diagnoses
 from payrules.diagnostics import InternalError
 from payrules.domain import dollars
 
@@ -103,6 +104,15 @@ class _Context:
             return ""
         return ", ".join(f"{item.name} ({self.bindings.sets_by_name[item.name].describe()})"
                          if isinstance(item, ast.SetRef) else item.span.text for item in codes.items)
+
+    def describe_diagnoses(self, diagnoses: ast.DiagnosisList | None) -> str:
+        """The diagnoses as written, in capitals, each set name followed by what it holds:
+        `subluxation (M99.00-M99.05), M54.5*`."""
+        if diagnoses is None:
+            return ""
+        by_name = self.bindings.diagnoses_by_name
+        return ", ".join(f"{item.span.text} ({by_name[item.span.text].describe()})"
+                         if item.span.text in by_name else item.span.text.upper() for item in diagnoses.items)
 
 
 def _frozenset_literal(value: frozenset[str]) -> str:
@@ -500,16 +510,33 @@ def _emit_no_duplicate(s: ast.NoDuplicate, rule: ast.Rule, index: int, ctx: _Con
     )
 
 
-def _diagnosis_test(ctx: _Context, patterns: tuple[ast.Word, ...]) -> str:
-    """An expression, true when a diagnosis `g` (without its dot) matches one of `patterns`."""
-    exact = frozenset(p.value.upper().replace(".", "") for p in patterns if not p.value.endswith("*"))
-    prefixes = tuple(sorted(p.value.upper().replace(".", "").rstrip("*") for p in patterns if p.value.endswith("*")))
+def _diagnosis_test(ctx: _Context, diagnoses: Diagnoses) -> str:
+    """An expression, true when a diagnosis `g` (without its dot) is one of `diagnoses`: in the
+    exact codes, under a prefix, or with its first characters between a range's ends."""
     tests = []
-    if exact:
-        tests.append(f"g in {ctx.const(exact)}")
-    if prefixes:
-        tests.append(f"g.startswith({prefixes!r})")
+    if diagnoses.exact:
+        tests.append(f"g in {ctx.const(diagnoses.exact)}")
+    if diagnoses.prefixes:
+        tests.append(f"g.startswith({tuple(sorted(diagnoses.prefixes))!r})")
+    by_length: dict[int, list[tuple[str, str]]] = {}
+    for low, high in sorted(diagnoses.ranges):
+        by_length.setdefault(len(low), []).append((low, high))
+    for n, ranges in sorted(by_length.items()):
+        inner = " or ".join(f"{low!r} <= g[:{n}] <= {high!r}" for low, high in ranges)
+        tests.append(f"(len(g) >= {n} and ({inner}))" if len(ranges) > 1 else f"(len(g) >= {n} and {inner})")
     return " or ".join(tests)
+
+
+def _diagnosed(s: ast.RequiresDiagnosis | ast.NotCoveredDiagnosis) -> str:
+    """The line's diagnoses a statement looks at: all of them, or with `primary` the first."""
+    return "line.diagnoses[:1]" if s.primary else "line.diagnoses"
+
+
+def _diagnosis_params(s: ast.RequiresDiagnosis | ast.NotCoveredDiagnosis, ctx: _Context) -> dict[str, str]:
+    params = {"patterns": ctx.describe_diagnoses(s.diagnoses), "codes": ctx.describe(s.codes)}
+    if s.primary:
+        params["primary"] = "yes"
+    return params
 
 
 def _applies(ctx: _Context, codes: ast.CodeList | None) -> str:
@@ -531,10 +558,11 @@ def _emit_requires_prescription(s: ast.RequiresPrescription, rule: ast.Rule, ind
 @_emit.register
 def _emit_requires_diagnosis(s: ast.RequiresDiagnosis, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
     test = "not line.diagnoses"
-    if s.patterns:
-        test = f"not any({_diagnosis_test(ctx, s.patterns)} for g in (d.replace('.', '') for d in line.diagnoses))"
+    if s.diagnoses is not None:
+        diagnoses = ctx.bindings.diagnosis_sets[s.diagnoses]
+        test = f"not any({_diagnosis_test(ctx, diagnoses)} for g in (d.replace('.', '') for d in {_diagnosed(s)}))"
     return _Emission(
-        params={"patterns": ", ".join(p.value.upper() for p in s.patterns), "codes": ctx.describe(s.codes)},
+        params=_diagnosis_params(s, ctx),
         per_line=[f"if {_applies(ctx, s.codes)}{test}:", *_indent(_hit(index, rule, "None"))],
     )
 
@@ -543,11 +571,11 @@ def _emit_requires_diagnosis(s: ast.RequiresDiagnosis, rule: ast.Rule, index: in
 def _emit_not_covered_diagnosis(s: ast.NotCoveredDiagnosis, rule: ast.Rule, index: int,
                                 ctx: _Context) -> _Emission:
     return _Emission(
-        params={"patterns": ", ".join(p.value.upper() for p in s.patterns), "codes": ctx.describe(s.codes)},
+        params=_diagnosis_params(s, ctx),
         per_line=[
             f"if {_applies(ctx, s.codes)}line.diagnoses:",
-            f"    h = [d for d, g in ((d, d.replace('.', '')) for d in line.diagnoses) "
-            f"if {_diagnosis_test(ctx, s.patterns)}]",
+            f"    h = [d for d, g in ((d, d.replace('.', '')) for d in {_diagnosed(s)}) "
+            f"if {_diagnosis_test(ctx, ctx.bindings.diagnosis_sets[s.diagnoses])}]",
             "    if h:",
             *_indent(_hit(index, rule, "tuple(h)"), 2),
         ],

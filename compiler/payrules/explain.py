@@ -287,6 +287,8 @@ def _requires_prescription(rule: RuleInfo, line: Line, facts: object) -> str:
 def _requires_diagnosis(rule: RuleInfo, line: Line, facts: object) -> str:
     service = rule.param("codes") or line.code
     patterns = rule.param("patterns")
+    if dict(rule.params).get("primary"):
+        return _requires_primary_diagnosis(service, patterns, line)
     need = f"a diagnosis matching {patterns}" if patterns else "a diagnosis"
     if not line.diagnoses:
         return f"{line.code} was billed with no diagnosis; this payer pays {service} only with {need}."
@@ -294,10 +296,26 @@ def _requires_diagnosis(rule: RuleInfo, line: Line, facts: object) -> str:
             f"only with {need}.")
 
 
-@_template("not_covered_diagnosis", key=lambda line, facts: (line.code, facts))
+def _requires_primary_diagnosis(service: str, patterns: str, line: Line) -> str:
+    need = f"only when the primary diagnosis (the first listed) matches {patterns}"
+    if not line.diagnoses:
+        return f"{line.code} was billed with no diagnosis; this payer pays {service} {need}."
+    return f"{line.code} was billed with {_primary_first(line.diagnoses)}; this payer pays {service} {need}."
+
+
+def _primary_first(diagnoses: tuple[str, ...]) -> str:
+    """`M54.50 as the primary diagnosis (then M99.03)`."""
+    rest = f" (then {', '.join(diagnoses[1:])})" if len(diagnoses) > 1 else ""
+    return f"{diagnoses[0]} as the primary diagnosis{rest}"
+
+
+@_template("not_covered_diagnosis", key=lambda line, facts: (line.code, facts, line.diagnoses))
 def _not_covered_diagnosis(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple) and facts
     service = rule.param("codes") or "services"
+    if dict(rule.params).get("primary"):
+        return (f"{line.code} was billed with {_primary_first(line.diagnoses)}; this payer does not cover {service} "
+                f"when the primary diagnosis matches {rule.param('patterns')}.")
     return (f"{line.code} was billed with {', '.join(facts)}; this payer does not cover {service} "
             f"with a diagnosis matching {rule.param('patterns')}.")
 

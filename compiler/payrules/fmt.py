@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from payrules.check import DIAGNOSIS_PATTERN_RE
 from payrules.domain import code_family, code_number
-from payrules.parser import layout_tree
+from payrules.parser import _procedure_shaped, layout_tree
 
 _KEEP_CASE = {"WORD", "STRING", "MONEY", "DATE", "PERCENT", "COMMENT"}
 _CAPITALS = {"CODE", "DIAGNOSIS"}
@@ -53,8 +54,10 @@ def _words(node: Any, in_list: bool) -> list[str]:
     """The words of a subtree, with punctuation as separate items."""
     if _is_token(node):
         return [_token(node, in_list)]
-    if node.data == "codes":
+    if node.data == "codes" or (node.data == "set_items" and not _holds_diagnoses(node)):
         return [_code_list(node)]
+    if node.data in ("diagnosis_range", "set_range"):
+        return ["-".join(_token(t, in_list) for t in node.children if _is_token(t) and t.type == "DIAGNOSIS")]
     if node.data in ("word_list", "reason_code"):
         return [w for child in node.children for w in _words(child, in_list=True)]
     return [w for child in node.children for w in _words(child, in_list)]
@@ -64,8 +67,16 @@ def _is_token(node: Any) -> bool:
     return isinstance(node, str)
 
 
+def _holds_diagnoses(node: Any) -> bool:
+    """Whether a set's items are diagnoses: an item not shaped like a procedure code."""
+    return any(_is_token(t) and t.type == "DIAGNOSIS" and not _procedure_shaped(t)
+               for item in node.children if not _is_token(item) for t in item.children)
+
+
 def _token(token: Any, in_list: bool) -> str:
     value = str(token)
+    if token.type == "DIAGNOSIS" and not (DIAGNOSIS_PATTERN_RE.match(value.upper()) or _procedure_shaped(value)):
+        return value  # a set name shaped like a diagnosis (`l5`) keeps its case
     if token.type in _CAPITALS or (in_list and token.type == "WORD"):
         return value.upper()
     if token.type in _KEEP_CASE:
@@ -89,7 +100,7 @@ def _code_list(node: Any) -> str:
     for item in node.children:
         if _is_token(item):
             continue  # a comma
-        tokens = [t for t in item.children if _is_token(t) and t.type == "CODE"]
+        tokens = [t for t in item.children if _is_token(t) and t.type in _CAPITALS]
         if item.data == "set_ref":
             name = str(item.children[0])
             if name not in names:

@@ -20,6 +20,7 @@ import attrs
 from payrules import ast
 from payrules.check import NO_CODES, Checked, Codes
 from payrules.compiler import diagnose, read_source
+from payrules.diagnosis_lint import diagnosis_set_names, diagnosis_warnings
 from payrules.diagnostics import Diagnostic, InputError, Severity
 from payrules.source import Source, Span
 
@@ -320,10 +321,13 @@ def _across_rules(checked: Checked) -> list[Diagnostic]:
 
     # Sets of this file that nothing uses.
     used = {item.name for node in _code_lists(module) for item in node.items if isinstance(item, ast.SetRef)}
+    used |= diagnosis_set_names(module)
     for set_def in module.sets:
         if set_def.span.file == own_file and set_def.name.value not in used:
-            found.append(_warning("W105", f"code set `{set_def.name.value}` is never used", set_def.name.span,
+            what = "diagnosis set" if set_def.name.value in bindings.diagnoses_by_name else "code set"
+            found.append(_warning("W105", f"{what} `{set_def.name.value}` is never used", set_def.name.span,
                                   "use it in a rule, or remove it"))
+    found += diagnosis_warnings(checked)
     return found
 
 
@@ -334,7 +338,7 @@ def _rule_key(rule: ast.Rule) -> tuple[str, ...]:
             *("" if o is None else o.value.lower() for o in options))
 
 
-def _code_lists(module: ast.Module) -> Iterator[ast.CodeList]:
+def _code_lists(module: ast.Module) -> Iterator[ast.CodeList | ast.DiagnosisList]:
     for set_def in module.sets:
         yield set_def.codes
     for rule in module.rules:

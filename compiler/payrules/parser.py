@@ -177,6 +177,15 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
 
     if isinstance(error, lark.UnexpectedToken):
         token = error.token
+        missing = _MISSING_DIAGNOSES.search(text)
+        if missing is not None and token.start_pos is not None and token.start_pos > missing.start(2):
+            keyword = missing.group(2)
+            span = Span(source, offset + missing.start(2), offset + missing.end(2))
+            statement = " ".join(missing.group(1).lower().split())
+            example = ("requires primary diagnosis M99.00-M99.05 for 98940-98942" if statement.startswith("requires")
+                       else f"{statement} Z00* for 97124")
+            return _error("E001", f"expected the diagnoses after `{statement}`, found `{keyword}`", span,
+                          f"name the diagnoses before `{keyword.lower()}`, as in `{example}`")
         if token.type == "$END":
             start = len(text.rstrip())
             span = Span(source, offset + start, offset + start)
@@ -188,11 +197,18 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
         if "COMMA" in error.expected and token.type in ("CODE", "WORD", "DIAGNOSIS", "DATE"):
             return _error("E001", f"expected `,` between list items, found {found}", span,
                           "separate the items of a list with commas, as in `97124, 97140`")
-        return _error("E001", f"expected {_expected_words(error.expected)}, found {found}", span)
+        expected = _expected_words(error.expected, set_items=text.lstrip().lower().startswith("set"))
+        return _error("E001", f"expected {expected}, found {found}", span)
 
     column = getattr(error, "column", 1) or 1  # pragma: no cover - lark raises only the two above per line
     return _error("E001", "invalid syntax", Span(source, offset + column - 1, offset + column))
 
+
+_MISSING_DIAGNOSES = re.compile(
+    r"\b(requires\s+primary\s+diagnosis|not\s+covered\s+with(?:\s+primary)?\s+diagnosis)\s+"
+    r"(for|carc|rarc|source|effective|warn|when|unless)\b", re.IGNORECASE)
+"""A statement whose diagnoses are left out, so that its next keyword would be read as a
+diagnosis set name (`requires primary diagnosis for 98940`)."""
 
 _NAME_PREFIX = re.compile(r'^\s*(?:[A-Za-z0-9_][A-Za-z0-9_-]*|"(?:[^"\\]|\\.)*")\s*:\s*')
 
@@ -226,10 +242,15 @@ _TERMINAL_WORDS = {
 }
 
 
-def _expected_words(names: Iterable[str]) -> str:
+def _expected_words(names: Iterable[str], set_items: bool = False) -> str:
     names = {n for n in names if n != "COMMENT"}
     if names >= {"ONLY", "NOT", "NO", "MAX", "REQUIRES"}:
         return "a statement such as `only 97140`"
+    if {"DIAGNOSIS", "WORD"} <= names:  # a set's items, or diagnoses (where set names go too)
+        names = names - {"DIAGNOSIS", "WORD"}
+        words = ["a procedure code such as 97140, a diagnosis such as M54.50 or a set name" if set_items else
+                 "an ICD-10-CM code such as M54.50, a prefix such as M54.5* or a diagnosis set name"]
+        return _listed(words + _named(names))
     if names == {"CODE", "MONEY", "PERCENT"}:
         return "an amount such as $45, a share such as 75% or a number such as 4"
     if {"CODE", "WORD"} <= names:
@@ -237,11 +258,20 @@ def _expected_words(names: Iterable[str]) -> str:
         words = ["a procedure code such as 97140 or a code set name"]
     else:
         words = []
+    return _listed(words + _named(names))
+
+
+def _named(names: Iterable[str]) -> list[str]:
+    words = []
     for name in sorted(names, key=lambda n: (n not in _TERMINAL_WORDS, n)):
         if name in _TERMINAL_WORDS:
             words.append(_TERMINAL_WORDS[name])
         else:
             words.append(f"`{_literal(name)}`")
+    return words
+
+
+def _listed(words: list[str]) -> str:
     if len(words) <= 2:
         return " or ".join(words)
     return ", ".join(words[:-1]) + " or " + words[-1]
@@ -254,6 +284,17 @@ def _literal(terminal: str) -> str:
 
 
 # --- tree → AST -----------------------------------------------------------------------
+
+
+_PROCEDURE_SHAPE = re.compile(r"[0-9][0-9A-Za-z]*|[A-Za-z][0-9]{4}")
+
+
+def _procedure_shaped(text: str) -> bool:
+    """Whether an item of a set is read as a procedure code: it is shaped like the `CODE`
+    terminal (a digit first, or a letter and four digits: `97140`, `0042T`, `S8990`). Anything
+    else (`M54.50`, `M62.83*`, `724.2`) is read as a diagnosis, so a diagnosis in a set is
+    written with its dot."""
+    return _PROCEDURE_SHAPE.fullmatch(text) is not None
 
 
 def unescape(quoted: str) -> str:
@@ -295,8 +336,34 @@ class _ToAst(Transformer[Token, Any]):
         effective: dict[str, Any] = next((r[1] for r in rest if isinstance(r, tuple)), {})
         return ast.Header(span=self._span(meta), payer_id=payer_id, display_name=display, **effective)
 
-    def set_def(self, meta: Meta, name: Token, codes: ast.CodeList) -> ast.SetDef:
-        return ast.SetDef(span=self._span(meta), name=self._word(name), codes=codes)
+    def set_def(self, meta: Meta, name: Token, items: ast.CodeList | ast.DiagnosisList) -> ast.SetDef:
+        return ast.SetDef(span=self._span(meta), name=self._word(name), codes=items)
+
+    def set_items(self, meta: Meta, *items: Any) -> ast.CodeList | ast.DiagnosisList:
+        """A set's items, as procedure codes or as diagnoses by their shape (see `_procedure_shaped`)."""
+        codes = [i for i in items if isinstance(i, (ast.Code, ast.CodeRange))]
+        diagnoses = [i for i in items if isinstance(i, (ast.Diagnosis, ast.DiagnosisRange))]
+        if codes and diagnoses:
+            first = next(i for i in items if not isinstance(i, ast.SetRef))
+            other = diagnoses[0] if isinstance(first, (ast.Code, ast.CodeRange)) else codes[0]
+            code, diagnosis = (first, other) if other is diagnoses[0] else (other, first)
+            raise _LineError(_error(
+                "E230", "a set holds procedure codes or diagnoses, not both", other.span,
+                f"`{code.span.text}` is a procedure code and `{diagnosis.span.text}` a diagnosis; "
+                "make one set of each"))
+        if diagnoses:
+            return ast.DiagnosisList(span=self._span(meta), items=items)
+        return ast.CodeList(span=self._span(meta), items=items)
+
+    def set_code(self, meta: Meta, token: Token) -> ast.Code | ast.Diagnosis:
+        if _procedure_shaped(str(token)):
+            return self.code(meta, token)
+        return self.diagnosis(meta, token)
+
+    def set_range(self, meta: Meta, low: Token, high: Token) -> ast.CodeRange | ast.DiagnosisRange:
+        if _procedure_shaped(str(low)):
+            return self.code_range(meta, low, high)
+        return self.diagnosis_range(meta, low, high)
 
     def include(self, meta: Meta, path: Token) -> ast.Include:
         return ast.Include(span=self._span(meta), path=self._word(path))
@@ -481,16 +548,31 @@ class _ToAst(Transformer[Token, Any]):
         return words
 
     def requires_diagnosis(self, meta: Meta, *children: Any) -> ast.RequiresDiagnosis:
-        patterns = next((c for c in children if isinstance(c, tuple)), ())
+        diagnoses = next((c for c in children if isinstance(c, ast.DiagnosisList)), None)
         codes = next((c for c in children if isinstance(c, ast.CodeList)), None)
-        return ast.RequiresDiagnosis(span=self._span(meta), patterns=patterns, codes=codes)
+        return ast.RequiresDiagnosis(span=self._span(meta), diagnoses=diagnoses, codes=codes)
 
-    def not_covered_diagnosis(self, meta: Meta, patterns: tuple[ast.Word, ...],
+    def requires_primary_diagnosis(self, meta: Meta, diagnoses: ast.DiagnosisList,
+                                   codes: ast.CodeList | None = None) -> ast.RequiresDiagnosis:
+        return ast.RequiresDiagnosis(span=self._span(meta), diagnoses=diagnoses, codes=codes, primary=True)
+
+    def not_covered_diagnosis(self, meta: Meta, diagnoses: ast.DiagnosisList,
                               codes: ast.CodeList | None = None) -> ast.NotCoveredDiagnosis:
-        return ast.NotCoveredDiagnosis(span=self._span(meta), patterns=patterns, codes=codes)
+        return ast.NotCoveredDiagnosis(span=self._span(meta), diagnoses=diagnoses, codes=codes)
 
-    def diagnoses(self, meta: Meta, *tokens: Token) -> tuple[ast.Word, ...]:
-        return tuple(self._word(t) for t in tokens)
+    def not_covered_primary_diagnosis(self, meta: Meta, diagnoses: ast.DiagnosisList,
+                                      codes: ast.CodeList | None = None) -> ast.NotCoveredDiagnosis:
+        return ast.NotCoveredDiagnosis(span=self._span(meta), diagnoses=diagnoses, codes=codes, primary=True)
+
+    def diagnoses(self, meta: Meta, *items: ast.DiagnosisItem) -> ast.DiagnosisList:
+        return ast.DiagnosisList(span=self._span(meta), items=items)
+
+    def diagnosis(self, meta: Meta, token: Token) -> ast.Diagnosis:
+        return ast.Diagnosis(span=self._tspan(token), value=str(token))
+
+    def diagnosis_range(self, meta: Meta, low: Token, high: Token) -> ast.DiagnosisRange:
+        return ast.DiagnosisRange(span=self._span(meta), low=self.diagnosis(meta, low),
+                                  high=self.diagnosis(meta, high))
 
     def requires_credential(self, meta: Meta, words: tuple[ast.Word, ...],
                             codes: ast.CodeList | None = None) -> ast.RequiresCredential:
