@@ -108,7 +108,8 @@ def as_csv(claims: Sequence[dict[str, Any]]) -> str:
         dates = {ln["date"] for ln in c["lines"]}
         for ln in c["lines"]:
             npi, taxonomy = (ln["npi"], ln["taxonomy"]) if ln["npi"] else c["rendering"] or (NPIS[0], "111N00000X")
-            dx = [x12._with_dot(c["dx"][int(p) - 1]) for p in ln["pointers"].split(":")]
+            pointers = ln["pointers"].split(":")  # the ABK code (pointer 1) first, then pointer order
+            dx = [x12._with_dot(c["dx"][int(p) - 1]) for p in sorted(pointers, key=lambda p: p != "1")]
             minutes = ln["qty"] if ln["basis"] == "MJ" else ""
             units = str(max(1, (int(minutes) + 7) // 15)) if minutes else str(int(float(ln["qty"])))
             session = f"{c['id']}@{ln['date']}" if len(dates) > 1 else c["id"]
@@ -277,10 +278,16 @@ def test_a_one_day_date_range_is_that_day() -> None:
     assert raw[2] == "2024-03-04" and problem is None
 
 
-def test_diagnoses_in_pointer_order_with_their_dot() -> None:
+def test_diagnoses_with_their_dot_the_principal_first_then_in_pointer_order() -> None:
     c = claim("D", "M", [line("97140", "50", "2024-01-02", pointers="3:1:2")], dx=("M5450", "M6283", "S134XXA"))
     (raw, _, _), = read(interchange([c]))
-    assert raw[11] == "S13.4XXA;M54.50;M62.83"
+    assert raw[11] == "M54.50;S13.4XXA;M62.83"
+
+
+def test_a_line_that_does_not_point_to_the_principal_diagnosis_keeps_its_pointer_order() -> None:
+    c = claim("D", "M", [line("97140", "50", "2024-01-02", pointers="3:2")], dx=("M5450", "M6283", "S134XXA"))
+    (raw, _, _), = read(interchange([c]))
+    assert raw[11] == "S13.4XXA;M62.83"
 
 
 @pytest.mark.parametrize(("taxonomy", "credential"), [

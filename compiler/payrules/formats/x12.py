@@ -609,6 +609,7 @@ class _LineRecord:
 
     def _diagnoses(self) -> str:
         listed = self.claim.diagnoses
+        principal = next((i for i, (qualifier, *_) in enumerate(listed) if qualifier == "ABK"), None)
         codes: list[str] = []
         for i in range(1, 5):
             pointer = self.sv1.get(7, i)
@@ -624,7 +625,13 @@ class _LineRecord:
                            f"`{code}` is an ICD-9-CM code ({qualifier}); payrules judges "
                            "ICD-10-CM diagnoses (ABK, ABF)")
                 continue
-            codes.append(_with_dot(code))
+            if int(pointer) - 1 == principal:
+                # The claim's principal diagnosis (its ABK code) is the line's primary diagnosis
+                # (`primary diagnosis` in a rule file), so it goes first; the others keep their
+                # pointer order.
+                codes.insert(0, _with_dot(code))
+            else:
+                codes.append(_with_dot(code))
         return ";".join(codes)
 
 
