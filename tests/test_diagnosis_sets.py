@@ -18,7 +18,6 @@ from test_x12 import line as claim_line
 
 from payrules import api, judging, render, standalone
 from payrules.compiler import compile_source
-from payrules.diagnosis_sets import Diagnoses
 from payrules.diagnostics import CompileError
 from payrules.fmt import format_text
 from payrules.lint import lint_source
@@ -141,6 +140,8 @@ def test_prefix_patterns_keep_working_with_or_without_the_dot() -> None:
 ])
 @pytest.mark.usefixtures("no_code_set")
 def test_what_a_range_holds(written: str, inside: list[str], outside: list[str]) -> None:
+    from payrules.diagnosis_sets import Diagnoses
+
     low, high = written.split("-")
     found = Diagnoses.between(low, high)
     assert [d for d in inside if d not in found] == []

@@ -96,6 +96,11 @@ CODES: dict[str, tuple[str, str]] = {
     "E214": ("an unknown time rule (not `cms` or `ama`)", "units by medicare rule for 97140"),
     "E215": ("an amount over $999,999,999.99, a share over 1,000% or a limit over 100,000",
              "max $1,000,000,000 per session"),
+    "E230": ("a set that holds both procedure codes and diagnoses", "set back = 97124, M54.50"),
+    "E231": ("a diagnosis set where procedure codes go, or a code set where diagnoses go",
+             "set subluxation = M99.01-M99.05\nonly subluxation"),
+    "E232": ("a diagnosis range whose ends differ in length or category, or end in `*`",
+             "requires diagnosis M54.5-M54.59"),
     "W101": ("a rule that can never apply: `only` or `not covered` denies all its codes",
              "only 97140\nmax 2 units of 97124 per line"),
     "W102": ("two `only` lists that share no code, so nothing is covered", "only 97124\nonly 97140"),
@@ -103,5 +108,6 @@ CODES: dict[str, tuple[str, str]] = {
     "W104": ("a limit of zero, which pays nothing", "max 0 visits per calendar year"),
     "W105": ("a code set of the file that is never used", "set unused = 97010"),
     "W106": ("an `ignore` comment that silences nothing", "only 97140  # payrules: ignore W101"),
+    "W130": ("a diagnosis that another item of its list already matches", "requires diagnosis M54.5*, M54.50"),
 }
 """Every diagnostic code: what it means, and a line that produces it. Codes are never renumbered."""
