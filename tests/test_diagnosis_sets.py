@@ -296,3 +296,14 @@ def test_the_built_module_decides_primary_diagnoses_and_ranges_like_check(tmp_pa
     expected = api.compile_text(f"payer MC\n{MEDICARE}not covered with diagnosis Z00-Z01\n", "medicare.payer")
     assert report == json.loads(json.dumps(expected.check(sessions).to_dict()))
     assert [ln["status"] for s in report["sessions"] for ln in s["lines"]] == ["paid", "denied", "denied", "paid"]
+
+
+def test_an_editor_hover_on_a_diagnosis_set_shows_its_diagnoses() -> None:
+    from payrules.lsp.analysis import Analysis, hover
+
+    text = f"payer T\n{MEDICARE}requires diagnosis subluxation, M54.5* for 97124\n"
+    analysis = Analysis.of("rules.payer", text)
+    found = hover(analysis, text.index("subluxation, M54"))
+    assert found is not None and found[0] == "**diagnosis set `subluxation`**: M99.01-M99.05"
+    found = hover(analysis, text.index("subluxation for"))
+    assert found is not None and found[0] == "**diagnoses**: M99.01-M99.05"

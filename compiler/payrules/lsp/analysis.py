@@ -270,6 +270,8 @@ def hover(analysis: Analysis, offset: int) -> tuple[str, Span] | None:
     node, bindings = found.node, analysis.checked.bindings
     if isinstance(node, ast.SetRef) or (isinstance(node, ast.Word) and isinstance(found.parent, ast.SetDef)):
         name = node.name if isinstance(node, ast.SetRef) else node.value
+        if name in bindings.diagnoses_by_name:
+            return f"**diagnosis set `{name}`**: {bindings.diagnoses_by_name[name].describe()}", node.span
         codes = bindings.sets_by_name.get(name)
         if codes is None:
             return f"code set `{name}` is not defined", node.span
@@ -283,6 +285,8 @@ def hover(analysis: Analysis, offset: int) -> tuple[str, Span] | None:
                 if count > 0:
                     return f"**range `{low}-{high}`**: {count:,} codes", target.span
         return f"procedure code `{node.span.text.upper()}`", node.span
+    if isinstance(node, ast.DiagnosisList) and node in bindings.diagnosis_sets:
+        return f"**diagnoses**: {bindings.diagnosis_sets[node].describe()}", node.span
     if isinstance(node, ast.CodeList):
         codes = bindings.code_sets.get(node)
         return (f"**codes**: {_codes(codes)}", node.span) if codes else None
