@@ -214,6 +214,8 @@ BROKEN = {
     "set_of_sets_mixes_kinds": "set massage = 97124\nset sub = M99.01\nset both = sub, massage\nrequires diagnosis both",
     "unknown_diagnosis_set": "set subluxation = M99.01-M99.05\nrequires primary diagnosis subluxaton",
     "diagnosis_sets_in_a_cycle": "set a = b, M99.01\nset b = a\nrequires diagnosis a",
+    "diagnosis_in_a_code_list": "requires modifier AT on 98940, M99.01",
+    "diagnosis_without_its_dot_in_a_set": "set subluxation = M9901\nrequires primary diagnosis subluxation",
 }
 
 

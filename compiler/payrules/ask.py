@@ -402,7 +402,8 @@ class AskFormat(enum.Enum):
 @click.option("--charge", "charge", metavar="AMOUNT",
               help=f"The line's charge, such as 45.00; by default a placeholder of ${PLACEHOLDER_CHARGE}.")
 @click.option("--diagnosis", "diagnoses", multiple=True, metavar="ICD10",
-              help="An ICD-10-CM diagnosis of the line, such as M54.50 (repeatable).")
+              help="An ICD-10-CM diagnosis of the line, such as M54.50 (repeatable; the first is the "
+                   "primary diagnosis).")
 @click.option("--date", "date", metavar="YYYY-MM-DD",
               help="The date of service; by default the first date of the ICD-10-CM code set payrules ships, "
               "when the payer's latest rule file covers it, else that file's first date.")

@@ -555,7 +555,8 @@ class _Checker:
             return NO_DIAGNOSES
         if self.set_kind(ref.name) == "codes":
             self.error("E231", f"`{ref.name}` is a set of procedure codes; diagnoses go here", ref.span,
-                       "name a set of diagnoses, or write the diagnoses, such as M54.50 or M54.5*")
+                       "name a set of diagnoses, or write the diagnoses, such as M54.50 or M54.5*; in a set, a "
+                       "diagnosis is written with its dot (M54.50: M5450 is read as a procedure code)")
             return NO_DIAGNOSES
         if ref.name in self._resolving:
             names = list(self._resolving)

@@ -167,6 +167,13 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
             return _error("E001", "expected an amount after `$`, such as `$45` or `$45.50`", span)
         if char == '"':
             return _error("E001", "a quoted text is not closed", span, 'end it with `"` on the same line')
+        diagnosis = _diagnosis_at(text, column - 1)
+        if diagnosis is not None:
+            start, end = diagnosis
+            return _error("E001", f"`{text[start:end]}` is a diagnosis; procedure codes go here",
+                          Span(source, offset + start, offset + end),
+                          "diagnoses go after `requires diagnosis`, `requires primary diagnosis` or "
+                          "`not covered with diagnosis`")
         fraction = _fraction_before_count(text, column - 1)
         if fraction is not None:
             start, end, what = fraction
@@ -209,6 +216,21 @@ _MISSING_DIAGNOSES = re.compile(
     r"(for|carc|rarc|source|effective|warn|when|unless)\b", re.IGNORECASE)
 """A statement whose diagnoses are left out, so that its next keyword would be read as a
 diagnosis set name (`requires primary diagnosis for 98940`)."""
+
+_DIAGNOSIS_SHAPE = re.compile(r"[A-Za-z][0-9][0-9A-Za-z](?:\.[0-9A-Za-z]*\**|\*+)")
+
+
+def _diagnosis_at(text: str, place: int) -> tuple[int, int] | None:
+    """Where a diagnosis (`M54.50`, `M62.83*`) is written in a procedure code list: its start and
+    end, when the unexpected character at `place` (its dot or `*`) sits inside one."""
+    start = place
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    found = _DIAGNOSIS_SHAPE.match(text, start)
+    if found is None or not found.start() < place < found.end():
+        return None
+    return start, found.end()
+
 
 _NAME_PREFIX = re.compile(r'^\s*(?:[A-Za-z0-9_][A-Za-z0-9_-]*|"(?:[^"\\]|\\.)*")\s*:\s*')
 
