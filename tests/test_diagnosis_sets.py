@@ -309,3 +309,19 @@ def test_an_editor_hover_on_a_diagnosis_set_shows_its_diagnoses() -> None:
     assert found is not None and found[0] == "**diagnosis set `subluxation`**: M99.01-M99.05"
     found = hover(analysis, text.index("subluxation for"))
     assert found is not None and found[0] == "**diagnoses**: M99.01-M99.05"
+
+
+def test_editors_highlight_diagnosis_sets_ranges_and_primary() -> None:
+    from test_textmate import tokenize
+
+    assert tokenize("set subluxation = M99.00-M99.05, M62.83*") == [
+        ("set", "keyword.other.payer"), ("subluxation", "entity.name.type.set.payer"),
+        ("=", "keyword.operator.assignment.payer"), ("M99.00", "constant.other.diagnosis.payer"),
+        ("-", "punctuation.separator.range.payer"), ("M99.05", "constant.other.diagnosis.payer"),
+        (",", "punctuation.separator.comma.payer"), ("M62.83*", "constant.other.diagnosis.payer")]
+    assert tokenize("requires primary diagnosis subluxation, M40-M54 for 98940-98942 warn") == [
+        ("requires", "keyword.other.payer"), ("primary", "keyword.other.payer"), ("diagnosis", "keyword.other.payer"),
+        ("subluxation", "variable.other.payer"), (",", "punctuation.separator.comma.payer"),
+        ("M40", "constant.other.diagnosis.payer"), ("-", "punctuation.separator.range.payer"),
+        ("M54", "constant.other.diagnosis.payer"), ("for", "keyword.other.payer"),
+        ("98940-98942", "constant.numeric.code-range.payer"), ("warn", "keyword.other.payer")]

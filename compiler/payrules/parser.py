@@ -201,7 +201,8 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
             assert token.start_pos is not None and token.end_pos is not None
             span = Span(source, offset + token.start_pos, offset + token.end_pos)
             found = quoted(str(token))
-        if "COMMA" in error.expected and token.type in ("CODE", "WORD", "DIAGNOSIS", "DATE"):
+        if "COMMA" in error.expected and (token.type in ("CODE", "WORD", "DIAGNOSIS", "DATE")
+                                          or str(token).lower() in ("or", "and")):
             return _error("E001", f"expected `,` between list items, found {found}", span,
                           "separate the items of a list with commas, as in `97124, 97140`")
         expected = _expected_words(error.expected, set_items=text.lstrip().lower().startswith("set"))
