@@ -14,11 +14,16 @@ which lies under M62.83. No ICD-10-CM data is needed to read or to match a range
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import attrs
 
 from payrules.domain import ICD10_RE
+
+DIAGNOSIS_PATTERN_RE = re.compile(r"^[A-Z](?:[0-9][0-9A-Z]|A[0-9])(?:\.?[0-9A-Z]{1,4})?\*?$"
+                                  r"|^[A-Z](?:[0-9][0-9A-Z]|A[0-9])\.\*$")
+"""An ICD-10-CM code or a prefix of one ending in `*` (in capitals), as a rule file writes it."""
 
 
 def plain(code: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from payrules.check import DIAGNOSIS_PATTERN_RE
+from payrules.diagnosis_sets import DIAGNOSIS_PATTERN_RE
 from payrules.domain import code_family, code_number
 from payrules.parser import _procedure_shaped, layout_tree
 
