@@ -325,3 +325,12 @@ def test_editors_highlight_diagnosis_sets_ranges_and_primary() -> None:
         ("M40", "constant.other.diagnosis.payer"), ("-", "punctuation.separator.range.payer"),
         ("M54", "constant.other.diagnosis.payer"), ("for", "keyword.other.payer"),
         ("98940-98942", "constant.numeric.code-range.payer"), ("warn", "keyword.other.payer")]
+
+
+def test_an_editor_completes_diagnosis_sets_and_not_credentials_after_requires_primary() -> None:
+    from payrules.lsp.analysis import Analysis, completions
+
+    analysis = Analysis.of("rules.payer", f"payer T\n{MEDICARE}")
+    offered = {(item.label, item.kind): item.detail for item in completions(analysis, "requires primary ")}
+    assert offered[("subluxation", "set")] == "M99.01-M99.05"
+    assert ("requires primary diagnosis DIAGNOSES for CODES", "snippet") in offered

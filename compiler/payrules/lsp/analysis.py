@@ -75,6 +75,8 @@ SNIPPETS: tuple[Snippet, ...] = (
     Snippet("requires prescription from CREDENTIALS for CODES", "requires prescription from ${1:MD} for ${2:97124}"),
     Snippet("requires diagnosis PATTERNS for CODES", "requires diagnosis ${1:M54.5*} for ${2:97140}"),
     Snippet("not covered with diagnosis PATTERNS", "not covered with diagnosis ${1:Z00.00}"),
+    Snippet("requires primary diagnosis DIAGNOSES for CODES",
+            "requires primary diagnosis ${1:M99.00-M99.05} for ${2:98940-98942}"),
     Snippet("one of CODES per session", "one of ${1:97124, 97140} per ${2|session,day|}"),
     Snippet("CODES bundled into CODES", "${1:97010} bundled into ${2:97140}"),
     Snippet("no duplicate same day", "no duplicate same day"),
@@ -374,7 +376,7 @@ _LIST_SO_FAR = r"\s+(?:\w+\s*(?:,|\bor\b)\s*)*\w*$"
 MODIFIER_LIST_RE = re.compile(r"\bmodifier" + _LIST_SO_FAR, re.IGNORECASE)
 """The cursor is in a list of modifiers (`requires modifier 59 or X`, `unless modifier `)."""
 CREDENTIAL_LIST_RE = re.compile(
-    r"(?:\bpayable\s+by|\bprescription\s+from|^\s*(?:[\w-]+\s*:\s*)?requires(?!\s+(?:modifier|prescription|diagnosis)\b))"
+    r"(?:\bpayable\s+by|\bprescription\s+from|^\s*(?:[\w-]+\s*:\s*)?requires(?!\s+(?:modifier|prescription|diagnosis|primary)\b))"
     + _LIST_SO_FAR, re.IGNORECASE)
 """The cursor is in a list of credentials (`not payable by L`, `requires DC or `, `from MD, `)."""
 
@@ -390,6 +392,8 @@ def completions(analysis: Analysis, line_before: str) -> list[Item]:
     items = [Item(s.label, "snippet", "statement template", s.body) for s in SNIPPETS]
     items += [Item(word, "keyword", "keyword") for word in keywords()]
     items += [Item(name, "set", _codes(codes)) for name, codes in sorted(analysis.checked.bindings.sets_by_name.items())]
+    items += [Item(name, "set", diagnoses.describe())
+              for name, diagnoses in sorted(analysis.checked.bindings.diagnoses_by_name.items())]
     items += [Item(c, "credential", meaning) for c, meaning in CREDENTIALS.items()]
     items += [Item(m, "modifier", meaning) for m, meaning in modifiers().items()]
     items += [Item(name, "include", "rule file shipped with payrules", f'"{name}"') for name in stdlib_names()]
