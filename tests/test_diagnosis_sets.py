@@ -334,3 +334,47 @@ def test_an_editor_completes_diagnosis_sets_and_not_credentials_after_requires_p
     offered = {(item.label, item.kind): item.detail for item in completions(analysis, "requires primary ")}
     assert offered[("subluxation", "set")] == "M99.01-M99.05"
     assert ("requires primary diagnosis DIAGNOSES for CODES", "snippet") in offered
+
+
+WORDS = ["set", "sub", "=", "requires", "primary", "diagnosis", "not", "covered", "with", "for", "only", "source",
+         '"x"', "carc", "11", "rarc", "M76", "warn", "effective", "from", "2024-01-01", ",", "-", "*", ".", "M99.01",
+         "M99.05", "M54.5*", "M40", "M54", "97124", "98940-98942", "S8990", "M5450", "l5", "724.2", "Z*", "massage"]
+
+
+@given(lines=st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=9).map(" ".join), min_size=1, max_size=4))
+def test_any_mix_of_diagnosis_syntax_compiles_or_gets_worded_errors(lines: list[str]) -> None:
+    text = "payer T\nset massage = 97124\n" + "\n".join(lines) + "\n"
+    try:
+        compiled = api.compile_text(text, "rules.payer")
+    except CompileError as error:
+        assert error.diagnostics and all(d.code[0] in "EW" and d.message for d in error.diagnostics)
+        return
+    formatted = format_text(text)  # a file that compiles is laid out once and for all, to the same rules
+    assert format_text(formatted) == formatted
+    again = api.compile_text(formatted, "rules.payer")
+    assert [r.kind for r in again.policies[0].rules] == [r.kind for r in compiled.policies[0].rules]
+
+
+ITEMS = st.sampled_from(["M99.01", "m99.03", "M9905", "M54.5*", "m62.83*", "M99.00-M99.05", "m40 - M54", "Z00*",
+                         "S13.4XXA-S13.4XXD", "sub", "l5"])
+STATEMENTS = st.sampled_from(["requires diagnosis {} for 98940-98942", "REQUIRES PRIMARY diagnosis {}",
+                              "not covered with diagnosis {} for massage", "not covered with primary diagnosis {}",
+                              "requires  diagnosis {}  warn"])
+
+
+@pytest.mark.usefixtures("no_code_set")
+@given(rules=st.lists(st.tuples(STATEMENTS, st.lists(ITEMS, min_size=1, max_size=4)), min_size=1, max_size=4),
+       diagnoses=st.lists(st.lists(st.sampled_from(["M99.01", "M99.03", "M54.50", "Z00.00", "M47.812", "S13.4XXB"]),
+                                   max_size=3), min_size=1, max_size=6))
+def test_formatting_diagnosis_lists_never_changes_a_decision(rules: list[tuple[str, list[str]]],
+                                                             diagnoses: list[list[str]]) -> None:
+    text = "payer T\nset massage = 97124\nset sub = M99.01-M99.05\nset l5 = M99.03\n" + "".join(
+        template.format(",".join(items)) + "\n" for template, items in rules)
+    formatted = format_text(text)
+    assert format_text(formatted) == formatted
+    lines = [line(code, session=str(i), diagnoses=" ".join(dx)) for i, dx in enumerate(diagnoses)
+             for code in ("98941", "97124")]
+    before = run_policy(compile_source(Source("t.payer", text)), *lines)
+    after = run_policy(compile_source(Source("t.payer", formatted)), *lines)
+    assert outcomes(after) == outcomes(before)
+    assert reasons(after) == reasons(before)
