@@ -378,3 +378,8 @@ def test_formatting_diagnosis_lists_never_changes_a_decision(rules: list[tuple[s
     after = run_policy(compile_source(Source("t.payer", formatted)), *lines)
     assert outcomes(after) == outcomes(before)
     assert reasons(after) == reasons(before)
+
+
+def test_a_range_written_with_spaces_is_shown_without_them() -> None:
+    report = run("requires diagnosis m99.01 - M99.05 for 98941", line("98941", diagnoses="M54.50"))
+    assert "matching M99.01-M99.05." in report.sessions[0].lines[0].reasons[0].message

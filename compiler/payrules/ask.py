@@ -23,6 +23,7 @@ from payrules import ast
 from payrules.api import load_policies
 from payrules.check import Checked
 from payrules.compiler import Policy, check_source, read_source
+from payrules.diagnosis_sets import as_written
 from payrules.diagnostics import CompileError, InputError
 from payrules.domain import CREDENTIALS, closest, dollars, format_cents
 from payrules.fields import RecordError, session_batch
@@ -323,7 +324,7 @@ def _diagnoses_text(checked: Checked, diagnoses: ast.DiagnosisList) -> str:
     """A diagnosis list as written, each set name followed by what it holds."""
     by_name = checked.bindings.diagnoses_by_name
     return ", ".join(f"{item.span.text} ({by_name[item.span.text].describe()})" if item.span.text in by_name
-                     else item.span.text.upper() for item in diagnoses.items)
+                     else as_written(item.span.text) for item in diagnoses.items)
 
 
 def _has(line: LineResult, words: tuple[ast.Word, ...]) -> str:

@@ -26,7 +26,7 @@ import attrs
 
 from payrules import __version__, ast
 from payrules.check import MONTHS, Bindings, Checked, Codes
-from payrules.diagnosis_sets import Diagnoses
+from payrules.diagnosis_sets import Diagnoses, as_written
 from payrules.diagnostics import InternalError
 from payrules.domain import dollars
 
@@ -112,7 +112,7 @@ class _Context:
             return ""
         by_name = self.bindings.diagnoses_by_name
         return ", ".join(f"{item.span.text} ({by_name[item.span.text].describe()})"
-                         if item.span.text in by_name else item.span.text.upper() for item in diagnoses.items)
+                         if item.span.text in by_name else as_written(item.span.text) for item in diagnoses.items)
 
 
 def _frozenset_literal(value: frozenset[str]) -> str:

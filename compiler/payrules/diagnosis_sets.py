@@ -39,6 +39,12 @@ def dotted(code: str) -> str:
     return f"{text}*" if star else text
 
 
+def as_written(text: str) -> str:
+    """A diagnosis, prefix or range of a rule file as explanations show it: in capitals, a range
+    without spaces around its `-` (`m40 - M54` → `M40-M54`)."""
+    return "-".join(part.strip() for part in text.upper().split("-"))
+
+
 def range_problem(low: str, high: str) -> tuple[str, str] | None:
     """Why `low-high` (two valid ICD-10-CM codes, as written) is not a range of diagnoses, with
     a help text; None when it is one. Reversed ranges are reported apart (see `reversed_range`)."""
