@@ -383,3 +383,18 @@ def test_formatting_diagnosis_lists_never_changes_a_decision(rules: list[tuple[s
 def test_a_range_written_with_spaces_is_shown_without_them() -> None:
     report = run("requires diagnosis m99.01 - M99.05 for 98941", line("98941", diagnoses="M54.50"))
     assert "matching M99.01-M99.05." in report.sessions[0].lines[0].reasons[0].message
+
+
+def test_an_included_diagnosis_set_and_the_first_mapped_column_as_primary(tmp_path: Path) -> None:
+    (tmp_path / "sets.payer").write_text("set subluxation = M99.00-M99.05\n")
+    rules = tmp_path / "plan.payer"
+    rules.write_text('payer PLAN\ninclude "sets"\nrequires primary diagnosis subluxation for 98940-98942\n')
+    columns = tmp_path / "columns.toml"
+    columns.write_text('[columns]\ndiagnoses = ["Dx 1", "Dx 2"]\n')
+    export = tmp_path / "export.csv"
+    export.write_text("session_id,patient_id,date,payer,provider_npi,provider_credential,code,charge,Dx 2,Dx 1\n"
+                      "A,P1,2024-03-04,PLAN,1184029555,DC,98940,45.00,M54.50,M99.03\n"
+                      "B,P2,2024-03-04,PLAN,1184029555,DC,98940,45.00,M99.03,M54.50\n")
+    code, out, err = transcript(["check", str(export), "--rules", str(rules), "--columns", str(columns),
+                                 "--format", "json"])
+    assert [ln["status"] for s in json.loads(out)["sessions"] for ln in s["lines"]] == ["paid", "denied"], err
