@@ -15,7 +15,7 @@ from typing import Any
 
 from payrules.diagnosis_sets import DIAGNOSIS_PATTERN_RE
 from payrules.domain import code_family, code_number
-from payrules.parser import _procedure_shaped, layout_tree
+from payrules.parser import procedure_shaped, layout_tree
 
 _KEEP_CASE = {"WORD", "STRING", "MONEY", "DATE", "PERCENT", "COMMENT"}
 _CAPITALS = {"CODE", "DIAGNOSIS"}
@@ -69,13 +69,13 @@ def _is_token(node: Any) -> bool:
 
 def _holds_diagnoses(node: Any) -> bool:
     """Whether a set's items are diagnoses: an item not shaped like a procedure code."""
-    return any(_is_token(t) and t.type == "DIAGNOSIS" and not _procedure_shaped(t)
+    return any(_is_token(t) and t.type == "DIAGNOSIS" and not procedure_shaped(t)
                for item in node.children if not _is_token(item) for t in item.children)
 
 
 def _token(token: Any, in_list: bool) -> str:
     value = str(token)
-    if token.type == "DIAGNOSIS" and not (DIAGNOSIS_PATTERN_RE.match(value.upper()) or _procedure_shaped(value)):
+    if token.type == "DIAGNOSIS" and not (DIAGNOSIS_PATTERN_RE.match(value.upper()) or procedure_shaped(value)):
         return value  # a set name shaped like a diagnosis (`l5`) keeps its case
     if token.type in _CAPITALS or (in_list and token.type == "WORD"):
         return value.upper()

@@ -312,7 +312,7 @@ def _literal(terminal: str) -> str:
 _PROCEDURE_SHAPE = re.compile(r"[0-9][0-9A-Za-z]*|[A-Za-z][0-9]{4}")
 
 
-def _procedure_shaped(text: str) -> bool:
+def procedure_shaped(text: str) -> bool:
     """Whether an item of a set is read as a procedure code: it is shaped like the `CODE`
     terminal (a digit first, or a letter and four digits: `97140`, `0042T`, `S8990`). Anything
     else (`M54.50`, `M62.83*`, `724.2`) is read as a diagnosis, so a diagnosis in a set is
@@ -363,7 +363,7 @@ class _ToAst(Transformer[Token, Any]):
         return ast.SetDef(span=self._span(meta), name=self._word(name), codes=items)
 
     def set_items(self, meta: Meta, *items: Any) -> ast.CodeList | ast.DiagnosisList:
-        """A set's items, as procedure codes or as diagnoses by their shape (see `_procedure_shaped`)."""
+        """A set's items, as procedure codes or as diagnoses by their shape (see `procedure_shaped`)."""
         codes = [i for i in items if isinstance(i, (ast.Code, ast.CodeRange))]
         diagnoses = [i for i in items if isinstance(i, (ast.Diagnosis, ast.DiagnosisRange))]
         if codes and diagnoses:
@@ -379,12 +379,12 @@ class _ToAst(Transformer[Token, Any]):
         return ast.CodeList(span=self._span(meta), items=items)
 
     def set_code(self, meta: Meta, token: Token) -> ast.Code | ast.Diagnosis:
-        if _procedure_shaped(str(token)):
+        if procedure_shaped(str(token)):
             return self.code(meta, token)
         return self.diagnosis(meta, token)
 
     def set_range(self, meta: Meta, low: Token, high: Token) -> ast.CodeRange | ast.DiagnosisRange:
-        if _procedure_shaped(str(low)):
+        if procedure_shaped(str(low)):
             return self.code_range(meta, low, high)
         return self.diagnosis_range(meta, low, high)
 
