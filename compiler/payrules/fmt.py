@@ -15,7 +15,7 @@ from typing import Any
 
 from payrules.diagnosis_sets import DIAGNOSIS_PATTERN_RE
 from payrules.domain import code_family, code_number
-from payrules.parser import procedure_shaped, layout_tree
+from payrules.parser import layout_tree, procedure_shaped
 
 _KEEP_CASE = {"WORD", "STRING", "MONEY", "DATE", "PERCENT", "COMMENT"}
 _CAPITALS = {"CODE", "DIAGNOSIS"}
