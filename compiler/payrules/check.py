@@ -32,6 +32,7 @@ from payrules.domain import (
     money_too_large,
     to_cents,
 )
+from payrules.reasons import NEEDS_REMARK, rule_reasons
 from payrules.runtime import code_shape
 from payrules.source import Span
 
@@ -61,6 +62,14 @@ every number a rule file holds small enough to read and to compute with."""
 MAX_PERCENT = Decimal(1000)
 """The largest share of an amount or a charge: 1,000% (fee schedules pay up to a few times a
 base rate; more is a typing slip)."""
+
+LET_KINDS: dict[type, str] = {ast.Money: "money", ast.Share: "share", ast.Code: "count"}
+"""The kind of value a `let` gives, by the literal written."""
+LET_WHAT = {"money": "an amount", "share": "a share", "count": "a whole number"}
+LET_EXAMPLE = {"money": "$120", "share": "75%", "count": "20"}
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+                "twelve")
+"""Numbers written as words, where a limit goes: a slip for digits rather than an unknown name."""
 
 MAX_NAME_LENGTH = 200
 """The longest name of a code set or rule, and the longest payer id, in characters."""
@@ -233,8 +242,14 @@ class Bindings:
     """Facts resolved from a module, keyed by the AST node they belong to."""
 
     code_sets: dict[ast.CodeList, Codes] = attrs.field(factory=dict)
-    cents: dict[ast.Money, int] = attrs.field(factory=dict)
+    cents: dict[ast.Money | ast.NameRef, int] = attrs.field(factory=dict)
     sets_by_name: dict[str, Codes] = attrs.field(factory=dict)
+    counts: dict[ast.NameRef, int] = attrs.field(factory=dict)
+    """The whole number each use of a `let` name stands for."""
+    shares: dict[ast.NameRef, Decimal] = attrs.field(factory=dict)
+    """The percentage each use of a `let` name stands for (`75` for 75%)."""
+    lets: dict[str, ast.LetDef] = attrs.field(factory=dict)
+    """The `let` definitions by name (the first, when a name is given twice)."""
 
 
 @attrs.frozen
@@ -270,6 +285,10 @@ class _Checker:
         self.diagnostics: list[Diagnostic] = []
         self.bindings = Bindings()
         self.set_defs = {s.name.value: s for s in module.sets}
+        self.let_defs: dict[str, ast.LetDef] = {}
+        for let in module.lets:
+            self.let_defs.setdefault(let.name.value, let)
+        self.bindings.lets = self.let_defs
         self._resolving: dict[str, None] = {}
         """The set names being resolved, innermost last (a dict: an ordered stack with fast lookup)."""
 
@@ -302,6 +321,7 @@ class _Checker:
             else:
                 seen_sets[name] = set_def
             self.bindings.sets_by_name[name] = self.codes(set_def.codes)
+        self.lets()
         seen_rules: dict[str, ast.Rule] = {}
         for rule in self.module.rules:
             if rule.name is not None:
@@ -318,6 +338,7 @@ class _Checker:
             self.options(rule)
             self.reason_code(rule.carc, CARC_RE, "CARC", "a claim adjustment reason code such as 45 or B7")
             self.reason_code(rule.rarc, RARC_RE, "RARC", "a remark code such as N130 or M15")
+            self.remark_needed(rule)
             _check_statement(rule.statement, self)
 
     def name(self, word: ast.Word, what: str) -> None:
@@ -345,6 +366,13 @@ class _Checker:
                        "check the month and the day; dates are written YYYY-MM-DD")
             return False
         return True
+
+    def remark_needed(self, rule: ast.Rule) -> None:
+        """W112 for a `carc` whose X12 wording asks for a remark code, given without one."""
+        carc, rarc = rule_reasons(rule)
+        if rule.carc is not None and rarc is None and carc in NEEDS_REMARK:
+            self.warning("W112", f"CARC {carc} needs a remark code, and this rule gives none", rule.carc.span,
+                         f"add one, such as `carc {carc} rarc N130` (consult plan benefit documents)")
 
     def reason_code(self, word: ast.Word | None, pattern: re.Pattern[str], what: str, expected: str) -> None:
         if word is not None and not pattern.match(word.value.upper()):
@@ -454,7 +482,12 @@ class _Checker:
         self._resolving[ref.name] = None
         return set_def.codes
 
-    def money(self, money: ast.Money) -> None:
+    def money(self, money: ast.Money | ast.NameRef) -> None:
+        if isinstance(money, ast.NameRef):
+            cents = self.named(money, "money")
+            if isinstance(cents, int):
+                self.bindings.cents[money] = cents
+            return
         # Checked before the decimals: an amount of 28 digits or more cannot be rounded exactly.
         if money_too_large(money.amount):
             self.error("E215", f"the amount {quoted(money.span.text)} is too large", money.span,
@@ -467,18 +500,113 @@ class _Checker:
         self.bindings.cents[money] = to_cents(money.amount)
 
     def percent(self, amount: ast.Amount) -> None:
+        if amount.share is not None:
+            value = self.named(amount.share, "share")
+            if isinstance(value, Decimal):
+                self.bindings.shares[amount.share] = value
+            return
         assert amount.percent is not None
-        if amount.percent > MAX_PERCENT:
-            text = amount.span.text.split("%", 1)[0] + "%"
-            span = Span(amount.span.source, amount.span.start, amount.span.start + len(text))
-            self.error("E215", f"the share {quoted(text)} is too large", span,
+        text = amount.span.text.split("%", 1)[0] + "%"
+        self.share(amount.percent, Span(amount.span.source, amount.span.start, amount.span.start + len(text)),
+                   amount.span)
+
+    @staticmethod
+    def share_ok(percent: Decimal) -> bool:
+        return percent <= MAX_PERCENT and percent == percent.quantize(Decimal("0.01"))
+
+    def share(self, percent: Decimal, span: Span, decimals_span: Span | None = None) -> None:
+        """A percentage as written: at most `MAX_PERCENT`, with at most two decimals."""
+        if percent > MAX_PERCENT:
+            self.error("E215", f"the share {quoted(span.text)} is too large", span,
                        f"a share goes up to {MAX_PERCENT:,}%")
             return
-        if amount.percent != amount.percent.quantize(Decimal("0.01")):
-            self.error("E205", f"`{amount.percent}%` has more than two decimals", amount.span,
+        if percent != percent.quantize(Decimal("0.01")):
+            self.error("E205", f"`{percent}%` has more than two decimals", decimals_span or span,
                        "write a percentage such as `75%` or `62.5%`")
 
-    def count(self, count: ast.Code, what: str, example: str, most: int = MAX_COUNT) -> int | None:
+    # --- `let` names --------------------------------------------------------------------
+
+    def lets(self) -> None:
+        for let in self.module.lets:
+            name = let.name.value
+            self.name(let.name, "the name")
+            first = self.let_defs[name]
+            if first is not let:
+                self.error("E122", f"`{name}` is given a value twice", let.name.span,
+                           f"the first `let {name}` is {first.span.seen_from(let.span)}; keep one")
+                continue
+            if name in self.set_defs:
+                self.error("E122", f"`{name}` is already the name of a code set", let.name.span,
+                           f"the set is {self.set_defs[name].span.seen_from(let.span)}; give the value another name")
+            value = let.value
+            if isinstance(value, ast.Money):
+                self.money(value)
+            elif isinstance(value, ast.Share):
+                self.share(value.percent, value.span)
+            elif not (value.value.isascii() and value.value.isdigit()):
+                self.error("E208", f"{quoted(value.value)} is not a whole number", value.span,
+                           "give an amount such as `$120`, a share such as `75%` or a whole number such as `20`")
+            elif len(value.value.lstrip("0")) > len(str(MAX_COUNT)) or int(value.value) > MAX_COUNT:
+                self.error("E215", f"the number {quoted(value.value)} is too large", value.span,
+                           f"a number goes up to {MAX_COUNT:,}")
+
+    def named(self, ref: ast.NameRef, kind: str) -> int | Decimal | None:
+        """The value of a `let` name used where `kind` (money, share or count) goes: cents, a
+        percentage or a whole number; None after reporting an unknown name or a wrong kind (or
+        when the `let` itself has an error, reported there)."""
+        let = self.let_defs.get(ref.name)
+        if let is None:
+            same_kind = [n for n, d in self.let_defs.items() if LET_KINDS[type(d.value)] == kind]
+            suggestion = closest(ref.name, same_kind) or closest(ref.name, self.let_defs)
+            if suggestion:
+                help = f"did you mean `{suggestion}`?"
+            elif ref.name.lower() in NUMBER_WORDS and kind == "count":
+                help = f"write the number as digits: `{NUMBER_WORDS.index(ref.name.lower())}`"
+            elif ref.name in self.set_defs:
+                help = f"`{ref.name}` is a code set; {LET_WHAT[kind]} goes here, such as `{LET_EXAMPLE[kind]}`"
+            else:
+                help = f"give it a value first, as in `let {ref.name} = {LET_EXAMPLE[kind]}`"
+            self.error("E120", f"unknown name `{ref.name}`", ref.span, help)
+            return None
+        found = LET_KINDS[type(let.value)]
+        if found != kind:
+            fitting = sorted(n for n, d in self.let_defs.items() if LET_KINDS[type(d.value)] == kind)
+            suggestion = closest(ref.name, fitting)
+            if suggestion:
+                help = f"did you mean `{suggestion}`?"
+            elif fitting:
+                help = f"names given {LET_WHAT[kind]}: " + ", ".join(f"`{n}`" for n in fitting[:8])
+            else:
+                help = f"give {LET_WHAT[kind]} a name of its own, as in `let name = {LET_EXAMPLE[kind]}`"
+            self.error("E121", f"`{ref.name}` is {LET_WHAT[found]} ({let.value.span.text}), but {LET_WHAT[kind]} "
+                       "goes here", ref.span, help)
+            return None
+        value = let.value
+        if isinstance(value, ast.Money):
+            return self.bindings.cents.get(value)
+        if isinstance(value, ast.Share):
+            return value.percent if self.share_ok(value.percent) else None
+        if value.value.isascii() and value.value.isdigit() and len(value.value.lstrip("0")) <= len(str(MAX_COUNT)):
+            number = int(value.value)
+            return number if number <= MAX_COUNT else None
+        return None
+
+    def count(self, count: ast.Code | ast.NameRef, what: str, example: str, most: int = MAX_COUNT) -> int | None:
+        if isinstance(count, ast.NameRef):
+            value = self.named(count, "count")
+            if not isinstance(value, int):
+                return None
+            if value > most:
+                self.error("E208", f"a period of `{count.name}` ({value:,}) days is out of range", count.span,
+                           f"give between 1 and {most:,} days")
+                return None
+            self.bindings.counts[count] = value
+            if value == 0 and most == MAX_COUNT:
+                self.zero_limit(count.span, what)
+            return value
+        return self.literal_count(count, what, example, most)
+
+    def literal_count(self, count: ast.Code, what: str, example: str, most: int = MAX_COUNT) -> int | None:
         """A limit written as a whole number; a limit of zero is a warning (nothing would be paid).
         A number of days (`most` below `MAX_COUNT`) is a period's length, not a limit: zero days
         is an error of the period (see `period`), never the W104 of a limit of zero."""
@@ -514,7 +642,7 @@ class _Checker:
             return
         if period.days is not None:
             if self.count(period.days, "days", "per 30 days", most=MAX_DAYS) == 0:
-                self.error("E208", f"a period of {period.days.value} days is out of range", period.days.span,
+                self.error("E208", f"a period of {period.days.span.text} days is out of range", period.days.span,
                            f"give between 1 and {MAX_DAYS:,} days")
         if period.month is not None and period.day is not None:
             month = MONTHS.get(period.month.value.lower()[:3]) if len(period.month.value) >= 3 else None
@@ -605,7 +733,7 @@ def _check_not_payable_by(s: ast.NotPayableBy, c: _Checker) -> None:
 def _check_max_amount(s: ast.MaxAmount, c: _Checker) -> None:
     if s.amount.money is not None:
         c.money(s.amount.money)
-    if s.amount.percent is not None:
+    if s.amount.percent is not None or s.amount.share is not None:
         c.percent(s.amount)
     if s.amount.money is None and s.period.kind != "line":
         c.error("E213", "a share of the charge is a limit for each line", s.period.span,
@@ -613,7 +741,8 @@ def _check_max_amount(s: ast.MaxAmount, c: _Checker) -> None:
     else:
         c.period(s.period, ALL_PERIODS)
     c.codes(s.codes)
-    if (s.amount.money is not None and s.amount.money.amount == 0) or s.amount.percent == 0:
+    share = c.bindings.shares.get(s.amount.share) if s.amount.share is not None else s.amount.percent
+    if (s.amount.money is not None and c.bindings.cents.get(s.amount.money) == 0) or share == 0:
         c.zero_limit(s.amount.span, "")
 
 

@@ -22,7 +22,7 @@ from payrules.source import Source, Span
 STATEMENT_WORDS = ("only", "not", "no", "max", "requires", "units", "one")
 """The words a statement can start with; used to suggest a fix for an unknown word."""
 
-TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set", "include", "drop", "override")
+TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set", "include", "drop", "override", "let")
 
 
 def grammar_text() -> str:
@@ -59,6 +59,7 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
     rules: list[ast.Rule] = []
     includes: list[ast.Include] = []
     drops: list[ast.Drop] = []
+    lets: list[ast.LetDef] = []
     seen_entry = False
     header_failed = False
     for lineno, text in enumerate(source.text.split("\n"), start=1):
@@ -83,6 +84,8 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
                 header = entry
         elif isinstance(entry, ast.SetDef):
             sets.append(entry)
+        elif isinstance(entry, ast.LetDef):
+            lets.append(entry)
         elif isinstance(entry, ast.Include):
             includes.append(entry)
         elif isinstance(entry, ast.Drop):
@@ -94,7 +97,7 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
         diagnostics.append(_error("E003", "missing `payer` line", Span(source, 0, 0),
                                   'start the file with a line such as `payer ASH "American Specialty Health"`'))
     module = ast.Module(span=Span(source, 0, len(source.text)), header=header, sets=sets, rules=rules,
-                        includes=includes, drops=drops)
+                        includes=includes, drops=drops, lets=lets)
     return module, diagnostics
 
 
@@ -106,7 +109,7 @@ class _LineError(Exception):
         self.diagnostic = diagnostic
 
 
-Entry = ast.Header | ast.SetDef | ast.Include | ast.Drop | ast.Rule
+Entry = ast.Header | ast.SetDef | ast.LetDef | ast.Include | ast.Drop | ast.Rule
 
 
 def _parse_line(text: str, source: Source, offset: int) -> Entry | None:
@@ -298,6 +301,19 @@ class _ToAst(Transformer[Token, Any]):
     def set_def(self, meta: Meta, name: Token, codes: ast.CodeList) -> ast.SetDef:
         return ast.SetDef(span=self._span(meta), name=self._word(name), codes=codes)
 
+    def let_def(self, meta: Meta, name: Token, value: Token) -> ast.LetDef:
+        literal: ast.Money | ast.Share | ast.Code
+        if value.type == "MONEY":
+            literal = self._money(value)
+        elif value.type == "PERCENT":
+            literal = ast.Share(span=self._tspan(value), percent=Decimal(str(value)[:-1]))
+        else:
+            literal = self._number(value)
+        return ast.LetDef(span=self._span(meta), name=self._word(name), value=literal)
+
+    def _name_ref(self, token: Token) -> ast.NameRef:
+        return ast.NameRef(span=self._tspan(token), name=str(token))
+
     def include(self, meta: Meta, path: Token) -> ast.Include:
         return ast.Include(span=self._span(meta), path=self._word(path))
 
@@ -397,15 +413,28 @@ class _ToAst(Transformer[Token, Any]):
         return ast.MaxAmount(span=self._span(meta), amount=amount, period=period, codes=codes)
 
     def amount_money(self, meta: Meta, money: Token) -> ast.Amount:
-        return ast.Amount(span=self._span(meta), money=self._money(money))
+        return ast.Amount(span=self._span(meta), money=self._money_or_name(money))
 
     def amount_percent(self, meta: Meta, percent: Token, money: Token) -> ast.Amount:
-        return ast.Amount(span=self._span(meta), money=self._money(money), percent=Decimal(str(percent)[:-1]))
+        return ast.Amount(span=self._span(meta), money=self._money_or_name(money), **self._share(percent))
 
     def amount_charge(self, meta: Meta, percent: Token) -> ast.Amount:
-        return ast.Amount(span=self._span(meta), money=None, percent=Decimal(str(percent)[:-1]))
+        return ast.Amount(span=self._span(meta), money=None, **self._share(percent))
 
-    def _count(self, token: Token) -> ast.Code:
+    def _money_or_name(self, token: Token) -> ast.Money | ast.NameRef:
+        return self._name_ref(token) if token.type == "WORD" else self._money(token)
+
+    def _share(self, token: Token) -> dict[str, Any]:
+        if token.type == "WORD":
+            return {"percent": None, "share": self._name_ref(token)}
+        return {"percent": Decimal(str(token)[:-1])}
+
+    def _count(self, token: Token) -> ast.Code | ast.NameRef:
+        if token.type == "WORD":
+            return self._name_ref(token)
+        return self._number(token)
+
+    def _number(self, token: Token) -> ast.Code:
         return ast.Code(span=self._tspan(token), value=str(token))
 
     def max_units(self, meta: Meta, count: Token, *rest: Any) -> ast.MaxUnits:
@@ -445,7 +474,7 @@ class _ToAst(Transformer[Token, Any]):
         return self._period(meta, "year")
 
     def per_plan_year(self, meta: Meta, month: Token, day: Token) -> ast.Period:
-        return self._period(meta, "plan_year", month=self._word(month), day=self._count(day))
+        return self._period(meta, "plan_year", month=self._word(month), day=self._number(day))
 
     def per_days(self, meta: Meta, days: Token) -> ast.Period:
         return self._period(meta, "days", days=self._count(days))
