@@ -32,6 +32,7 @@ from payrules.domain import (
     money_too_large,
     to_cents,
 )
+from payrules.named import NamedValues
 from payrules.reasons import NEEDS_REMARK, rule_reasons
 from payrules.runtime import code_shape
 from payrules.source import Span
@@ -62,14 +63,6 @@ every number a rule file holds small enough to read and to compute with."""
 MAX_PERCENT = Decimal(1000)
 """The largest share of an amount or a charge: 1,000% (fee schedules pay up to a few times a
 base rate; more is a typing slip)."""
-
-LET_KINDS: dict[type, str] = {ast.Money: "money", ast.Share: "share", ast.Code: "count"}
-"""The kind of value a `let` gives, by the literal written."""
-LET_WHAT = {"money": "an amount", "share": "a share", "count": "a whole number"}
-LET_EXAMPLE = {"money": "$120", "share": "75%", "count": "20"}
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-                "twelve")
-"""Numbers written as words, where a limit goes: a slip for digits rather than an unknown name."""
 
 MAX_NAME_LENGTH = 200
 """The longest name of a code set or rule, and the longest payer id, in characters."""
@@ -279,7 +272,9 @@ class Checked:
         return header.display_name.value if header.display_name else header.payer_id.value
 
 
-class _Checker:
+class _Checker(NamedValues):
+    most_count = MAX_COUNT
+
     def __init__(self, module: ast.Module) -> None:
         self.module = module
         self.diagnostics: list[Diagnostic] = []
@@ -523,73 +518,6 @@ class _Checker:
         if percent != percent.quantize(Decimal("0.01")):
             self.error("E205", f"`{percent}%` has more than two decimals", decimals_span or span,
                        "write a percentage such as `75%` or `62.5%`")
-
-    # --- `let` names --------------------------------------------------------------------
-
-    def lets(self) -> None:
-        for let in self.module.lets:
-            name = let.name.value
-            self.name(let.name, "the name")
-            first = self.let_defs[name]
-            if first is not let:
-                self.error("E122", f"`{name}` is given a value twice", let.name.span,
-                           f"the first `let {name}` is {first.span.seen_from(let.span)}; keep one")
-                continue
-            if name in self.set_defs:
-                self.error("E122", f"`{name}` is already the name of a code set", let.name.span,
-                           f"the set is {self.set_defs[name].span.seen_from(let.span)}; give the value another name")
-            value = let.value
-            if isinstance(value, ast.Money):
-                self.money(value)
-            elif isinstance(value, ast.Share):
-                self.share(value.percent, value.span)
-            elif not (value.value.isascii() and value.value.isdigit()):
-                self.error("E208", f"{quoted(value.value)} is not a whole number", value.span,
-                           "give an amount such as `$120`, a share such as `75%` or a whole number such as `20`")
-            elif len(value.value.lstrip("0")) > len(str(MAX_COUNT)) or int(value.value) > MAX_COUNT:
-                self.error("E215", f"the number {quoted(value.value)} is too large", value.span,
-                           f"a number goes up to {MAX_COUNT:,}")
-
-    def named(self, ref: ast.NameRef, kind: str) -> int | Decimal | None:
-        """The value of a `let` name used where `kind` (money, share or count) goes: cents, a
-        percentage or a whole number; None after reporting an unknown name or a wrong kind (or
-        when the `let` itself has an error, reported there)."""
-        let = self.let_defs.get(ref.name)
-        if let is None:
-            same_kind = [n for n, d in self.let_defs.items() if LET_KINDS[type(d.value)] == kind]
-            suggestion = closest(ref.name, same_kind) or closest(ref.name, self.let_defs)
-            if suggestion:
-                help = f"did you mean `{suggestion}`?"
-            elif ref.name.lower() in NUMBER_WORDS and kind == "count":
-                help = f"write the number as digits: `{NUMBER_WORDS.index(ref.name.lower())}`"
-            elif ref.name in self.set_defs:
-                help = f"`{ref.name}` is a code set; {LET_WHAT[kind]} goes here, such as `{LET_EXAMPLE[kind]}`"
-            else:
-                help = f"give it a value first, as in `let {ref.name} = {LET_EXAMPLE[kind]}`"
-            self.error("E120", f"unknown name `{ref.name}`", ref.span, help)
-            return None
-        found = LET_KINDS[type(let.value)]
-        if found != kind:
-            fitting = sorted(n for n, d in self.let_defs.items() if LET_KINDS[type(d.value)] == kind)
-            suggestion = closest(ref.name, fitting)
-            if suggestion:
-                help = f"did you mean `{suggestion}`?"
-            elif fitting:
-                help = f"names given {LET_WHAT[kind]}: " + ", ".join(f"`{n}`" for n in fitting[:8])
-            else:
-                help = f"give {LET_WHAT[kind]} a name of its own, as in `let name = {LET_EXAMPLE[kind]}`"
-            self.error("E121", f"`{ref.name}` is {LET_WHAT[found]} ({let.value.span.text}), but {LET_WHAT[kind]} "
-                       "goes here", ref.span, help)
-            return None
-        value = let.value
-        if isinstance(value, ast.Money):
-            return self.bindings.cents.get(value)
-        if isinstance(value, ast.Share):
-            return value.percent if self.share_ok(value.percent) else None
-        if value.value.isascii() and value.value.isdigit() and len(value.value.lstrip("0")) <= len(str(MAX_COUNT)):
-            number = int(value.value)
-            return number if number <= MAX_COUNT else None
-        return None
 
     def count(self, count: ast.Code | ast.NameRef, what: str, example: str, most: int = MAX_COUNT) -> int | None:
         if isinstance(count, ast.NameRef):

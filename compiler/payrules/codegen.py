@@ -19,7 +19,6 @@ source only through `repr()`, including inside comments, so a rule file cannot i
 from __future__ import annotations
 
 import functools
-from decimal import Decimal
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -29,6 +28,7 @@ from payrules import __version__, ast
 from payrules.check import MONTHS, Bindings, Checked, Codes
 from payrules.diagnostics import InternalError
 from payrules.domain import dollars
+from payrules.named import amount_text, count_params, number, per_text, percent_of
 from payrules.reasons import rule_reasons
 
 
@@ -287,55 +287,14 @@ def _emit_not_payable_by(s: ast.NotPayableBy, rule: ast.Rule, index: int, ctx: _
 
 
 def _period_params(period: ast.Period, ctx: _Context) -> dict[str, str]:
-    per = " ".join(period.span.text.split())
-    if isinstance(period.days, ast.NameRef):  # `per cycle days`: the name and its number
-        per = f"{period.days.name} ({ctx.bindings.counts[period.days]}) days"
-    return {"period": period.kind, "per": per}
-
-
-def _number(node: ast.Code | ast.NameRef, ctx: _Context) -> int:
-    """A whole number as written, or the one its `let` name stands for."""
-    return ctx.bindings.counts[node] if isinstance(node, ast.NameRef) else int(node.value)
-
-
-def _count_params(node: ast.Code | ast.NameRef, ctx: _Context) -> dict[str, str]:
-    """The limit for explanations: `count`, and `count_name` when a `let` name gives it."""
-    params = {"count": str(_number(node, ctx))}
-    if isinstance(node, ast.NameRef):
-        params["count_name"] = node.name
-    return params
-
-
-def _percent(amount: ast.Amount, ctx: _Context) -> Decimal | None:
-    """The percentage of a share as written, or the one its `let` name stands for."""
-    return ctx.bindings.shares[amount.share] if amount.share is not None else amount.percent
-
-
-def _amount_text(amount: ast.Amount, cents: int | None, ctx: _Context) -> str:
-    """How explanations state a money limit: `$45.00`, `$90.00 (75% of $120.00)`; with `let`
-    names, each name and its value: `75% of pt_daily_max ($120.00), that is $90.00,`."""
-    percent = _percent(amount, ctx)
-    share = f"{percent.normalize():f}%" if percent is not None else ""
-    if amount.share is not None:
-        share = f"{amount.share.name} ({share})"
-    if amount.money is None:
-        return f"{share} of the charge"
-    base = dollars(ctx.bindings.cents[amount.money])
-    if isinstance(amount.money, ast.NameRef):
-        base = f"{amount.money.name} ({base})"
-    assert cents is not None
-    if percent is None:
-        return base
-    if amount.share is None and not isinstance(amount.money, ast.NameRef):
-        return f"{dollars(cents)} ({share} of {base})"
-    return f"{share} of {base}, that is {dollars(cents)},"
+    return {"period": period.kind, "per": per_text(period, ctx.bindings)}
 
 
 def _past(ctx: _Context, index: int, period: ast.Period, codes: ast.CodeList | None) -> list[str]:
     """Group facts for a limit over a period: its first date `s{index}`, and the ledger
     `l{index}` of the patient's earlier lines it counts, with the cents and units they were
     allowed, totalled by date."""
-    days = _number(period.days, ctx) if period.days is not None else 0
+    days = number(period.days, ctx.bindings) if period.days is not None else 0
     start = ""
     if period.month is not None and period.day is not None:
         start = f"{MONTHS[period.month.value.lower()[:3]]:02d}-{int(period.day.value):02d}"
@@ -357,7 +316,7 @@ def _money_cap(amount: ast.Amount, ctx: _Context) -> int:
     """The cents of a money limit: `$N`, or `P% of $N` rounded to the nearest cent, halves up."""
     assert amount.money is not None
     cents = ctx.bindings.cents[amount.money]
-    percent = _percent(amount, ctx)
+    percent = percent_of(amount, ctx.bindings)
     if percent is None:
         return cents
     numerator, denominator = percent.as_integer_ratio()
@@ -371,15 +330,15 @@ def _emit_max_amount(s: ast.MaxAmount, rule: ast.Rule, index: int, ctx: _Context
     group: list[str] = []
     if amount.money is None:
         # A share of each line's own charge.
-        percent = _percent(amount, ctx)
+        percent = percent_of(amount, ctx.bindings)
         assert percent is not None
         numerator, denominator = percent.as_integer_ratio()
-        params["amount"] = _amount_text(amount, None, ctx)
+        params["amount"] = amount_text(amount, None, ctx.bindings)
         params["per"] = "line"
         cap = f"(line.charge * {numerator} * 2 + {denominator * 100}) // ({2 * denominator * 100})"
     else:
         cents = _money_cap(amount, ctx)
-        params["amount"] = _amount_text(amount, cents, ctx)
+        params["amount"] = amount_text(amount, cents, ctx.bindings)
         cap = f"{cents} * units[k]" if period.kind == "unit" else str(cents)
     loop = ["for k, line in enumerate(lines):", f"    if {_skip(ctx, s.codes)}:", "        continue",
             "    a = allowed[k]"]
@@ -413,9 +372,9 @@ def _unit_cap(index: int, rule: ast.Rule, kept: str, facts: str) -> list[str]:
 
 @_emit.register
 def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
-    limit = _number(s.count, ctx)
+    limit = number(s.count, ctx.bindings)
     period = s.period
-    params = {**_count_params(s.count, ctx), "codes": ctx.describe(s.codes), **_period_params(period, ctx)}
+    params = {**count_params(s.count, ctx.bindings), "codes": ctx.describe(s.codes), **_period_params(period, ctx)}
     loop = ["for k, line in enumerate(lines):", f"    if {_skip(ctx, s.codes)}:", "        continue",
             "    u = units[k]"]
     if period.kind == "line":
@@ -435,10 +394,10 @@ def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) 
 
 @_emit.register
 def _emit_max_visits(s: ast.MaxVisits, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
-    limit = _number(s.count, ctx)
+    limit = number(s.count, ctx.bindings)
     in_codes = f"code in {ctx.codes(s.codes)} and " if s.codes is not None else ""
     return _Emission(
-        params={**_count_params(s.count, ctx), "codes": ctx.describe(s.codes), **_period_params(s.period, ctx)},
+        params={**count_params(s.count, ctx.bindings), "codes": ctx.describe(s.codes), **_period_params(s.period, ctx)},
         group=[*_past(ctx, index, s.period, s.codes),
                f"v{index} = l{index}.visits_since(s{index})"],
         per_line=[f"if {in_codes}v{index} >= {limit}:", *_indent(_hit(index, rule, f"(v{index}, s{index})"))],
@@ -447,9 +406,9 @@ def _emit_max_visits(s: ast.MaxVisits, rule: ast.Rule, index: int, ctx: _Context
 
 @_emit.register
 def _emit_max_minutes(s: ast.MaxMinutes, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
-    limit = _number(s.count, ctx)
+    limit = number(s.count, ctx.bindings)
     return _Emission(
-        params={**_count_params(s.count, ctx), "codes": ctx.describe(s.codes), **_period_params(s.period, ctx)},
+        params={**count_params(s.count, ctx.bindings), "codes": ctx.describe(s.codes), **_period_params(s.period, ctx)},
         session=[
             f"left = {limit}",
             "for k, line in enumerate(lines):",
