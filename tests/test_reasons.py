@@ -44,6 +44,9 @@ def test_a_used_up_yearly_money_benefit_is_carc_119_not_45() -> None:
                                 ("97124", "reduced", "0.00")]
     # A partial cut and a cut to nothing are both the part over the benefit maximum.
     assert reasons_of(report) == [[], [("max_amount", "119", "N130")], [("max_amount", "119", "N130")]]
+    assert messages(report)[-1] == (
+        "This payer allows at most $100.00 per calendar year for 97124, and $100.00 was already allowed since "
+        "2024-01-01, so the benefit is used up: allowed reduced from $60.00 to $0.00.")
 
 
 @pytest.mark.parametrize("period", ["week", "month", "calendar year", "plan year from July 1", "30 days",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from payrules.domain import CREDENTIALS, TIME_RULES, dollars, with_article
+from payrules.domain import BENEFIT_PERIODS, CREDENTIALS, TIME_RULES, dollars, with_article
 from payrules.icd10 import KIND, Finding, explanation
 from payrules.runtime import Line, RuleInfo
 
@@ -174,6 +174,11 @@ def _limit(rule: RuleInfo) -> str:
     return f"{name} ({rule.param('count')})" if name else rule.param("count")
 
 
+def _used_up(period: str, left: int) -> str:
+    """`, so the benefit is used up` when nothing is left of a benefit period's limit."""
+    return ", so the benefit is used up" if period in BENEFIT_PERIODS and not left else ""
+
+
 def _unit_count(count: int) -> str:
     return f"{count} unit{'s' if count != 1 else ''}"
 
@@ -215,7 +220,7 @@ def _max_amount(rule: RuleInfo, line: Line, facts: object) -> str:
     if not extra:
         return f"{limit}: {_reduced(before, cap, rule)}"
     already = f"{dollars(extra)} was already allowed {_when(period, since_or_charge)}"
-    return f"{limit}, and {already}: {_reduced(before, cap, rule)}"
+    return f"{limit}, and {already}{_used_up(period, cap)}: {_reduced(before, cap, rule)}"
 
 
 @_template("max_units", key=lambda line, facts: (line.code, facts))
@@ -233,7 +238,8 @@ def _max_units(rule: RuleInfo, line: Line, facts: object) -> str:
                     f"session; {billed} were billed on this line, {kept} can be paid")
     else:
         sentence = (f"This payer allows at most {_limit(rule)} {what} {_per(rule)}, and {used} were already paid "
-                    f"{_when(period, since)}; {billed} were billed on this line, {kept} can be paid")
+                    f"{_when(period, since)}{_used_up(period, kept)}; {billed} were billed on this line, {kept} can "
+                    "be paid")
     return f"{sentence}: {_reduced(before, after, rule)}"
 
 

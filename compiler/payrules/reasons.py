@@ -11,10 +11,8 @@ is the part over the benefit maximum, so it is CARC 119 too.
 from __future__ import annotations
 
 from payrules import ast
+from payrules.domain import BENEFIT_PERIODS
 
-BENEFIT_PERIODS = frozenset({"week", "month", "year", "plan_year", "days", "lifetime"})
-"""Periods whose limit is a benefit maximum (CARC 119). `day` is not one: a cap per date of
-service is a fee or unit cap (CARC 45, or 151 for units, like a medically unlikely edit)."""
 
 BENEFIT_MONEY = ("119", "N130")
 """A money benefit used up: N130 (consult plan benefit documents for this service's restrictions)
