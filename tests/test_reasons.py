@@ -345,3 +345,18 @@ def test_a_built_module_with_let_decides_like_check(tmp_path: Path) -> None:
     assert [l["allowed"] for s in built["sessions"] for l in s["lines"]] == ["90.00", "120.00"]
     assert [l["allowed"] for s in checked["sessions"] for l in s["lines"]] == ["90.00", "120.00"]
     assert "massage_share (75%) of pt_daily_max ($120.00)" in json.dumps(built)
+
+
+def test_the_editor_shows_let_names_and_the_reason_codes_a_rule_sends() -> None:
+    from payrules.lsp import analysis
+
+    text = "payer T\nlet cap = $45\nmax cap per session\nmax $500 per calendar year carc 96\n"
+    document = analysis.Analysis.of("t.payer", text)
+    use = text.index("cap per")
+    found = analysis.hover(document, use + 1)
+    assert found is not None and found[0] == "**`cap`** = $45 (an amount)"
+    target = analysis.definition(document, use + 1)
+    assert not isinstance(target, str) and target is not None and (target.line, target.column) == (2, 5)
+    yearly, _ = analysis.hover(document, text.index("calendar")) or ("", None)
+    assert "Default CARC 119, RARC N130; this rule: CARC 96." in yearly
+    assert ("cap", "value") in {(item.label, item.kind) for item in analysis.completions(document, "max ")}
