@@ -179,6 +179,9 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
         return _error("E001", f"unexpected character `{char}`; expected {_expected_words(error.allowed)}", span)
 
     if isinstance(error, lark.UnexpectedToken):
+        misplaced = _keyword_as_name(error, text, source, offset)
+        if misplaced is not None:
+            return misplaced
         token = error.token
         if token.type == "$END":
             start = len(text.rstrip())
@@ -195,6 +198,37 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
 
     column = getattr(error, "column", 1) or 1  # pragma: no cover - lark raises only the two above per line
     return _error("E001", "invalid syntax", Span(source, offset + column - 1, offset + column))
+
+
+_VALUE_PLACE = re.compile(r"(?:\bmax|\bof|\bper)\s*$", re.IGNORECASE)
+"""Text that ends where an amount, share or number (or a `let` name) goes."""
+_COUNT_WITHOUT_NUMBER = re.compile(r"\bmax\s+(units?|visits?|minutes?)\s+(?!units?\b|visits?\b|minutes?\b)",
+                                   re.IGNORECASE)
+_NAME_OR_VALUE = "an amount such as $45, a share such as 75%, a number such as 4 or a name given by `let`"
+
+
+def _keyword_as_name(error: lark.UnexpectedToken, text: str, source: Source, offset: int) -> Diagnostic | None:
+    """A keyword where a value goes (`max 75% of per day`) is read as a `let` name, and the line
+    fails at the word after it; say what was missing at the keyword instead."""
+    missing = _COUNT_WITHOUT_NUMBER.search(text)
+    if missing is not None:  # `max units of 97124 per session`: `units` was read as a name
+        span = Span(source, offset + missing.start(1), offset + missing.end(1))
+        return _error("E001", f"expected a number such as 4 or a name given by `let`, found `{missing.group(1)}`",
+                      span, f"write the limit before it, as in `max 4 {missing.group(1).lower()} ...`")
+    history = getattr(error, "token_history", None) or ()
+    previous = history[-1] if history else None
+    if previous is None or previous.type != "WORD" or previous.start_pos is None or previous.end_pos is None:
+        return None
+    if previous.lower() not in _keywords() or not _VALUE_PLACE.search(text[:previous.start_pos]):
+        return None
+    span = Span(source, offset + previous.start_pos, offset + previous.end_pos)
+    return _error("E001", f"expected {_NAME_OR_VALUE}, found {quoted(str(previous))}", span)
+
+
+@functools.cache
+def _keywords() -> frozenset[str]:
+    """The grammar's keywords, in lower case."""
+    return frozenset(str(t.pattern.value).lower() for t in _lark().terminals if t.pattern.type == "str")
 
 
 _NAME_PREFIX = re.compile(r'^\s*(?:[A-Za-z0-9_][A-Za-z0-9_-]*|"(?:[^"\\]|\\.)*")\s*:\s*')
@@ -235,6 +269,13 @@ def _expected_words(names: Iterable[str]) -> str:
         return "a statement such as `only 97140`"
     if names == {"CODE", "MONEY", "PERCENT"}:
         return "an amount such as $45, a share such as 75% or a number such as 4"
+    if names == {"CODE", "MONEY", "PERCENT", "WORD"}:
+        return _NAME_OR_VALUE
+    if {"CODE", "WORD", "LIFETIME"} <= names:  # after `per`: a period, or N days
+        names = names - {"CODE", "WORD"}
+        words = ["a number of days such as 30 or a name given by `let`"]
+        return ", ".join(words + [f"`{_literal(n)}`" for n in sorted(names)][:-1]) + \
+            f" or `{_literal(sorted(names)[-1])}`"
     if {"CODE", "WORD"} <= names:
         names = names - {"CODE", "WORD"}
         words = ["a procedure code such as 97140 or a code set name"]
