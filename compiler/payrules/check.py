@@ -456,7 +456,9 @@ class _Checker(NamedValues):
         set_def = self.set_defs.get(ref.name)
         if set_def is None:
             suggestion = closest(ref.name, self.set_defs)
-            if suggestion:
+            if ref.name in self.let_defs:
+                help = f"`{ref.name}` is a `let` name, for an amount, share or number; a code list needs codes or sets"
+            elif suggestion:
                 help = f"did you mean `{suggestion}`?"
             elif CODE_RE.match(ref.name.upper()):
                 help = f"write the code in capitals: `{ref.name.upper()}`"
