@@ -33,7 +33,7 @@ from payrules.domain import (
     to_cents,
 )
 from payrules.named import NamedValues
-from payrules.reasons import NEEDS_REMARK, rule_reasons
+from payrules.reasons import NEEDS_REMARK, REMARK_EXAMPLES, rule_reasons
 from payrules.runtime import code_shape
 from payrules.source import Span
 
@@ -367,7 +367,8 @@ class _Checker(NamedValues):
         carc, rarc = rule_reasons(rule)
         if rule.carc is not None and rarc is None and carc in NEEDS_REMARK:
             self.warning("W112", f"CARC {carc} needs a remark code, and this rule gives none", rule.carc.span,
-                         f"add one, such as `carc {carc} rarc N130` (consult plan benefit documents)")
+                         "add the remark code the payer sends with it, as in "
+                         f"`carc {carc} rarc {REMARK_EXAMPLES[carc]}`")
 
     def reason_code(self, word: ast.Word | None, pattern: re.Pattern[str], what: str, expected: str) -> None:
         if word is not None and not pattern.match(word.value.upper()):

@@ -24,6 +24,10 @@ BENEFIT_COUNT = ("119", "N640")
 NEEDS_REMARK = frozenset({"16", "96", "234"})
 """CARCs whose X12 wording says at least one remark code must be provided."""
 
+REMARK_EXAMPLES = {"16": "N822", "96": "N130", "234": "N20"}
+"""A remark code that fits each of `NEEDS_REMARK`, for the help of W112: missing procedure
+modifier; consult plan benefit documents; not payable with another service on the same date."""
+
 
 def default_reasons(statement: ast.StatementNode) -> tuple[str, str | None]:
     """The CARC and RARC a statement's reasons carry when the rule names none."""
