@@ -208,7 +208,8 @@ def _max_amount(rule: RuleInfo, line: Line, facts: object) -> str:
     amount, period = rule.param("amount"), rule.param("period")
     limit = f"This payer allows at most {amount} {_per(rule)}{_of(rule)}"
     if period == "unit":
-        return f"{limit}; {_unit_count(extra)} allow{'s' if extra == 1 else ''} {dollars(cap)}: {_reduced(before, cap, rule)}"
+        allows = f"{_unit_count(extra)} allow{'s' if extra == 1 else ''} {dollars(cap)}"
+        return f"{limit}; {allows}: {_reduced(before, cap, rule)}"
     if period == "line":
         if amount.endswith("of the charge"):
             limit = f"This payer allows at most {amount}{_of(rule)} ({dollars(cap)} of {dollars(since_or_charge)})"

@@ -363,8 +363,8 @@ def _only_with_overlap(rule: ast.Rule, code_sets: dict[ast.CodeList, Codes]) -> 
     rest = other - codes
     both = shared.describe()
     one = len(shared) == 1
-    message = (f"{both} {'is' if one else 'are'} in both lists: a line of {'it' if one else 'any of them'} is qualified "
-               f"only by another code of the `with` list, never by itself or a line of its own code")
+    message = (f"{both} {'is' if one else 'are'} in both lists: a line of {'it' if one else 'any of them'} is "
+               f"qualified only by another code of the `with` list, never by itself or a line of its own code")
     if not rest:
         help = (f"a line of {both} then has nothing to qualify it{'' if one else ' but another of them'}; "
                 "name the qualifying services, such as `97124 only with 98940-98942 same day`")

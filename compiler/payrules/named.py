@@ -116,8 +116,9 @@ class NamedValues:
             return self.bindings.cents.get(value)
         if isinstance(value, ast.Share):
             return value.percent if self.share_ok(value.percent) else None
-        if value.value.isascii() and value.value.isdigit() and len(value.value.lstrip("0")) <= len(str(self.most_count)):
-            number = int(value.value)
+        digits = value.value.lstrip("0")
+        if value.value.isascii() and value.value.isdigit() and len(digits) <= len(str(self.most_count)):
+            number = int(digits or "0")
             return number if number <= self.most_count else None
         return None
 
