@@ -10,6 +10,8 @@ import typing
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from conftest import render_transcript, transcript
 from helpers import NPI_DC, line, outcomes, policy, run, run_policy
 from syrupy.assertion import SnapshotAssertion
@@ -360,3 +362,43 @@ def test_the_editor_shows_let_names_and_the_reason_codes_a_rule_sends() -> None:
     yearly, _ = analysis.hover(document, text.index("calendar")) or ("", None)
     assert "Default CARC 119, RARC N130; this rule: CARC 96." in yearly
     assert ("cap", "value") in {(item.label, item.kind) for item in analysis.completions(document, "max ")}
+
+
+@st.composite
+def _limits(draw: st.DrawFn) -> tuple[str, str]:
+    """The same random limits written with literals and with `let` names: (literal, named)."""
+    cents = draw(st.integers(0, 30_000))
+    money = f"${cents // 100:,}.{cents % 100:02d}"
+    percent = f"{draw(st.integers(0, 15_000)) / 100:g}%"
+    count = str(draw(st.integers(0, 6)))
+    days = str(draw(st.integers(1, 60)))
+    period = draw(st.sampled_from(["session", "day", "week", f"{days} days", "calendar year"]))
+    code = draw(st.sampled_from(["97124", "97140"]))
+    literal = "\n".join([
+        f"max {percent} of {money} per {period} for {code}",
+        f"max {count} units of 97124, 97140 per {period}",
+        f"max {count} visits per {days} days for 97140",
+        f"max {percent} of charge for 97110",
+        f"max {money} per unit for 98940",
+    ])
+    lets = f"let m = {money}\nlet s = {percent}\nlet n = {count}\nlet d = {days}\n"
+    named = "\n".join([
+        f"max s of m per {period.replace(f'{days} days', 'd days')} for {code}",
+        f"max n units of 97124, 97140 per {period.replace(f'{days} days', 'd days')}",
+        "max n visits per d days for 97140",
+        "max s of charge for 97110",
+        "max m per unit for 98940",
+    ])
+    return literal, lets + named
+
+
+@given(_limits(), st.lists(st.tuples(st.sampled_from(["97124", "97140", "97110", "98940"]), st.integers(1, 5),
+                                     st.integers(1, 40_000), st.integers(1, 28)), min_size=1, max_size=8))
+def test_let_names_decide_as_their_literals_do(limits: tuple[str, str],
+                                               billed: list[tuple[str, int, int, int]]) -> None:
+    literal, named = limits
+    lines = [line(code, f"{charge // 100}.{charge % 100:02d}", units=units, session=f"S{day}",
+                  date=f"2024-02-{day:02d}") for code, units, charge, day in sorted(billed, key=lambda b: b[3])]
+    by_literal, by_name = run(literal, *lines), run(named, *lines)
+    assert outcomes(by_name) == outcomes(by_literal)
+    assert reasons_of(by_name) == reasons_of(by_literal)
