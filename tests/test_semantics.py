@@ -181,8 +181,11 @@ def test_warn_reports_but_changes_nothing() -> None:
     assert outcomes(report) == [("97124", "paid", "30.00"), ("97140", "paid", "30.00")]
     first, second = (l.reasons[0] for l in report.sessions[0].lines)
     assert first.severity == "warn" and first.message == (
-        "May be denied (a warning; the amount is not changed): 97124 is not covered: this payer pays only for 97140.")
-    assert second.message.startswith("May be reduced (a warning; the amount is not changed): This payer allows at")
+        "Would be denied if the payer applies this rule (a warning: the amount is not changed): 97124 would not be "
+        "covered: this payer pays only for 97140.")
+    assert second.message == (
+        "Would be reduced to $15.00 if the payer applies this rule (a warning: the amount is not changed): This "
+        "payer allows at most $45.00 per session: allowed would be reduced from $30.00 to $15.00.")
 
 
 def test_warned_unit_cap_keeps_the_amount() -> None:

@@ -271,6 +271,7 @@ def _why(node: ast.Rule, checked: Checked, session: SessionResult) -> str:
         present = [o.code for o in others if o.code in other]
         when = "the same day" if s.scope == "day" else "the same session"
         if isinstance(s, ast.OnlyWith):
+            present = [code for code in present if code != line.code]  # its own code never qualifies it
             return f"{', '.join(present)} is billed on {when}" if present else ""
         return "" if present else (f"no {_codes_text(checked, s.other)} on {when} "
                                    "(add it with --same-day to ask)")

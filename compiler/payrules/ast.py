@@ -113,6 +113,22 @@ class Money(Node):
     amount: Decimal
 
 
+@attrs.frozen(kw_only=True)
+class Share(Node):
+    """A percentage as a `let` gives it: `75%` (checked later)."""
+
+    percent: Decimal
+    """The percentage as written (`75` for `75%`)."""
+
+
+@attrs.frozen(kw_only=True)
+class NameRef(Node):
+    """A name that `let` gives an amount, share or number, used where one goes: `pt_daily_max`
+    in `max 75% of pt_daily_max per day`."""
+
+    name: str
+
+
 # --- statements -----------------------------------------------------------------------
 
 
@@ -212,8 +228,8 @@ class Period(Node):
     plan_year, days or lifetime."""
 
     kind: str
-    days: Code | None = None
-    """For `per N days`: N as written (a whole number, checked later)."""
+    days: Code | NameRef | None = None
+    """For `per N days`: N as written (a whole number, checked later), or its `let` name."""
     month: Word | None = None
     day: Code | None = None
     """For `per plan year from July 1`: the month and day the plan year starts."""
@@ -228,9 +244,11 @@ class Period(Node):
 class Amount(Node):
     """`$45`, `75% of $60`, or `50% of charge`."""
 
-    money: Money | None
+    money: Money | NameRef | None
     percent: Decimal | None = None
-    """The percentage as written (`75` for `75%`); None for a plain amount."""
+    """The percentage as written (`75` for `75%`); None for a plain amount or a named share."""
+    share: NameRef | None = None
+    """The name of the share, when a `let` gives it: `massage_share` in `massage_share of $60`."""
 
 
 @attrs.frozen(kw_only=True)
@@ -261,7 +279,7 @@ class MaxVisits(StatementNode):
     carc = "119"
     rarc = "N640"
 
-    count: Code
+    count: Code | NameRef
     period: Period
     codes: CodeList | None
 
@@ -277,7 +295,7 @@ class MaxMinutes(StatementNode):
     carc = "151"
     rarc = "N362"
 
-    count: Code
+    count: Code | NameRef
     period: Period
     codes: CodeList | None
 
@@ -355,7 +373,7 @@ class MaxUnits(StatementNode):
     carc = "151"
     rarc = "N362"
 
-    count: Code
+    count: Code | NameRef
     """The limit as written (a whole number, checked later)."""
     codes: CodeList | None
     """The codes counted; None means every code."""
@@ -457,6 +475,16 @@ class SetDef(Node):
 
 
 @attrs.frozen(kw_only=True)
+class LetDef(Node):
+    """`let pt_daily_max = $120`, `let massage_share = 75%`, `let chiro_visits = 20`: a name for
+    an amount, a share or a whole number, usable wherever one goes in the file (and in files that
+    include it)."""
+
+    name: Word
+    value: Money | Share | Code
+
+
+@attrs.frozen(kw_only=True)
 class Include(Node):
     """`include "stdlib/massage-session-cap-45"`: the sets and rules of another file."""
 
@@ -508,3 +536,4 @@ class Module:
     rules: tuple[Rule, ...] = attrs.field(converter=tuple[Rule, ...])
     includes: tuple[Include, ...] = attrs.field(default=(), converter=tuple[Include, ...])
     drops: tuple[Drop, ...] = attrs.field(default=(), converter=tuple[Drop, ...])
+    lets: tuple[LetDef, ...] = attrs.field(default=(), converter=tuple[LetDef, ...])

@@ -34,6 +34,8 @@ from payrules.domain import (
 )
 from payrules.diagnosis_check import DiagnosisChecks
 from payrules.diagnosis_sets import Diagnoses
+from payrules.named import NamedValues
+from payrules.reasons import NEEDS_REMARK, REMARK_EXAMPLES, rule_reasons
 from payrules.runtime import code_shape
 from payrules.source import Span
 
@@ -232,12 +234,18 @@ class Bindings:
     """Facts resolved from a module, keyed by the AST node they belong to."""
 
     code_sets: dict[ast.CodeList, Codes] = attrs.field(factory=dict)
-    cents: dict[ast.Money, int] = attrs.field(factory=dict)
+    cents: dict[ast.Money | ast.NameRef, int] = attrs.field(factory=dict)
     sets_by_name: dict[str, Codes] = attrs.field(factory=dict)
     diagnosis_sets: dict[ast.DiagnosisList | ast.CodeList, Diagnoses] = attrs.field(factory=dict)
     """The diagnoses of each diagnosis list (and of each set of diagnosis set names only)."""
     diagnoses_by_name: dict[str, Diagnoses] = attrs.field(factory=dict)
     """The diagnosis sets, by name (the procedure code sets are in `sets_by_name`)."""
+    counts: dict[ast.NameRef, int] = attrs.field(factory=dict)
+    """The whole number each use of a `let` name stands for."""
+    shares: dict[ast.NameRef, Decimal] = attrs.field(factory=dict)
+    """The percentage each use of a `let` name stands for (`75` for 75%)."""
+    lets: dict[str, ast.LetDef] = attrs.field(factory=dict)
+    """The `let` definitions by name (the first, when a name is given twice)."""
 
 
 @attrs.frozen
@@ -267,12 +275,18 @@ class Checked:
         return header.display_name.value if header.display_name else header.payer_id.value
 
 
-class _Checker(DiagnosisChecks):
+class _Checker(DiagnosisChecks, NamedValues):
+    most_count = MAX_COUNT
+
     def __init__(self, module: ast.Module) -> None:
         self.module = module
         self.diagnostics: list[Diagnostic] = []
         self.bindings = Bindings()
         self.set_defs = {s.name.value: s for s in module.sets}
+        self.let_defs: dict[str, ast.LetDef] = {}
+        for let in module.lets:
+            self.let_defs.setdefault(let.name.value, let)
+        self.bindings.lets = self.let_defs
         self._resolving: dict[str, None] = {}
         """The set names being resolved, innermost last (a dict: an ordered stack with fast lookup)."""
         self._kinds: dict[str, str] = {}
@@ -311,6 +325,7 @@ class _Checker(DiagnosisChecks):
             else:
                 assert isinstance(set_def.codes, ast.CodeList)
                 self.bindings.sets_by_name[name] = self.codes(set_def.codes)
+        self.lets()
         seen_rules: dict[str, ast.Rule] = {}
         for rule in self.module.rules:
             if rule.name is not None:
@@ -327,6 +342,7 @@ class _Checker(DiagnosisChecks):
             self.options(rule)
             self.reason_code(rule.carc, CARC_RE, "CARC", "a claim adjustment reason code such as 45 or B7")
             self.reason_code(rule.rarc, RARC_RE, "RARC", "a remark code such as N130 or M15")
+            self.remark_needed(rule)
             _check_statement(rule.statement, self)
 
     def too_long(self, name: str, span: Span, what: str) -> bool:
@@ -361,6 +377,14 @@ class _Checker(DiagnosisChecks):
                        "check the month and the day; dates are written YYYY-MM-DD")
             return False
         return True
+
+    def remark_needed(self, rule: ast.Rule) -> None:
+        """W112 for a `carc` whose X12 wording asks for a remark code, given without one."""
+        carc, rarc = rule_reasons(rule)
+        if rule.carc is not None and rarc is None and carc in NEEDS_REMARK:
+            self.warning("W112", f"CARC {carc} needs a remark code, and this rule gives none", rule.carc.span,
+                         "add the remark code the payer sends with it, as in "
+                         f"`carc {carc} rarc {REMARK_EXAMPLES[carc]}`")
 
     def reason_code(self, word: ast.Word | None, pattern: re.Pattern[str], what: str, expected: str) -> None:
         if word is not None and not pattern.match(word.value.upper()):
@@ -449,7 +473,9 @@ class _Checker(DiagnosisChecks):
         set_def = self.set_defs.get(ref.name)
         if set_def is None:
             suggestion = closest(ref.name, self.set_defs)
-            if suggestion:
+            if ref.name in self.let_defs:
+                help = f"`{ref.name}` is a `let` name, for an amount, share or number; a code list needs codes or sets"
+            elif suggestion:
                 help = f"did you mean `{suggestion}`?"
             elif CODE_RE.match(ref.name.upper()):
                 help = f"write the code in capitals: `{ref.name.upper()}`"
@@ -476,7 +502,12 @@ class _Checker(DiagnosisChecks):
         self._resolving[ref.name] = None
         return set_def.codes
 
-    def money(self, money: ast.Money) -> None:
+    def money(self, money: ast.Money | ast.NameRef) -> None:
+        if isinstance(money, ast.NameRef):
+            cents = self.named(money, "money")
+            if isinstance(cents, int):
+                self.bindings.cents[money] = cents
+            return
         # Checked before the decimals: an amount of 28 digits or more cannot be rounded exactly.
         if money_too_large(money.amount):
             self.error("E215", f"the amount {quoted(money.span.text)} is too large", money.span,
@@ -489,18 +520,46 @@ class _Checker(DiagnosisChecks):
         self.bindings.cents[money] = to_cents(money.amount)
 
     def percent(self, amount: ast.Amount) -> None:
+        if amount.share is not None:
+            value = self.named(amount.share, "share")
+            if isinstance(value, Decimal):
+                self.bindings.shares[amount.share] = value
+            return
         assert amount.percent is not None
-        if amount.percent > MAX_PERCENT:
-            text = amount.span.text.split("%", 1)[0] + "%"
-            span = Span(amount.span.source, amount.span.start, amount.span.start + len(text))
-            self.error("E215", f"the share {quoted(text)} is too large", span,
+        text = amount.span.text.split("%", 1)[0] + "%"
+        self.share(amount.percent, Span(amount.span.source, amount.span.start, amount.span.start + len(text)),
+                   amount.span)
+
+    @staticmethod
+    def share_ok(percent: Decimal) -> bool:
+        return percent <= MAX_PERCENT and percent == percent.quantize(Decimal("0.01"))
+
+    def share(self, percent: Decimal, span: Span, decimals_span: Span | None = None) -> None:
+        """A percentage as written: at most `MAX_PERCENT`, with at most two decimals."""
+        if percent > MAX_PERCENT:
+            self.error("E215", f"the share {quoted(span.text)} is too large", span,
                        f"a share goes up to {MAX_PERCENT:,}%")
             return
-        if amount.percent != amount.percent.quantize(Decimal("0.01")):
-            self.error("E205", f"`{amount.percent}%` has more than two decimals", amount.span,
+        if percent != percent.quantize(Decimal("0.01")):
+            self.error("E205", f"`{percent}%` has more than two decimals", decimals_span or span,
                        "write a percentage such as `75%` or `62.5%`")
 
-    def count(self, count: ast.Code, what: str, example: str, most: int = MAX_COUNT) -> int | None:
+    def count(self, count: ast.Code | ast.NameRef, what: str, example: str, most: int = MAX_COUNT) -> int | None:
+        if isinstance(count, ast.NameRef):
+            value = self.named(count, "count")
+            if not isinstance(value, int):
+                return None
+            if value > most:
+                self.error("E208", f"a period of `{count.name}` ({value:,}) days is out of range", count.span,
+                           f"give between 1 and {most:,} days")
+                return None
+            self.bindings.counts[count] = value
+            if value == 0 and most == MAX_COUNT:
+                self.zero_limit(count.span, what)
+            return value
+        return self.literal_count(count, what, example, most)
+
+    def literal_count(self, count: ast.Code, what: str, example: str, most: int = MAX_COUNT) -> int | None:
         """A limit written as a whole number; a limit of zero is a warning (nothing would be paid).
         A number of days (`most` below `MAX_COUNT`) is a period's length, not a limit: zero days
         is an error of the period (see `period`), never the W104 of a limit of zero."""
@@ -536,7 +595,7 @@ class _Checker(DiagnosisChecks):
             return
         if period.days is not None:
             if self.count(period.days, "days", "per 30 days", most=MAX_DAYS) == 0:
-                self.error("E208", f"a period of {period.days.value} days is out of range", period.days.span,
+                self.error("E208", f"a period of {period.days.span.text} days is out of range", period.days.span,
                            f"give between 1 and {MAX_DAYS:,} days")
         if period.month is not None and period.day is not None:
             month = MONTHS.get(period.month.value.lower()[:3]) if len(period.month.value) >= 3 else None
@@ -621,7 +680,7 @@ def _check_not_payable_by(s: ast.NotPayableBy, c: _Checker) -> None:
 def _check_max_amount(s: ast.MaxAmount, c: _Checker) -> None:
     if s.amount.money is not None:
         c.money(s.amount.money)
-    if s.amount.percent is not None:
+    if s.amount.percent is not None or s.amount.share is not None:
         c.percent(s.amount)
     if s.amount.money is None and s.period.kind != "line":
         c.error("E213", "a share of the charge is a limit for each line", s.period.span,
@@ -629,7 +688,8 @@ def _check_max_amount(s: ast.MaxAmount, c: _Checker) -> None:
     else:
         c.period(s.period, ALL_PERIODS)
     c.codes(s.codes)
-    if (s.amount.money is not None and s.amount.money.amount == 0) or s.amount.percent == 0:
+    share = c.bindings.shares.get(s.amount.share) if s.amount.share is not None else s.amount.percent
+    if (s.amount.money is not None and c.bindings.cents.get(s.amount.money) == 0) or share == 0:
         c.zero_limit(s.amount.span, "")
 
 

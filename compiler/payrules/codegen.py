@@ -29,6 +29,8 @@ from payrules.check import MONTHS, Bindings, Checked, Codes
 from payrules.diagnosis_sets import Diagnoses, as_written
 from payrules.diagnostics import InternalError
 from payrules.domain import dollars
+from payrules.named import amount_text, count_params, number, per_text, percent_of
+from payrules.reasons import rule_reasons
 
 
 class _Writer:
@@ -248,12 +250,22 @@ def _emit_no_same_day(s: ast.NoSameDay, rule: ast.Rule, index: int, ctx: _Contex
 
 @_emit.register
 def _emit_only_with(s: ast.OnlyWith, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    # A line is qualified by another line of the group whose code is not its own: never by
+    # itself, nor by a second line of its own code (`c{index}` counts the group's lines by code).
+    found = f"[o for o in {'day.lines' if s.scope == 'day' else 'lines'} if o.code in {ctx.codes(s.other)}]"
+    count = [f"t = {found}", "c = {}", "for o in t:", "    c[o.code] = c.get(o.code, 0) + 1"]
+    group = ([*count, f"t{index}, c{index} = t, c"] if s.scope != "day" else
+             [f"g{index} = day.facts.get({index})",
+              f"if g{index} is None:",
+              *_indent(count),
+              f"    g{index} = day.facts[{index}] = (t, c)",
+              f"t{index}, c{index} = g{index}"])
     return _Emission(
         params={"codes": ctx.describe(s.codes), "other": ctx.describe(s.other), "scope": s.scope},
-        group=_others(ctx, index, s.other, s.scope),
+        group=group,
         per_line=[
-            f"if code in {ctx.codes(s.codes)} and len(t{index}) == (code in {ctx.codes(s.other)}):",
-            *_indent(_hit(index, rule, "None")),
+            f"if code in {ctx.codes(s.codes)} and len(t{index}) == c{index}.get(code, 0):",
+            *_indent(_hit(index, rule, f"c{index}.get(code, 0)")),
         ],
     )
 
@@ -284,15 +296,15 @@ def _emit_not_payable_by(s: ast.NotPayableBy, rule: ast.Rule, index: int, ctx: _
     )
 
 
-def _period_params(period: ast.Period) -> dict[str, str]:
-    return {"period": period.kind, "per": " ".join(period.span.text.split())}
+def _period_params(period: ast.Period, ctx: _Context) -> dict[str, str]:
+    return {"period": period.kind, "per": per_text(period, ctx.bindings)}
 
 
 def _past(ctx: _Context, index: int, period: ast.Period, codes: ast.CodeList | None) -> list[str]:
     """Group facts for a limit over a period: its first date `s{index}`, and the ledger
     `l{index}` of the patient's earlier lines it counts, with the cents and units they were
     allowed, totalled by date."""
-    days = int(period.days.value) if period.days is not None else 0
+    days = number(period.days, ctx.bindings) if period.days is not None else 0
     start = ""
     if period.month is not None and period.day is not None:
         start = f"{MONTHS[period.month.value.lower()[:3]]:02d}-{int(period.day.value):02d}"
@@ -314,32 +326,29 @@ def _money_cap(amount: ast.Amount, ctx: _Context) -> int:
     """The cents of a money limit: `$N`, or `P% of $N` rounded to the nearest cent, halves up."""
     assert amount.money is not None
     cents = ctx.bindings.cents[amount.money]
-    if amount.percent is None:
+    percent = percent_of(amount, ctx.bindings)
+    if percent is None:
         return cents
-    numerator, denominator = amount.percent.as_integer_ratio()
+    numerator, denominator = percent.as_integer_ratio()
     return (cents * numerator * 2 + denominator * 100) // (2 * denominator * 100)
 
 
 @_emit.register
 def _emit_max_amount(s: ast.MaxAmount, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
     amount, period = s.amount, s.period
-    params = {"codes": ctx.describe(s.codes), **_period_params(period)}
+    params = {"codes": ctx.describe(s.codes), **_period_params(period, ctx)}
     group: list[str] = []
     if amount.money is None:
         # A share of each line's own charge.
-        assert amount.percent is not None
-        numerator, denominator = amount.percent.as_integer_ratio()
-        params["amount"] = f"{amount.percent.normalize():f}% of the charge"
+        percent = percent_of(amount, ctx.bindings)
+        assert percent is not None
+        numerator, denominator = percent.as_integer_ratio()
+        params["amount"] = amount_text(amount, None, ctx.bindings)
         params["per"] = "line"
         cap = f"(line.charge * {numerator} * 2 + {denominator * 100}) // ({2 * denominator * 100})"
     else:
         cents = _money_cap(amount, ctx)
-        if amount.percent is not None:
-            assert amount.money is not None
-            params["amount"] = (f"{dollars(cents)} ({amount.percent.normalize():f}% of "
-                                f"{dollars(ctx.bindings.cents[amount.money])})")
-        else:
-            params["amount"] = dollars(cents)
+        params["amount"] = amount_text(amount, cents, ctx.bindings)
         cap = f"{cents} * units[k]" if period.kind == "unit" else str(cents)
     loop = ["for k, line in enumerate(lines):", f"    if {_skip(ctx, s.codes)}:", "        continue",
             "    a = allowed[k]"]
@@ -373,9 +382,9 @@ def _unit_cap(index: int, rule: ast.Rule, kept: str, facts: str) -> list[str]:
 
 @_emit.register
 def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
-    limit = int(s.count.value)
+    limit = number(s.count, ctx.bindings)
     period = s.period
-    params = {"count": str(limit), "codes": ctx.describe(s.codes), **_period_params(period)}
+    params = {**count_params(s.count, ctx.bindings), "codes": ctx.describe(s.codes), **_period_params(period, ctx)}
     loop = ["for k, line in enumerate(lines):", f"    if {_skip(ctx, s.codes)}:", "        continue",
             "    u = units[k]"]
     if period.kind == "line":
@@ -395,10 +404,10 @@ def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) 
 
 @_emit.register
 def _emit_max_visits(s: ast.MaxVisits, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
-    limit = int(s.count.value)
+    limit = number(s.count, ctx.bindings)
     in_codes = f"code in {ctx.codes(s.codes)} and " if s.codes is not None else ""
     return _Emission(
-        params={"count": str(limit), "codes": ctx.describe(s.codes), **_period_params(s.period)},
+        params={**count_params(s.count, ctx.bindings), "codes": ctx.describe(s.codes), **_period_params(s.period, ctx)},
         group=[*_past(ctx, index, s.period, s.codes),
                f"v{index} = l{index}.visits_since(s{index})"],
         per_line=[f"if {in_codes}v{index} >= {limit}:", *_indent(_hit(index, rule, f"(v{index}, s{index})"))],
@@ -407,9 +416,9 @@ def _emit_max_visits(s: ast.MaxVisits, rule: ast.Rule, index: int, ctx: _Context
 
 @_emit.register
 def _emit_max_minutes(s: ast.MaxMinutes, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
-    limit = int(s.count.value)
+    limit = number(s.count, ctx.bindings)
     return _Emission(
-        params={"count": str(limit), "codes": ctx.describe(s.codes), **_period_params(s.period)},
+        params={**count_params(s.count, ctx.bindings), "codes": ctx.describe(s.codes), **_period_params(s.period, ctx)},
         session=[
             f"left = {limit}",
             "for k, line in enumerate(lines):",
@@ -788,8 +797,7 @@ def _comment(rule: ast.Rule) -> str:
 
 def _rule_info(index: int, rule: ast.Rule, emission: _Emission) -> str:
     statement = rule.statement
-    carc = rule.carc.value.upper() if rule.carc is not None else statement.carc
-    rarc = rule.rarc.value.upper() if rule.rarc is not None else statement.rarc
+    carc, rarc = rule_reasons(rule)
     fields = [
         f"position={index}",
         f"name={rule.name.value if rule.name is not None else None!r}",

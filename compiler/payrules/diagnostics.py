@@ -80,6 +80,10 @@ CODES: dict[str, tuple[str, str]] = {
     "E111": ("a name longer than 200 characters (code set, rule or payer id)",
              "set massage-codes-of-the-... = 97140  (a name of 201 characters)"),
     "E112": ("includes nested more than 32 levels deep", 'include "next"  (in the 33rd file of a chain of includes)'),
+    "E120": ("an unknown `let` name", "let pt_daily_max = $120\nmax pt_daly_max per day"),
+    "E121": ("a `let` name of the wrong kind (an amount where a number goes, ...)",
+             "let pt_daily_max = $120\nmax pt_daily_max visits per year"),
+    "E122": ("a `let` name given twice, or also the name of a code set", "let visits = 20\nlet visits = 30"),
     "E201": ("not a procedure code (wrong shape)", "only 9714"),
     "E202": ("reversed range, which holds no code", "only 98943-98940"),
     "E203": ("a range that mixes kinds of codes (CPT and HCPCS)", "only 97140-S8990"),
@@ -108,6 +112,10 @@ CODES: dict[str, tuple[str, str]] = {
     "W104": ("a limit of zero, which pays nothing", "max 0 visits per calendar year"),
     "W105": ("a code set of the file that is never used", "set unused = 97010"),
     "W106": ("an `ignore` comment that silences nothing", "only 97140  # payrules: ignore W101"),
+    "W110": ("a `let` name of the file that is never used", "let unused = $120"),
+    "W111": ("`X only with Y` where Y holds codes of X (a line is never qualified by its own code)",
+             "97124 only with 97124, 98940 same day"),
+    "W112": ("a `carc` that needs a remark code, given without `rarc`", "only 97140 carc 96"),
     "W130": ("a diagnosis that another item of its list already matches", "requires diagnosis M54.5*, M54.50"),
 }
 """Every diagnostic code: what it means, and a line that produces it. Codes are never renumbered."""

@@ -95,6 +95,10 @@ def describe_codes(codes: frozenset[str]) -> str:
 
 MODIFIER_RE = re.compile(r"^[A-Z0-9]{2}$")
 
+BENEFIT_PERIODS = frozenset({"week", "month", "year", "plan_year", "days", "lifetime"})
+"""Periods whose limit is a benefit maximum, answered with CARC 119 once used up. `day` is not
+one: a cap per date of service is a fee or unit cap (CARC 45, or 151 for units)."""
+
 TIME_RULES = {"cms": "the CMS 8-minute rule", "ama": "the AMA midpoint rule"}
 """How units of timed codes follow from minutes (`units by cms|ama rule`), and their names."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from payrules.domain import CREDENTIALS, TIME_RULES, dollars, with_article
+from payrules.domain import BENEFIT_PERIODS, CREDENTIALS, TIME_RULES, dollars, with_article
 from payrules.icd10 import KIND, Finding, explanation
 from payrules.runtime import Line, RuleInfo
 
@@ -36,12 +36,12 @@ def _template(kind: str, key: Key) -> Callable[[Template], Template]:
 
 @_template("only", key=lambda line, facts: line.code)
 def _only(rule: RuleInfo, line: Line, facts: object) -> str:
-    return f"{line.code} is not covered: this payer pays only for {rule.param('codes')}."
+    return f"{line.code} {_is_not(rule)} covered: this payer pays only for {rule.param('codes')}."
 
 
 @_template("not_covered", key=lambda line, facts: line.code)
 def _not_covered(rule: RuleInfo, line: Line, facts: object) -> str:
-    return f"{line.code} is not covered: this payer excludes {rule.param('codes')}."
+    return f"{line.code} {_is_not(rule)} covered: this payer excludes {rule.param('codes')}."
 
 
 def _same_day_key(line: Line, facts: object) -> object:
@@ -77,10 +77,14 @@ def _first_other(line: Line, facts: object) -> str:
             f"({where}, line {first.number}){extra}")
 
 
-@_template("only_with", key=lambda line, facts: (line.code, line.date, line.session_id))
+@_template("only_with", key=lambda line, facts: (line.code, line.date, line.session_id, facts))
 def _only_with(rule: RuleInfo, line: Line, facts: object) -> str:
     where = f"on {line.date}" if rule.param("scope") == "day" else "in this session"
     together = "on the same day" if rule.param("scope") == "day" else "in the same session"
+    if facts:  # the line's own code is in the qualifying list: its lines do not qualify it
+        return (f"This payer pays {rule.param('codes')} only with {rule.param('other')} {together}, and this "
+                f"patient has none of them {where} but {line.code} itself; a line is not qualified by a line "
+                f"of its own code.")
     return (f"This payer pays {rule.param('codes')} only with {rule.param('other')} {together}, and this "
             f"patient has none of them {where}.")
 
@@ -164,12 +168,37 @@ def _when(period: str, since: str) -> str:
     return "on this day" if period == "day" else f"since {since}" if since else "so far"
 
 
+def _limit(rule: RuleInfo) -> str:
+    """A limit as the rule gives it: `4`, or with a `let` name, the name and its value: `pt_units (4)`."""
+    name = dict(rule.params).get("count_name")
+    return f"{name} ({rule.param('count')})" if name else rule.param("count")
+
+
+def _used_up(period: str, left: int) -> str:
+    """`, so the benefit is used up` when nothing is left of a benefit period's limit."""
+    return ", so the benefit is used up" if period in BENEFIT_PERIODS and not left else ""
+
+
 def _unit_count(count: int) -> str:
     return f"{count} unit{'s' if count != 1 else ''}"
 
 
-def _reduced(before: int, after: int) -> str:
-    return f"allowed reduced from {dollars(before)} to {dollars(after)}."
+def _would(rule: RuleInfo, verb: str) -> str:
+    """A verb as a rule that changes amounts says it, or as a warning does (`reduced` → `would be
+    reduced`): a warning tells what would happen, not what did."""
+    if rule.severity != "warn":
+        return verb
+    return f"would be {verb}"
+
+
+def _is_not(rule: RuleInfo) -> str:
+    """`is not`, or for a warning `would not be`."""
+    return "would not be" if rule.severity == "warn" else "is not"
+
+
+def _reduced(before: int, after: int, rule: RuleInfo | None = None) -> str:
+    reduced = _would(rule, "reduced") if rule is not None else "reduced"
+    return f"allowed {reduced} from {dollars(before)} to {dollars(after)}."
 
 
 @_template("max_amount", key=lambda line, facts: (line.code, facts))
@@ -179,19 +208,20 @@ def _max_amount(rule: RuleInfo, line: Line, facts: object) -> str:
     amount, period = rule.param("amount"), rule.param("period")
     limit = f"This payer allows at most {amount} {_per(rule)}{_of(rule)}"
     if period == "unit":
-        return f"{limit}; {_unit_count(extra)} allow{'s' if extra == 1 else ''} {dollars(cap)}: {_reduced(before, cap)}"
+        allows = f"{_unit_count(extra)} allow{'s' if extra == 1 else ''} {dollars(cap)}"
+        return f"{limit}; {allows}: {_reduced(before, cap, rule)}"
     if period == "line":
         if amount.endswith("of the charge"):
             limit = f"This payer allows at most {amount}{_of(rule)} ({dollars(cap)} of {dollars(since_or_charge)})"
-        return f"{limit}: {_reduced(before, cap)}"
+        return f"{limit}: {_reduced(before, cap, rule)}"
     if period == "session":
         if cap == 0:
-            return f"{limit}, and earlier lines of this session already used all of it: {_reduced(before, 0)}"
-        return f"{limit}: {_reduced(before, cap)}"
+            return f"{limit}, and earlier lines of this session already used all of it: {_reduced(before, 0, rule)}"
+        return f"{limit}: {_reduced(before, cap, rule)}"
     if not extra:
-        return f"{limit}: {_reduced(before, cap)}"
+        return f"{limit}: {_reduced(before, cap, rule)}"
     already = f"{dollars(extra)} was already allowed {_when(period, since_or_charge)}"
-    return f"{limit}, and {already}: {_reduced(before, cap)}"
+    return f"{limit}, and {already}{_used_up(period, cap)}: {_reduced(before, cap, rule)}"
 
 
 @_template("max_units", key=lambda line, facts: (line.code, facts))
@@ -202,14 +232,16 @@ def _max_units(rule: RuleInfo, line: Line, facts: object) -> str:
     noun = "unit" if limit == 1 else "units"
     what = f"{noun} of {rule.param('codes')}" if rule.param("codes") else noun
     if period == "line":
-        sentence = f"{line.code} was billed with {billed} units; this payer allows at most {limit} {what} per line"
+        sentence = (f"{line.code} was billed with {billed} units; this payer allows at most {_limit(rule)} {what} "
+                    "per line")
     elif period == "session":
-        sentence = (f"Earlier lines of this session used {used} of the {limit} {what} this payer allows per "
+        sentence = (f"Earlier lines of this session used {used} of the {_limit(rule)} {what} this payer allows per "
                     f"session; {billed} were billed on this line, {kept} can be paid")
     else:
-        sentence = (f"This payer allows at most {limit} {what} {_per(rule)}, and {used} were already paid "
-                    f"{_when(period, since)}; {billed} were billed on this line, {kept} can be paid")
-    return f"{sentence}: {_reduced(before, after)}"
+        sentence = (f"This payer allows at most {_limit(rule)} {what} {_per(rule)}, and {used} were already paid "
+                    f"{_when(period, since)}{_used_up(period, kept)}; {billed} were billed on this line, {kept} can "
+                    "be paid")
+    return f"{sentence}: {_reduced(before, after, rule)}"
 
 
 @_template("max_visits", key=lambda line, facts: (line.code, facts))
@@ -218,8 +250,8 @@ def _max_visits(rule: RuleInfo, line: Line, facts: object) -> str:
     visits, since = facts
     limit = int(rule.param("count"))
     counted = f"visit{'s' if limit != 1 else ''}" + (f" with {rule.param('codes')}" if rule.param("codes") else "")
-    return (f"This payer pays at most {limit} {counted} {_per(rule)}, and this patient already had {visits} "
-            f"{_when(rule.param('period'), since)}: {line.code} on this visit is not paid.")
+    return (f"This payer pays at most {_limit(rule)} {counted} {_per(rule)}, and this patient already had {visits} "
+            f"{_when(rule.param('period'), since)}: {line.code} on this visit {_is_not(rule)} paid.")
 
 
 @_template("max_minutes", key=lambda line, facts: (line.code, facts))
@@ -228,8 +260,8 @@ def _max_minutes(rule: RuleInfo, line: Line, facts: object) -> str:
     minutes, kept, before, after = facts
     limit = int(rule.param("count"))
     what = f"minutes of {rule.param('codes')}" if rule.param("codes") else "minutes"
-    return (f"This payer pays at most {limit} {what} per session; earlier lines used {limit - kept}, so "
-            f"{kept} of this line's {minutes} minutes can be paid: {_reduced(before, after)}")
+    return (f"This payer pays at most {_limit(rule)} {what} per session; earlier lines used {limit - kept}, so "
+            f"{kept} of this line's {minutes} minutes can be paid: {_reduced(before, after, rule)}")
 
 
 @_template("time_rule", key=lambda line, facts: (line.code, line.units, facts))
@@ -243,7 +275,10 @@ def _time_rule(rule: RuleInfo, line: Line, facts: object) -> str:
                    f"support {units} for this line's {minutes} minutes")
     else:
         support = f"{minutes} minutes support {units} under {TIME_RULES[method]}"
-    result = _reduced(before, after) if supported else "not paid."
+    if supported:
+        result = _reduced(before, after, rule)
+    else:
+        result = "would not be paid." if rule.severity == "warn" else "not paid."
     return f"{line.code} was billed with {_unit_count(billed)}; {support}: {result}"
 
 
@@ -260,7 +295,7 @@ def _one_of(rule: RuleInfo, line: Line, facts: object) -> str:
 def _bundled(rule: RuleInfo, line: Line, facts: object) -> str:
     when = "on the same day as" if rule.param("scope") == "day" else "in the same session as"
     return (f"{_first_other(line, facts)}; this payer includes {rule.param('codes')} in the payment for "
-            f"{rule.param('other')}, so it is not paid separately {when} them.")
+            f"{rule.param('other')}, so it {_is_not(rule)} paid separately {when} them.")
 
 
 @_template("no_duplicate", key=_same_day_key)
@@ -333,12 +368,25 @@ def _entry(rule: RuleInfo) -> _Entry:
     return entry
 
 
+_AFTER = {"max_amount": 1, "max_units": 3, "max_minutes": 3, "time_rule": 4}
+"""Where the facts of a reducing reason hold the amount the line would be allowed."""
+
+
+def _warning(rule: RuleInfo, facts: object) -> str:
+    """What a warning rule would do to the line if the payer applied it."""
+    if rule.outcome == "deny":
+        return "Would be denied if the payer applies this rule"
+    place = _AFTER.get(rule.kind)
+    if place is not None and isinstance(facts, tuple) and isinstance(facts[place], int):
+        return f"Would be reduced to {dollars(facts[place])} if the payer applies this rule"
+    return "Would be reduced if the payer applies this rule"
+
+
 def explain(rule: RuleInfo, line: Line, facts: object) -> str:
     """The sentence for one reason; it cites the facts the rule used, and the rule's source."""
     sentence = _entry(rule).template(rule, line, facts)
     if rule.severity == "warn":
-        would = "denied" if rule.outcome == "deny" else "reduced"
-        sentence = f"May be {would} (a warning; the amount is not changed): {sentence}"
+        sentence = f"{_warning(rule, facts)} (a warning: the amount is not changed): {sentence}"
     if rule.source:
         sentence += f" Source: {rule.source}."
     return sentence

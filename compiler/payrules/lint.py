@@ -309,6 +309,10 @@ def _across_rules(checked: Checked) -> list[Diagnostic]:
                 "W101", "this rule can never apply: every code it names is denied by `only` or `not covered`",
                 codes_node.span, "remove the rule, or cover its codes"))
 
+    # `X only with Y` where Y holds some of X.
+    for rule in module.rules:
+        found += _only_with_overlap(rule, bindings.code_sets)
+
     # The same rule twice.
     seen: dict[tuple[str, ...], ast.Rule] = {}
     for rule in module.rules:
@@ -328,7 +332,51 @@ def _across_rules(checked: Checked) -> list[Diagnostic]:
             found.append(_warning("W105", f"{what} `{set_def.name.value}` is never used", set_def.name.span,
                                   "use it in a rule, or remove it"))
     found += diagnosis_warnings(checked)
+
+    # `let` names of this file that nothing uses.
+    named = {ref.name for rule in module.rules for ref in _name_refs(rule.statement)}
+    for let in module.lets:
+        if let.span.file == own_file and let.name.value not in named:
+            found.append(_warning("W110", f"`{let.name.value}` is given a value but never used", let.name.span,
+                                  "use it where an amount, share or number goes, or remove it"))
     return found
+
+
+def _name_refs(statement: ast.StatementNode) -> Iterator[ast.NameRef]:
+    """The `let` names a statement uses: in its amount, its count and its period."""
+    for value in attrs.asdict(statement, recurse=False).values():
+        if isinstance(value, ast.NameRef):
+            yield value
+        elif isinstance(value, ast.Amount):
+            yield from (ref for ref in (value.money, value.share) if isinstance(ref, ast.NameRef))
+        elif isinstance(value, ast.Period) and isinstance(value.days, ast.NameRef):
+            yield value.days
+
+
+def _only_with_overlap(rule: ast.Rule, code_sets: dict[ast.CodeList, Codes]) -> list[Diagnostic]:
+    """W111 for `X only with Y` where Y holds codes of X: such a line is qualified only by a line
+    of another code, never by itself or a line of its own code; the author may have meant Y
+    without them."""
+    statement = rule.statement
+    if not isinstance(statement, ast.OnlyWith):
+        return []
+    codes, other = code_sets[statement.codes], code_sets[statement.other]
+    shared = codes & other
+    if not shared:
+        return []
+    rest = other - codes
+    both = shared.describe()
+    one = len(shared) == 1
+    message = (f"{both} {'is' if one else 'are'} in both lists: a line of {'it' if one else 'any of them'} is "
+               f"qualified only by another code of the `with` list, never by itself or a line of its own code")
+    if not rest:
+        help = (f"a line of {both} then has nothing to qualify it{'' if one else ' but another of them'}; "
+                "name the qualifying services, such as `97124 only with 98940-98942 same day`")
+    else:
+        help = f"did you mean `{statement.codes.span.text} only with {rest.describe()} same {statement.scope}`? "
+        help += ("it does the same" if one else
+                 f"as written, a line of one of {both} is also qualified by a line of another of them")
+    return [_warning("W111", message, statement.other.span, help)]
 
 
 def _rule_key(rule: ast.Rule) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ from payrules.source import Source, Span
 STATEMENT_WORDS = ("only", "not", "no", "max", "requires", "units", "one")
 """The words a statement can start with; used to suggest a fix for an unknown word."""
 
-TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set", "include", "drop", "override")
+TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set", "include", "drop", "override", "let")
 
 
 def grammar_text() -> str:
@@ -59,6 +59,7 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
     rules: list[ast.Rule] = []
     includes: list[ast.Include] = []
     drops: list[ast.Drop] = []
+    lets: list[ast.LetDef] = []
     seen_entry = False
     header_failed = False
     for lineno, text in enumerate(source.text.split("\n"), start=1):
@@ -83,6 +84,8 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
                 header = entry
         elif isinstance(entry, ast.SetDef):
             sets.append(entry)
+        elif isinstance(entry, ast.LetDef):
+            lets.append(entry)
         elif isinstance(entry, ast.Include):
             includes.append(entry)
         elif isinstance(entry, ast.Drop):
@@ -94,7 +97,7 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
         diagnostics.append(_error("E003", "missing `payer` line", Span(source, 0, 0),
                                   'start the file with a line such as `payer ASH "American Specialty Health"`'))
     module = ast.Module(span=Span(source, 0, len(source.text)), header=header, sets=sets, rules=rules,
-                        includes=includes, drops=drops)
+                        includes=includes, drops=drops, lets=lets)
     return module, diagnostics
 
 
@@ -106,7 +109,7 @@ class _LineError(Exception):
         self.diagnostic = diagnostic
 
 
-Entry = ast.Header | ast.SetDef | ast.Include | ast.Drop | ast.Rule
+Entry = ast.Header | ast.SetDef | ast.LetDef | ast.Include | ast.Drop | ast.Rule
 
 
 def _parse_line(text: str, source: Source, offset: int) -> Entry | None:
@@ -183,6 +186,9 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
         return _error("E001", f"unexpected character `{char}`; expected {_expected_words(error.allowed)}", span)
 
     if isinstance(error, lark.UnexpectedToken):
+        misplaced = _keyword_as_name(error, text, source, offset)
+        if misplaced is not None:
+            return misplaced
         token = error.token
         missing = _MISSING_DIAGNOSES.search(text)
         if missing is not None and token.start_pos is not None and token.start_pos > missing.start(2):
@@ -231,6 +237,35 @@ def _diagnosis_at(text: str, place: int) -> tuple[int, int] | None:
     if found is None or not found.start() < place < found.end():
         return None
     return start, found.end()
+_VALUE_PLACE = re.compile(r"(?:\bmax|\bof|\bper)\s*$", re.IGNORECASE)
+"""Text that ends where an amount, share or number (or a `let` name) goes."""
+_COUNT_WITHOUT_NUMBER = re.compile(r"\bmax\s+(units?|visits?|minutes?)\s+(?!units?\b|visits?\b|minutes?\b)",
+                                   re.IGNORECASE)
+_NAME_OR_VALUE = "an amount such as $45, a share such as 75%, a number such as 4 or a name given by `let`"
+
+
+def _keyword_as_name(error: lark.UnexpectedToken, text: str, source: Source, offset: int) -> Diagnostic | None:
+    """A keyword where a value goes (`max 75% of per day`) is read as a `let` name, and the line
+    fails at the word after it; say what was missing at the keyword instead."""
+    missing = _COUNT_WITHOUT_NUMBER.search(text)
+    if missing is not None:  # `max units of 97124 per session`: `units` was read as a name
+        span = Span(source, offset + missing.start(1), offset + missing.end(1))
+        return _error("E001", f"expected a number such as 4 or a name given by `let`, found `{missing.group(1)}`",
+                      span, f"write the limit before it, as in `max 4 {missing.group(1).lower()} ...`")
+    history = getattr(error, "token_history", None) or ()
+    previous = history[-1] if history else None
+    if previous is None or previous.type != "WORD" or previous.start_pos is None or previous.end_pos is None:
+        return None
+    if previous.lower() not in _keywords() or not _VALUE_PLACE.search(text[:previous.start_pos]):
+        return None
+    span = Span(source, offset + previous.start_pos, offset + previous.end_pos)
+    return _error("E001", f"expected {_NAME_OR_VALUE}, found {quoted(str(previous))}", span)
+
+
+@functools.cache
+def _keywords() -> frozenset[str]:
+    """The grammar's keywords, in lower case."""
+    return frozenset(str(t.pattern.value).lower() for t in _lark().terminals if t.pattern.type == "str")
 
 
 _NAME_PREFIX = re.compile(r'^\s*(?:[A-Za-z0-9_][A-Za-z0-9_-]*|"(?:[^"\\]|\\.)*")\s*:\s*')
@@ -276,6 +311,13 @@ def _expected_words(names: Iterable[str], set_items: bool = False) -> str:
         return _listed(words + _named(names))
     if names == {"CODE", "MONEY", "PERCENT"}:
         return "an amount such as $45, a share such as 75% or a number such as 4"
+    if names == {"CODE", "MONEY", "PERCENT", "WORD"}:
+        return _NAME_OR_VALUE
+    if {"CODE", "WORD", "LIFETIME"} <= names:  # after `per`: a period, or N days
+        names = names - {"CODE", "WORD"}
+        words = ["a number of days such as 30 or a name given by `let`"]
+        return ", ".join(words + [f"`{_literal(n)}`" for n in sorted(names)][:-1]) + \
+            f" or `{_literal(sorted(names)[-1])}`"
     if {"CODE", "WORD"} <= names:
         names = names - {"CODE", "WORD"}
         words = ["a procedure code such as 97140 or a code set name"]
@@ -388,6 +430,19 @@ class _ToAst(Transformer[Token, Any]):
             return self.code_range(meta, low, high)
         return self.diagnosis_range(meta, low, high)
 
+    def let_def(self, meta: Meta, name: Token, value: Token) -> ast.LetDef:
+        literal: ast.Money | ast.Share | ast.Code
+        if value.type == "MONEY":
+            literal = self._money(value)
+        elif value.type == "PERCENT":
+            literal = ast.Share(span=self._tspan(value), percent=Decimal(str(value)[:-1]))
+        else:
+            literal = self._number(value)
+        return ast.LetDef(span=self._span(meta), name=self._word(name), value=literal)
+
+    def _name_ref(self, token: Token) -> ast.NameRef:
+        return ast.NameRef(span=self._tspan(token), name=str(token))
+
     def include(self, meta: Meta, path: Token) -> ast.Include:
         return ast.Include(span=self._span(meta), path=self._word(path))
 
@@ -487,15 +542,28 @@ class _ToAst(Transformer[Token, Any]):
         return ast.MaxAmount(span=self._span(meta), amount=amount, period=period, codes=codes)
 
     def amount_money(self, meta: Meta, money: Token) -> ast.Amount:
-        return ast.Amount(span=self._span(meta), money=self._money(money))
+        return ast.Amount(span=self._span(meta), money=self._money_or_name(money))
 
     def amount_percent(self, meta: Meta, percent: Token, money: Token) -> ast.Amount:
-        return ast.Amount(span=self._span(meta), money=self._money(money), percent=Decimal(str(percent)[:-1]))
+        return ast.Amount(span=self._span(meta), money=self._money_or_name(money), **self._share(percent))
 
     def amount_charge(self, meta: Meta, percent: Token) -> ast.Amount:
-        return ast.Amount(span=self._span(meta), money=None, percent=Decimal(str(percent)[:-1]))
+        return ast.Amount(span=self._span(meta), money=None, **self._share(percent))
 
-    def _count(self, token: Token) -> ast.Code:
+    def _money_or_name(self, token: Token) -> ast.Money | ast.NameRef:
+        return self._name_ref(token) if token.type == "WORD" else self._money(token)
+
+    def _share(self, token: Token) -> dict[str, Any]:
+        if token.type == "WORD":
+            return {"percent": None, "share": self._name_ref(token)}
+        return {"percent": Decimal(str(token)[:-1])}
+
+    def _count(self, token: Token) -> ast.Code | ast.NameRef:
+        if token.type == "WORD":
+            return self._name_ref(token)
+        return self._number(token)
+
+    def _number(self, token: Token) -> ast.Code:
         return ast.Code(span=self._tspan(token), value=str(token))
 
     def max_units(self, meta: Meta, count: Token, *rest: Any) -> ast.MaxUnits:
@@ -535,7 +603,7 @@ class _ToAst(Transformer[Token, Any]):
         return self._period(meta, "year")
 
     def per_plan_year(self, meta: Meta, month: Token, day: Token) -> ast.Period:
-        return self._period(meta, "plan_year", month=self._word(month), day=self._count(day))
+        return self._period(meta, "plan_year", month=self._word(month), day=self._number(day))
 
     def per_days(self, meta: Meta, days: Token) -> ast.Period:
         return self._period(meta, "days", days=self._count(days))

@@ -24,7 +24,9 @@ from payrules.compiler import diagnose
 from payrules.diagnostics import Diagnostic, InputError, Severity
 from payrules.domain import CODE_RE, CREDENTIALS, code_family, code_number, describe_codes
 from payrules.modules import STDLIB_PREFIX, include_name, stdlib_names, stdlib_root
+from payrules.named import LET_KINDS, LET_WHAT
 from payrules.parser import grammar_text, parse
+from payrules.reasons import default_reasons, rule_reasons
 from payrules.source import Source, Span
 
 SUGGESTION_RE = re.compile(r"did you mean `([^`]+)`\?")
@@ -231,7 +233,7 @@ class Analysis:
     def own(self) -> Iterator[tuple[Any, ast.Rule | None]]:
         """The top-level nodes written in this document (not in its includes)."""
         module = self.written
-        for node in (module.header, *module.sets, *module.includes, *module.drops, *module.rules):
+        for node in (module.header, *module.sets, *module.lets, *module.includes, *module.drops, *module.rules):
             if node is not None and node.span.file == self.source.name:
                 yield node, node if isinstance(node, ast.Rule) else None
 
@@ -247,6 +249,16 @@ class Analysis:
 
     def set_definition(self, name: str) -> ast.SetDef | None:
         return next((s for s in self.checked.module.sets if s.name.value == name), None)
+
+    def let_definition(self, name: str) -> ast.LetDef | None:
+        return self.checked.bindings.lets.get(name)
+
+
+def _name_of(node: Any) -> Any:
+    """An amount written as a bare `let` name (`max cap per session`) is that name."""
+    if isinstance(node, ast.Amount) and isinstance(node.money, ast.NameRef) and node.money.span == node.span:
+        return node.money
+    return node
 
 
 def _walk(node: Any, field: str | None, parent: Any) -> Iterator[tuple[Any, str | None, Any]]:
@@ -269,7 +281,7 @@ def hover(analysis: Analysis, offset: int) -> tuple[str, Span] | None:
     found = analysis.at(offset)
     if found is None:
         return None
-    node, bindings = found.node, analysis.checked.bindings
+    node, bindings = _name_of(found.node), analysis.checked.bindings
     if isinstance(node, ast.SetRef) or (isinstance(node, ast.Word) and isinstance(found.parent, ast.SetDef)):
         name = node.name if isinstance(node, ast.SetRef) else node.value
         if name in bindings.diagnoses_by_name:
@@ -278,6 +290,12 @@ def hover(analysis: Analysis, offset: int) -> tuple[str, Span] | None:
         if codes is None:
             return f"code set `{name}` is not defined", node.span
         return f"**code set `{name}`**: {_codes(codes)}", node.span
+    if isinstance(node, ast.NameRef) or (isinstance(node, ast.Word) and isinstance(found.parent, ast.LetDef)):
+        name = node.name if isinstance(node, ast.NameRef) else node.value
+        let = analysis.let_definition(name)
+        if let is None:
+            return f"`{name}` is not given a value (`let {name} = ...`)", node.span
+        return f"**`{name}`** = {let.value.span.text} ({LET_WHAT[LET_KINDS[type(let.value)]]})", node.span
     if isinstance(node, (ast.Code, ast.CodeRange)) and isinstance(found.parent, (ast.CodeList, ast.CodeRange)):
         target = node if isinstance(node, ast.CodeRange) else found.parent
         if isinstance(target, ast.CodeRange):
@@ -319,9 +337,9 @@ def _statement(rule: ast.Rule, code_sets: Mapping[ast.CodeList, Collection[str]]
     effect = {"deny": "denies the line", "reduce": "lowers the allowed amount", "warn": "warns"}[statement.severity]
     lines = [f"**{statement.kind.replace('_', ' ')}**: {what.strip()}.", "",
              f"When it applies it {effect if rule.warn is None else 'warns, and leaves the amount as it is'}."]
-    carc = rule.carc.value.upper() if rule.carc else statement.carc
-    rarc = rule.rarc.value.upper() if rule.rarc else statement.rarc
-    default = f"Default CARC {statement.carc}" + (f", RARC {statement.rarc}" if statement.rarc else "")
+    carc, rarc = rule_reasons(rule)
+    default_carc, default_rarc = default_reasons(statement)
+    default = f"Default CARC {default_carc}" + (f", RARC {default_rarc}" if default_rarc else "")
     given = f"CARC {carc}" + (f", RARC {rarc}" if rarc else "")
     lines.append(f"{default}." if given == default.removeprefix("Default ") else f"{default}; this rule: {given}.")
     for key, value in attrs.asdict(statement, recurse=False).items():
@@ -344,10 +362,13 @@ def definition(analysis: Analysis, offset: int) -> Span | str | None:
     found = analysis.at(offset)
     if found is None:
         return None
-    node = found.node
+    node = _name_of(found.node)
     if isinstance(node, ast.SetRef):
         set_def = analysis.set_definition(node.name)
         return set_def.name.span if set_def else None
+    if isinstance(node, ast.NameRef):
+        let = analysis.let_definition(node.name)
+        return let.name.span if let else None
     if isinstance(node, ast.Include) or (isinstance(node, ast.Word) and isinstance(found.parent, ast.Include)):
         include = node if isinstance(node, ast.Include) else found.parent
         return _included(analysis, include)
@@ -366,7 +387,7 @@ def definition(analysis: Analysis, offset: int) -> Span | str | None:
 class Item:
     label: str
     kind: str
-    """keyword, snippet, set, credential, modifier or include."""
+    """keyword, snippet, set, value (a `let` name), credential, modifier or include."""
     detail: str
     insert: str | None = None
 
@@ -394,6 +415,7 @@ def completions(analysis: Analysis, line_before: str) -> list[Item]:
     items += [Item(name, "set", _codes(codes)) for name, codes in sorted(analysis.checked.bindings.sets_by_name.items())]
     items += [Item(name, "set", diagnoses.describe())
               for name, diagnoses in sorted(analysis.checked.bindings.diagnoses_by_name.items())]
+    items += [Item(name, "value", let.value.span.text) for name, let in sorted(analysis.checked.bindings.lets.items())]
     items += [Item(c, "credential", meaning) for c, meaning in CREDENTIALS.items()]
     items += [Item(m, "modifier", meaning) for m, meaning in modifiers().items()]
     items += [Item(name, "include", "rule file shipped with payrules", f'"{name}"') for name in stdlib_names()]

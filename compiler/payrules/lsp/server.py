@@ -25,6 +25,7 @@ _KINDS = {
     "keyword": types.CompletionItemKind.Keyword,
     "snippet": types.CompletionItemKind.Snippet,
     "set": types.CompletionItemKind.Variable,
+    "value": types.CompletionItemKind.Constant,
     "credential": types.CompletionItemKind.EnumMember,
     "modifier": types.CompletionItemKind.EnumMember,
     "include": types.CompletionItemKind.File,

@@ -29,16 +29,21 @@ def judge(session, day, past, invalid):
     denied = []
     units = []
     # line 7: 'massage only with CMT same day'
-    t0 = day.facts.get(0)
-    if t0 is None:
-        t0 = day.facts[0] = [o for o in day.lines if o.code in _SET0]
+    g0 = day.facts.get(0)
+    if g0 is None:
+        t = [o for o in day.lines if o.code in _SET0]
+        c = {}
+        for o in t:
+            c[o.code] = c.get(o.code, 0) + 1
+        g0 = day.facts[0] = (t, c)
+    t0, c0 = g0
     for k, line in enumerate(lines):
         code = line.code
         r = []
         d = invalid[k]
         # line 7: 'massage only with CMT same day'
-        if code in _SET1 and len(t0) == (code in _SET0):
-            r.append((0, None, 0 if d else line.charge))
+        if code in _SET1 and len(t0) == c0.get(code, 0):
+            r.append((0, c0.get(code, 0), 0 if d else line.charge))
             d = True
         allowed.append(0 if d else line.charge)
         reasons.append(r)

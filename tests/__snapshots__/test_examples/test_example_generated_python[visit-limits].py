@@ -8,8 +8,8 @@ EFFECTIVE = (None, None)
 HISTORY = True
 RULES = (
     rt.RuleInfo(position=0, name='visits', kind='max_visits', file='examples/visit-limits/rules.payer', line=8, column=1, text='max 3 visits per calendar year for CMT, massage', severity='deny', carc='119', rarc='N640', params=(('codes', 'CMT (98940-98942), massage (97124, 97140)'), ('count', '3'), ('per', 'calendar year'), ('period', 'year')), source=None, outcome='deny'),
-    rt.RuleInfo(position=1, name='massage-units', kind='max_units', file='examples/visit-limits/rules.payer', line=9, column=1, text='max 6 units of massage per week', severity='reduce', carc='151', rarc='N362', params=(('codes', 'massage (97124, 97140)'), ('count', '6'), ('per', 'week'), ('period', 'week')), source=None, outcome='reduce'),
-    rt.RuleInfo(position=2, name='massage-benefit', kind='max_amount', file='examples/visit-limits/rules.payer', line=10, column=1, text='max $150 per calendar year for massage', severity='reduce', carc='45', rarc=None, params=(('amount', '$150.00'), ('codes', 'massage (97124, 97140)'), ('per', 'calendar year'), ('period', 'year')), source=None, outcome='reduce'),
+    rt.RuleInfo(position=1, name='massage-units', kind='max_units', file='examples/visit-limits/rules.payer', line=9, column=1, text='max 6 units of massage per week', severity='reduce', carc='119', rarc='N640', params=(('codes', 'massage (97124, 97140)'), ('count', '6'), ('per', 'week'), ('period', 'week')), source=None, outcome='reduce'),
+    rt.RuleInfo(position=2, name='massage-benefit', kind='max_amount', file='examples/visit-limits/rules.payer', line=10, column=1, text='max $150 per calendar year for massage', severity='reduce', carc='119', rarc='N130', params=(('amount', '$150.00'), ('codes', 'massage (97124, 97140)'), ('per', 'calendar year'), ('period', 'year')), source=None, outcome='reduce'),
 )
 
 _SET0 = frozenset({'97124', '97140', '98940', '98941', '98942'})
