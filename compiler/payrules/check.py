@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import attrs
 
-from payrules import ast
+from payrules import ast, ncci
 from payrules.diagnostics import Diagnostic, InternalError, Severity, closest, quoted
 from payrules.domain import (
     CARC_RE,
@@ -235,6 +235,8 @@ class Bindings:
     code_sets: dict[ast.CodeList, Codes] = attrs.field(factory=dict)
     cents: dict[ast.Money, int] = attrs.field(factory=dict)
     sets_by_name: dict[str, Codes] = attrs.field(factory=dict)
+    ncci: dict[ast.StatementNode, list[ncci.PtpRow] | list[ncci.MueRow]] = attrs.field(factory=dict)
+    """The rows of each `apply ncci` statement's tables, in file order."""
 
 
 @attrs.frozen
@@ -687,6 +689,20 @@ def _check_not_covered_diagnosis(s: ast.NotCoveredDiagnosis, c: _Checker) -> Non
 def _check_requires_credential(s: ast.RequiresCredential, c: _Checker) -> None:
     c.credentials(s.credentials)
     c.codes(s.codes)
+
+
+@_check_statement.register
+def _check_ncci_ptp(s: ast.NcciPtp, c: _Checker) -> None:
+    rows, diagnostics = ncci.ptp_rows(s)
+    c.diagnostics += diagnostics
+    c.bindings.ncci[s] = rows
+
+
+@_check_statement.register
+def _check_ncci_mue(s: ast.NcciMue, c: _Checker) -> None:
+    rows, diagnostics = ncci.mue_rows(s)
+    c.diagnostics += diagnostics
+    c.bindings.ncci[s] = rows
 
 
 def check(module: ast.Module) -> tuple[Bindings, list[Diagnostic]]:

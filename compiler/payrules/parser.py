@@ -19,7 +19,7 @@ from payrules.diagnostics import Diagnostic, InternalError, Severity, closest, q
 from payrules.domain import parse_money
 from payrules.source import Source, Span
 
-STATEMENT_WORDS = ("only", "not", "no", "max", "requires", "units", "one")
+STATEMENT_WORDS = ("only", "not", "no", "max", "requires", "units", "one", "apply")
 """The words a statement can start with; used to suggest a fix for an unknown word."""
 
 TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set", "include", "drop", "override")
@@ -490,6 +490,15 @@ class _ToAst(Transformer[Token, Any]):
         return ast.NotCoveredDiagnosis(span=self._span(meta), patterns=patterns, codes=codes)
 
     def diagnoses(self, meta: Meta, *tokens: Token) -> tuple[ast.Word, ...]:
+        return tuple(self._word(t) for t in tokens)
+
+    def ncci_ptp(self, meta: Meta, files: tuple[ast.Word, ...]) -> ast.NcciPtp:
+        return ast.NcciPtp(span=self._span(meta), files=files)
+
+    def ncci_mue(self, meta: Meta, files: tuple[ast.Word, ...]) -> ast.NcciMue:
+        return ast.NcciMue(span=self._span(meta), files=files)
+
+    def table_files(self, meta: Meta, *tokens: Token) -> tuple[ast.Word, ...]:
         return tuple(self._word(t) for t in tokens)
 
     def requires_credential(self, meta: Meta, words: tuple[ast.Word, ...],
