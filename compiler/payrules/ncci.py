@@ -48,7 +48,7 @@ MAX_ERRORS = 10
 
 _DATA_START = re.compile(r"[A-Za-z]?[0-9]")
 
-PTP_COLUMNS = ("column 1", "column 2", "prior to 1996", "effective date", "deletion date", "modifier indicator",
+PTP_COLUMNS = ("column-1 code", "column-2 code", "prior to 1996", "effective date", "deletion date", "modifier indicator",
                "rationale")
 MUE_COLUMNS = ("code", "MUE value", "adjudication indicator", "rationale")
 
@@ -213,10 +213,14 @@ def parse_ptp(source: Source, file: int) -> tuple[list[PtpRow], list[Diagnostic]
         while len(cells) > 7 and not cells[-1][0]:
             cells.pop()  # trailing tabs
         if len(cells) < 6:
-            hint = "; MUE tables are comma-separated: use `apply ncci mue`" if "," in text else ""
+            if len(cells) == 1 and "," in text:  # the whole file is another layout: say it once
+                errors.add(f"row {number} is comma-separated: this looks like an MUE table, not a PTP table",
+                           offset, offset + len(text), "apply an MUE table with `apply ncci mue`; a practitioner "
+                           "PTP table is tab-separated")
+                break
             errors.add(f"row {number} of this PTP table has {len(cells)} tab-separated column"
                        f"{'s' if len(cells) != 1 else ''}, not 7", offset, offset + len(text),
-                       f"a practitioner PTP row is: {', '.join(PTP_COLUMNS)}, separated by tabs{hint}")
+                       f"a practitioner PTP row is: {', '.join(PTP_COLUMNS)}, separated by tabs")
             continue
         row = _ptp_row(cells, number, file, errors)
         if row is not None:
@@ -282,10 +286,14 @@ def parse_mue(source: Source, file: int) -> tuple[list[MueRow], list[Diagnostic]
             spans.append((stripped, offset + place, offset + place + (len(stripped) if found >= 0 else 0)))
             at = place + len(stripped) if found >= 0 else at
         if len(cells) < 3:
-            hint = "; PTP tables are tab-separated: use `apply ncci ptp`" if "\t" in text else ""
+            if "\t" in text:  # the whole file is another layout: say it once
+                errors.add(f"row {number} is tab-separated: this looks like a PTP table, not an MUE table",
+                           offset, offset + len(text), "apply a PTP table with `apply ncci ptp`; a practitioner "
+                           "MUE table is comma-separated")
+                break
             errors.add(f"row {number} of this MUE table has {len(cells)} comma-separated column"
                        f"{'s' if len(cells) != 1 else ''}, not 4", offset, offset + len(text),
-                       f"a practitioner MUE row is: {', '.join(MUE_COLUMNS)}{hint}")
+                       f"a practitioner MUE row is: {', '.join(MUE_COLUMNS)}")
             continue
         row = _mue_row(spans, number, file, errors)
         if row is not None:
@@ -387,3 +395,19 @@ def unit_limits_literal(rows: list[MueRow], files: tuple[str, ...]) -> str:
 
 def modifiers_literal() -> str:
     return "frozenset({" + ", ".join(repr(m) for m in sorted(NCCI_MODIFIERS)) + "})"
+
+
+def no_edit_in_force(rule: ast.Rule, rows: list[PtpRow]) -> Diagnostic | None:
+    """W130 for an `apply ncci ptp` rule whose tables hold rows but none in force on any date of
+    service the rule applies to (every row deleted, deleted retroactively, or indicator 9)."""
+    start = rule.effective_from.value if rule.effective_from is not None else None
+    end = rule.effective_to.value if rule.effective_to is not None else None
+    if not rows or any(in_range(row, start, end) for row in rows):
+        return None
+    dates = (f" from {start} to {end}" if start and end else f" from {start} on" if start
+             else f" up to {end}" if end else "")
+    return Diagnostic(code="W130", severity=Severity.WARNING,
+                      message=f"no edit of this PTP table is in force on any date of service{dates}",
+                      span=rule.statement.span,
+                      help="every row is deleted or has modifier indicator 9; point the rule at a current table "
+                           "from CMS")
