@@ -98,7 +98,7 @@ CODES: dict[str, tuple[str, str]] = {
              "max $1,000,000,000 per session"),
     "E130": ("an NCCI table file that cannot be read", 'apply ncci ptp "no-such-table.txt"'),
     "E131": ("a row of an NCCI table that is not in CMS's layout, or a table with no rows",
-             'apply ncci ptp "tables/mue.csv"  (an MUE table given as a PTP table)'),
+             'apply ncci ptp "mue.csv"  (mue.csv holding an MUE table)'),
     "W101": ("a rule that can never apply: `only` or `not covered` denies all its codes",
              "only 97140\nmax 2 units of 97124 per line"),
     "W102": ("two `only` lists that share no code, so nothing is covered", "only 97124\nonly 97140"),
@@ -107,6 +107,6 @@ CODES: dict[str, tuple[str, str]] = {
     "W105": ("a code set of the file that is never used", "set unused = 97010"),
     "W106": ("an `ignore` comment that silences nothing", "only 97140  # payrules: ignore W101"),
     "W130": ("an NCCI PTP table with no edit in force on the rule's dates (every row deleted or indicator 9)",
-             'apply ncci ptp "tables/deleted-only.txt"'),
+             'apply ncci ptp "old.txt"  (old.txt holding only deleted edits)'),
 }
 """Every diagnostic code: what it means, and a line that produces it. Codes are never renumbered."""
