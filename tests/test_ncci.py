@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, render_transcript, transcript
 from helpers import NPI_DC, NPI_LMT, line, outcomes, run_policy
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from syrupy.assertion import SnapshotAssertion
 
@@ -220,7 +220,9 @@ def test_format_round_trips_and_errors_stay_errors() -> None:
 # --- cross-check: the same decisions as the hand-written rules ---------------------------------------------
 
 CODES = ["98940", "98941", "97140", "97124", "97112", "97010"]
-DATES = ["2019-12-31", "2020-01-01", "2022-06-15", "2024-01-01"]
+MORE = settings(max_examples=5 * settings().max_examples)
+"""Five times the profile's examples (`ci` by default, `HYPOTHESIS_PROFILE=long` for more): each
+compiles two small policies, and a wrong date bound shows only on a few days."""
 MODIFIERS = ["", "", "59", "XS", "GP", "RT", "59 GP"]
 
 
@@ -235,12 +237,27 @@ def ptp_rows(draw: st.DrawFn) -> list[tuple[str, str, str, str, str]]:
     return found
 
 
+def iso(compact: str) -> datetime.date:
+    return datetime.date(int(compact[:4]), int(compact[4:6]), int(compact[6:]))
+
+
 @st.composite
-def day_lines(draw: st.DrawFn) -> list[Line]:
-    found = []
-    for k in range(draw(st.integers(1, 8))):
-        found.append(line(draw(st.sampled_from(CODES)), session=f"S{draw(st.integers(1, 3))}",
-                          patient=draw(st.sampled_from(["P1", "P2"])), date=draw(st.sampled_from(DATES)),
+def day_lines(draw: st.DrawFn, rows: list[tuple[str, str, str, str, str]]) -> list[Line]:
+    """Lines on the rows' own dates and the days before them (where a wrong bound shows), with
+    codes mostly from the rows, one or two patients and providers."""
+    bounds = {iso(day) for row in rows for day in row[2:4] if day != "*"}
+    dates = sorted({str(day + datetime.timedelta(days=shift)) for day in bounds for shift in (-1, 0)})
+    codes = sorted({code for row in rows for code in row[:2]}) + CODES
+    date = draw(st.sampled_from(dates))
+    # Most days hold one row's two codes by one provider: the case an edit is about.
+    column1, column2 = draw(st.sampled_from(rows))[:2]
+    npi = draw(st.sampled_from([NPI_DC, NPI_LMT]))
+    found = [line(code, session="S1", date=date, npi=npi, modifiers=draw(st.sampled_from(MODIFIERS)))
+             for code in (column1, column2)] if draw(st.integers(0, 3)) else []
+    for _ in range(draw(st.integers(1, 6))):
+        found.append(line(draw(st.sampled_from(codes)), session=f"S{draw(st.integers(1, 3))}",
+                          patient=draw(st.sampled_from(["P1", "P1", "P2"])),
+                          date=draw(st.sampled_from([date, date, *dates])),
                           npi=draw(st.sampled_from([NPI_DC, NPI_LMT])), modifiers=draw(st.sampled_from(MODIFIERS))))
     # A session is one patient, date and provider's visit.
     return [item._replace(session_id=f"{item.session_id}-{item.patient_id}-{item.date}-{item.provider_npi}")
@@ -251,8 +268,8 @@ def hand_written(rows: list[tuple[str, str, str, str, str]]) -> str:
     """One rule per edit in force: `no C2 same day as C1 [unless modifier ...]` over its dates."""
     rules = []
     for column1, column2, effective, deleted, indicator in rows:
-        start = datetime.date(int(effective[:4]), int(effective[4:6]), int(effective[6:]))
-        end = None if deleted == "*" else datetime.date(int(deleted[:4]), int(deleted[4:6]), int(deleted[6:]))
+        start = iso(effective)
+        end = None if deleted == "*" else iso(deleted)
         if indicator == "9" or (end is not None and end <= start):
             continue
         unless = f" unless modifier {', '.join(sorted(NCCI_MODIFIERS))}" if indicator == "1" else ""
@@ -261,9 +278,11 @@ def hand_written(rows: list[tuple[str, str, str, str, str]]) -> str:
     return "\n".join(rules) or "max $1,000 per line"
 
 
-@given(ptp_rows(), day_lines())
-def test_a_ptp_table_decides_like_the_equivalent_hand_written_rules(rows: list[tuple[str, str, str, str, str]],
-                                                                     lines: list[Line]) -> None:
+@MORE
+@given(ptp_rows().flatmap(lambda rows: st.tuples(st.just(rows), day_lines(rows))))
+def test_a_ptp_table_decides_like_the_equivalent_hand_written_rules(
+        drawn: tuple[list[tuple[str, str, str, str, str]], list[Line]]) -> None:
+    rows, lines = drawn
     with tempfile.TemporaryDirectory() as folder:
         table = compiled(Path(folder), 'apply ncci ptp "ptp.txt"', {"ptp.txt": ptp_table(*rows)})
     by_hand = compile_source(Source("hand.payer", f"payer T\n{hand_written(rows)}\n"))
@@ -273,3 +292,74 @@ def test_a_ptp_table_decides_like_the_equivalent_hand_written_rules(rows: list[t
     from_table = [(l.code, l.status, l.allowed) for s in run_policy(table, *lines).sessions for l in s.lines]
     from_hand = [(l.code, l.status, l.allowed) for s in run_policy(by_hand, *split).sessions for l in s.lines]
     assert from_table == from_hand
+
+
+# --- `payrules explain` ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args", [["--code", "97140"], ["--code", "97140", "--same-day", "98940"],
+                                  ["--code", "97140", "--same-day", "98940", "--modifier", "XS"],
+                                  ["--code", "97124", "--units", "5"], ["--code", "97530"]],
+                         ids=["alone", "with-cmt", "with-xs", "over-mue", "no-edit"])
+def test_explain_says_why_a_table_gave_no_reason(args: list[str], text_snapshot: SnapshotAssertion) -> None:
+    output = render_transcript(["explain", "examples/ncci-tables", "--date", "2024-05-06", *args])
+    assert "Traceback" not in output
+    assert text_snapshot == output
+
+
+# --- cross-check: MUE decisions against a plain reading of CMS's rule ----------------------------------
+
+MUE_TABLE = {"97010": (1, "1"), "97140": (4, "3"), "98940": (1, "2")}
+
+
+def mue_reference(lines: list[Line]) -> list[str]:
+    """CMS FAQ 11344, read plainly: indicator 1, a line over the MUE is denied; 2 and 3, the units
+    of the code by the same provider for the patient on the date are summed over that day's
+    sessions up to this one (in the order given), and over the MUE all of this session's lines of
+    the code are denied."""
+    statuses = []
+    for item in lines:
+        limit = MUE_TABLE.get(item.code)
+        if limit is None:
+            statuses.append("paid")
+            continue
+        value, mai = limit
+        if mai == "1":
+            statuses.append("denied" if item.units > value else "paid")
+            continue
+        same_day = [o for o in lines if (o.patient_id, o.date, o.provider_npi, o.code) ==
+                    (item.patient_id, item.date, item.provider_npi, item.code)]
+        # The day's sessions in the order they first come (a session may come back later).
+        sessions = list(dict.fromkeys(o.session_id for o in lines if (o.patient_id, o.date) ==
+                                      (item.patient_id, item.date)))
+        upto = sessions[:sessions.index(item.session_id) + 1]
+        total = sum(o.units for o in same_day if o.session_id in upto)
+        statuses.append("denied" if total > value else "paid")
+    return statuses
+
+
+@MORE
+@given(st.lists(st.tuples(st.sampled_from(["97010", "97140", "98940", "97124"]), st.integers(1, 3),
+                          st.integers(1, 5), st.sampled_from(["P1", "P2"]), st.sampled_from([NPI_DC, NPI_LMT]),
+                          st.sampled_from(["2024-03-05", "2024-03-06"])), min_size=1, max_size=10))
+def test_mue_decisions_follow_cms_rule(drawn: list[tuple[str, int, int, str, str, str]]) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        policy = compiled(Path(folder), 'apply ncci mue "mue.csv"', {"mue.csv": MUE_HEADER + "".join(
+            f"{code},{value},{mai} Edit,Made-up\n" for code, (value, mai) in MUE_TABLE.items())})
+    # A session is one patient, date and provider's visit; sessions come in the order drawn.
+    lines = [line(code, units=units, session=f"S{session}-{patient}-{date}-{npi}", patient=patient, npi=npi, date=date)
+             for code, session, units, patient, npi, date in drawn]
+    report = run_policy(policy, *lines)
+    judged = {(l.input.session_id, l.input.number): l.status for s in report.sessions for l in s.lines}
+    numbered = [item._replace(number=number) for item, number in zip(lines, _numbers(lines))]
+    assert [judged[(item.session_id, item.number)] for item in numbered] == mue_reference(lines)
+
+
+def _numbers(lines: list[Line]) -> list[int]:
+    """Each line's place in its session (as `run_policy` numbers them)."""
+    seen: dict[str, int] = {}
+    found = []
+    for item in lines:
+        seen[item.session_id] = seen.get(item.session_id, 0) + 1
+        found.append(seen[item.session_id])
+    return found

@@ -29,6 +29,7 @@ import attrs
 from payrules import ast
 from payrules.diagnostics import Diagnostic, InputError, Severity, quoted
 from payrules.domain import CODE_RE
+from payrules.runtime import Line
 from payrules.source import Source, Span
 
 NCCI_MODIFIERS = frozenset((
@@ -411,3 +412,27 @@ def no_edit_in_force(rule: ast.Rule, rows: list[PtpRow]) -> Diagnostic | None:
                       span=rule.statement.span,
                       help="every row is deleted or has modifier indicator 9; point the rule at a current table "
                            "from CMS")
+
+
+def why_silent(statement: ast.NcciPtp | ast.NcciMue, rows: list[PtpRow] | list[MueRow], line: Line,
+               others: list[Line]) -> str:
+    """Why an `apply ncci` rule gave `line` no reason (for `payrules explain`), when its other
+    lines that day (`others`, by the same provider) are those given."""
+    if isinstance(statement, ast.NcciMue):
+        limit = next((row for row in rows if isinstance(row, MueRow) and row.code == line.code), None)
+        if limit is None:
+            return f"the table has no MUE for {line.code}"
+        per = "per line" if limit.mai == "1" else "per date of service"
+        return f"{line.units} unit{'s' if line.units != 1 else ''} within the MUE of {limit.value} {per}"
+    edits = [row for row in rows if isinstance(row, PtpRow) and row.column2 == line.code and row.in_force
+             and row.effective <= line.date < row.deleted]
+    if not edits:
+        return f"no edit of the table in force on {line.date} has {line.code} in column 2"
+    billed = {other.code for other in others if other.provider_npi == line.provider_npi}
+    present = sorted({row.column1 for row in edits if row.column1 in billed})
+    if not present:
+        column1 = ", ".join(sorted({row.column1 for row in edits}))
+        return (f"{line.code} is a column-2 code of {column1}, and none is billed the same day "
+                "(add one with --same-day to ask)")
+    bypassed = sorted(line.modifiers & NCCI_MODIFIERS)
+    return f"the line has NCCI-associated modifier {' '.join(bypassed)}" if bypassed else ""
