@@ -363,3 +363,17 @@ def _numbers(lines: list[Line]) -> list[int]:
         seen[item.session_id] = seen.get(item.session_id, 0) + 1
         found.append(seen[item.session_id])
     return found
+
+
+def test_a_table_of_bad_rows_reports_ten_and_counts_the_rest(tmp_path: Path) -> None:
+    (tmp_path / "ptp.txt").write_text(HEADER + "".join(f"9{i:03d}\t97140\t\t19990401\t*\t1\tbad\n" for i in range(50)))
+    (tmp_path / "rules.payer").write_text('payer T\napply ncci ptp "ptp.txt"\napply ncci mue ""\n')
+    with pytest.raises(CompileError) as error:
+        api.compile_file(tmp_path / "rules.payer")
+    found = error.value.diagnostics  # by file: the table's, then the rule file's
+    assert [d.code for d in found] == ["E131"] * 10 + ["E130"]
+    assert "the path is empty" in found[-1].message
+    rows = [d for d in found if d.code == "E131"]
+    assert (rows[-1].span.line, rows[-1].span.column) == (12, 1)
+    assert rows[-1].help is not None and rows[-1].help.endswith("40 more rows of "
+                                                                  f"{tmp_path / 'ptp.txt'} cannot be read either")
