@@ -377,3 +377,10 @@ def test_a_table_of_bad_rows_reports_ten_and_counts_the_rest(tmp_path: Path) -> 
     assert (rows[-1].span.line, rows[-1].span.column) == (12, 1)
     assert rows[-1].help is not None and rows[-1].help.endswith("40 more rows of "
                                                                   f"{tmp_path / 'ptp.txt'} cannot be read either")
+
+
+def test_rows_for_codes_sessions_never_bill_are_read(tmp_path: Path) -> None:
+    # CMS's files list administrative MAAA codes such as 0002M, which sessions do not bill.
+    policy = compiled(tmp_path, 'apply ncci ptp "ptp.txt"', {"ptp.txt": ptp_table(
+        ("0002M", "97140", "20150101", "*", "0"), ("98940", "97140", "19990401", "*", "0"))})
+    assert [o[1] for o in outcomes(run_policy(policy, line("98940"), line("97140")))] == ["paid", "denied"]

@@ -28,7 +28,6 @@ import attrs
 
 from payrules import ast
 from payrules.diagnostics import Diagnostic, InputError, Severity, quoted
-from payrules.domain import CODE_RE
 from payrules.runtime import Line
 from payrules.source import Source, Span
 
@@ -48,6 +47,11 @@ MAX_ERRORS = 10
 """Malformed rows reported per table file; the last report says how many more there are."""
 
 _DATA_START = re.compile(r"[A-Za-z]?[0-9]")
+
+TABLE_CODE_RE = re.compile(r"^[0-9A-Z]{5}$")
+"""A code in a CMS table: five letters or digits. Wider than the codes sessions may bill
+(`domain.CODE_RE`): CMS's files also list codes such as 0002M (administrative MAAA codes), and a
+row for a code no session bills is harmless, where refusing it would refuse the whole file."""
 
 PTP_COLUMNS = ("column-1 code", "column-2 code", "prior to 1996", "effective date", "deletion date", "modifier indicator",
                "rationale")
@@ -239,7 +243,7 @@ def _ptp_row(cells: list[tuple[str, int, int]], number: int, file: int, errors: 
 
     ok = True
     for index in (0, 1):
-        if not CODE_RE.match(cells[index][0].upper()):
+        if not TABLE_CODE_RE.match(cells[index][0].upper()):
             bad(index, f"{quoted(cells[index][0])} is not a procedure code", "expected a code such as 97140")
             ok = False
     if cells[2][0] not in ("", "*"):
@@ -312,7 +316,7 @@ def _mue_row(cells: list[tuple[str, int, int]], number: int, file: int, errors: 
 
     ok = True
     code = cells[0][0].upper()
-    if not CODE_RE.match(code):
+    if not TABLE_CODE_RE.match(code):
         bad(0, f"{quoted(cells[0][0])} is not a procedure code", "expected a code such as 97140")
         ok = False
     value = cells[1][0]
