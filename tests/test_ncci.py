@@ -384,3 +384,28 @@ def test_rows_for_codes_sessions_never_bill_are_read(tmp_path: Path) -> None:
     policy = compiled(tmp_path, 'apply ncci ptp "ptp.txt"', {"ptp.txt": ptp_table(
         ("0002M", "97140", "20150101", "*", "0"), ("98940", "97140", "19990401", "*", "0"))})
     assert [o[1] for o in outcomes(run_policy(policy, line("98940"), line("97140")))] == ["paid", "denied"]
+
+
+def test_diff_against_a_git_revision_reads_the_tables_it_applies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "repo"
+    (repo / "payers" / "ncci").mkdir(parents=True)
+    (repo / "payers" / "ncci" / "ptp.txt").write_text(ptp_table(("98940", "97140", "19990401", "*", "1")))
+    (repo / "payers" / "t.payer").write_text('payer T\nncci-ptp: apply ncci ptp "ncci/ptp.txt"\n')
+    (repo / "sample.csv").write_text(
+        "session_id,patient_id,date,payer,provider_npi,provider_credential,code,modifiers,units,charge\n"
+        f"S1,P1,2024-03-05,T,{NPI_DC},DC,98940,,1,45.00\nS1,P1,2024-03-05,T,{NPI_DC},DC,97140,,1,35.00\n")
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=Test", "-c", "user.email=test@example.org", "-c",
+                        "init.defaultBranch=main", "-c", "commit.gpgsign=false", *args], cwd=repo, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "rules")
+    # The edit becomes indicator 9 (no edit) in the working tree: 97140 is paid there.
+    (repo / "payers" / "ncci" / "ptp.txt").write_text(ptp_table(("98940", "97140", "19990401", "*", "9")))
+    monkeypatch.chdir(repo)
+    code, out, err = transcript(["diff", "git:HEAD:payers", "payers", "--sessions", "sample.csv"])
+    assert (code, err) == (1, "")
+    assert "97140" in out and "denied" in out and "paid" in out

@@ -440,3 +440,15 @@ def why_silent(statement: ast.NcciPtp | ast.NcciMue, rows: list[PtpRow] | list[M
                 "(add one with --same-day to ask)")
     bypassed = sorted(line.modifiers & NCCI_MODIFIERS)
     return f"the line has NCCI-associated modifier {' '.join(bypassed)}" if bypassed else ""
+
+
+def tables_named(name: str, text: str) -> set[str]:
+    """The table files a rule file's `apply ncci` lines name, as paths joined to the rule file's
+    folder with `/` (for `payrules diff git:REV:PATH`, which takes files from a git revision)."""
+    from posixpath import dirname, join, normpath
+
+    from payrules.parser import parse
+
+    module, _ = parse(Source(name, text))
+    return {normpath(join(dirname(name), path.value)) for rule in module.rules
+            if isinstance(rule.statement, (ast.NcciPtp, ast.NcciMue)) for path in rule.statement.files}
