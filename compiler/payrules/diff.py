@@ -388,8 +388,9 @@ def _git(args: list[str], what: str, data: bytes | None = None) -> bytes:
 
 
 def extract_git(rev: str, path: str, folder: Path) -> GitTree:
-    """Write the `.payer` files of `rev` (every one, so includes outside PATH resolve too, and
-    PATH itself when it is a file) under `folder`, keeping their paths in the repository."""
+    """Write the `.payer` files of `rev` (every one, so includes outside PATH resolve too), the NCCI
+    tables their `apply ncci` lines name, and PATH itself when it is a file, under `folder`,
+    keeping their paths in the repository."""
     spec = f"{GIT_PREFIX}{rev}:{path}"
     try:
         _git(["rev-parse", "--is-inside-work-tree"], f"`{spec}`")
