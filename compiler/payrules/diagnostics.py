@@ -106,7 +106,7 @@ CODES: dict[str, tuple[str, str]] = {
     "W104": ("a limit of zero, which pays nothing", "max 0 visits per calendar year"),
     "W105": ("a code set of the file that is never used", "set unused = 97010"),
     "W106": ("an `ignore` comment that silences nothing", "only 97140  # payrules: ignore W101"),
-    "W130": ("an NCCI PTP table with no edit in force on the rule's dates (every row deleted or indicator 9)",
+    "W150": ("an NCCI PTP table with no edit in force on the rule's dates (every row deleted or indicator 9)",
              'apply ncci ptp "old.txt"  (old.txt holding only deleted edits)'),
 }
 """Every diagnostic code: what it means, and a line that produces it. Codes are never renumbered."""

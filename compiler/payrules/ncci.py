@@ -403,7 +403,7 @@ def modifiers_literal() -> str:
 
 
 def no_edit_in_force(rule: ast.Rule, rows: list[PtpRow]) -> Diagnostic | None:
-    """W130 for an `apply ncci ptp` rule whose tables hold rows but none in force on any date of
+    """W150 for an `apply ncci ptp` rule whose tables hold rows but none in force on any date of
     service the rule applies to (every row deleted, deleted retroactively, or indicator 9)."""
     start = rule.effective_from.value if rule.effective_from is not None else None
     end = rule.effective_to.value if rule.effective_to is not None else None
@@ -411,7 +411,7 @@ def no_edit_in_force(rule: ast.Rule, rows: list[PtpRow]) -> Diagnostic | None:
         return None
     dates = (f" from {start} to {end}" if start and end else f" from {start} on" if start
              else f" up to {end}" if end else "")
-    return Diagnostic(code="W130", severity=Severity.WARNING,
+    return Diagnostic(code="W150", severity=Severity.WARNING,
                       message=f"no edit of this PTP table is in force on any date of service{dates}",
                       span=rule.statement.span,
                       help="every row is deleted or has modifier indicator 9; point the rule at a current table "
