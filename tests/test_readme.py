@@ -366,6 +366,9 @@ def files_for(code: str, lines: list[str], note: str, folder: Path) -> list[Path
             (nested / ("main.payer" if level == 0 else "next.payer")).write_text(
                 text + ('include "n/next"\n' if level < depth else "only 97140\n"))
         return [folder / "main.payer"]
+    if code in ("E131", "W150"):  # the NCCI tables the notes describe, next to the rule file
+        (folder / "mue.csv").write_text("97140,4,3 Date of Service Edit: Clinical,Made-up value\n")
+        (folder / "old.txt").write_text("98940\t97140\t\t19990401\t19990401\t1\tMade-up edit, deleted retroactively\n")
     path = folder / "t.payer"
     path.write_text("\n".join([*head, *lines]) + "\n")
     return [path]

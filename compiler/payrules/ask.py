@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import click
 
-from payrules import ast
+from payrules import ast, ncci
 from payrules.api import load_policies
 from payrules.check import Checked
 from payrules.compiler import Policy, check_source, read_source
@@ -309,6 +309,9 @@ def _why(node: ast.Rule, checked: Checked, session: SessionResult) -> str:
         return f"the line has modifier {modifier}" if modifier else "the line is the first of these codes"
     if isinstance(s, ast.NoDuplicate):
         return f"no other provider billed {line.code} that day"
+    if isinstance(s, (ast.NcciPtp, ast.NcciMue)):
+        rows = checked.bindings.ncci.get(s, [])
+        return ncci.why_silent(s, rows, line.input, [o.input for o in others])
     return ""
 
 

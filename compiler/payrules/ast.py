@@ -7,7 +7,7 @@ from typing import ClassVar, Union
 
 import attrs
 
-from payrules.source import Span
+from payrules.source import Source, Span
 
 
 @attrs.frozen(kw_only=True)
@@ -444,9 +444,43 @@ class NotCoveredDiagnosis(StatementNode):
     """Only the line's primary diagnosis counts."""
 
 
+@attrs.frozen(kw_only=True)
+class NcciPtp(StatementNode):
+    """CMS's NCCI procedure-to-procedure edits, read from tables in CMS's practitioner layout: a
+    column-2 code is denied when its column-1 code is billed for the patient on the same date of
+    service by the same rendering provider: `apply ncci ptp "tables/ptp.txt"`.
+    """
+
+    kind = "ncci_ptp"
+    severity = "deny"
+    carc = "236"
+    rarc = "N20"
+
+    files: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
+    """The table files as written, relative to the rule file."""
+    tables: tuple[Source, ...] = attrs.field(default=(), converter=tuple[Source, ...], repr=False)
+    """The files as read when the rule file is linked (one per file that could be read)."""
+
+
+@attrs.frozen(kw_only=True)
+class NcciMue(StatementNode):
+    """CMS's medically unlikely edits (MUEs), read from a table in CMS's practitioner layout: a
+    line whose units (or the day's units of its code, by adjudication indicator) exceed the
+    code's MUE is denied: `apply ncci mue "tables/mue.csv"`.
+    """
+
+    kind = "ncci_mue"
+    severity = "deny"
+    carc = "151"
+    rarc = "N362"
+
+    files: tuple[Word, ...] = attrs.field(converter=tuple[Word, ...])
+    tables: tuple[Source, ...] = attrs.field(default=(), converter=tuple[Source, ...], repr=False)
+
+
 Statement = Union[Only, OnlyWith, NotCovered, NotPayableBy, RequiresModifier, NoSameDay, MaxAmount, MaxUnits,
                   MaxVisits, MaxMinutes, TimeRule, OneOf, Bundled, NoDuplicate, RequiresCredential,
-                  RequiresPrescription, RequiresDiagnosis, NotCoveredDiagnosis]
+                  RequiresPrescription, RequiresDiagnosis, NotCoveredDiagnosis, NcciPtp, NcciMue]
 
 
 # --- file structure -------------------------------------------------------------------

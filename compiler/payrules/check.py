@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import attrs
 
-from payrules import ast
+from payrules import ast, ncci
 from payrules.diagnostics import Diagnostic, InternalError, Severity, closest, quoted
 from payrules.domain import (
     CARC_RE,
@@ -246,6 +246,8 @@ class Bindings:
     """The percentage each use of a `let` name stands for (`75` for 75%)."""
     lets: dict[str, ast.LetDef] = attrs.field(factory=dict)
     """The `let` definitions by name (the first, when a name is given twice)."""
+    ncci: dict[ast.StatementNode, list[ncci.PtpRow] | list[ncci.MueRow]] = attrs.field(factory=dict)
+    """The rows of each `apply ncci` statement's tables, in file order."""
 
 
 @attrs.frozen
@@ -763,6 +765,20 @@ def _check_not_covered_diagnosis(s: ast.NotCoveredDiagnosis, c: _Checker) -> Non
 def _check_requires_credential(s: ast.RequiresCredential, c: _Checker) -> None:
     c.credentials(s.credentials)
     c.codes(s.codes)
+
+
+@_check_statement.register
+def _check_ncci_ptp(s: ast.NcciPtp, c: _Checker) -> None:
+    rows, diagnostics = ncci.ptp_rows(s)
+    c.diagnostics += diagnostics
+    c.bindings.ncci[s] = rows
+
+
+@_check_statement.register
+def _check_ncci_mue(s: ast.NcciMue, c: _Checker) -> None:
+    rows, diagnostics = ncci.mue_rows(s)
+    c.diagnostics += diagnostics
+    c.bindings.ncci[s] = rows
 
 
 def check(module: ast.Module) -> tuple[Bindings, list[Diagnostic]]:

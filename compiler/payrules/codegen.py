@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 import attrs
 
-from payrules import __version__, ast
+from payrules import __version__, ast, ncci
 from payrules.check import MONTHS, Bindings, Checked, Codes
 from payrules.diagnosis_sets import Diagnoses, as_written
 from payrules.diagnostics import InternalError
@@ -602,6 +602,37 @@ def _emit_requires_credential(s: ast.RequiresCredential, rule: ast.Rule, index: 
             "codes": ctx.describe(s.codes),
         },
         per_line=[f"if {test}:", *_indent(_hit(index, rule, "None"))],
+    )
+
+
+@_emit.register
+def _emit_ncci_ptp(s: ast.NcciPtp, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    # The table is one constant (see ncci.pair_edits_literal); the day's lines by provider and
+    # code are found once per day.
+    files = tuple(source.name for source in s.tables)
+    rows = ctx.bindings.ncci[s]
+    assert all(isinstance(row, ncci.PtpRow) for row in rows)
+    ctx.constants[f"_NCCI{index}"] = ncci.pair_edits_literal(rows, files)  # type: ignore[arg-type]
+    return _Emission(
+        params={"files": ", ".join(files)},
+        group=[f"p{index} = day.facts.get({index})",
+               f"if p{index} is None:",
+               f"    p{index} = day.facts[{index}] = rt.by_provider(day.lines)"],
+        per_line=[f"h = _NCCI{index}.hit(line, p{index}, {ctx.const(ncci.NCCI_MODIFIERS)})",
+                  "if h is not None:", *_indent(_hit(index, rule, "h"))],
+    )
+
+
+@_emit.register
+def _emit_ncci_mue(s: ast.NcciMue, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    files = tuple(source.name for source in s.tables)
+    rows = ctx.bindings.ncci[s]
+    assert all(isinstance(row, ncci.MueRow) for row in rows)
+    ctx.constants[f"_NCCI{index}"] = ncci.unit_limits_literal(rows, files)  # type: ignore[arg-type]
+    return _Emission(
+        params={"files": ", ".join(files)},
+        per_line=[f"h = _NCCI{index}.over(line, day, {index})",
+                  "if h is not None:", *_indent(_hit(index, rule, "h"))],
     )
 
 

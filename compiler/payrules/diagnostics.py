@@ -84,6 +84,9 @@ CODES: dict[str, tuple[str, str]] = {
     "E121": ("a `let` name of the wrong kind (an amount where a number goes, ...)",
              "let pt_daily_max = $120\nmax pt_daily_max visits per year"),
     "E122": ("a `let` name given twice, or also the name of a code set", "let visits = 20\nlet visits = 30"),
+    "E130": ("an NCCI table file that cannot be read", 'apply ncci ptp "no-such-table.txt"'),
+    "E131": ("a row of an NCCI table that is not in CMS's layout, or a table with no rows",
+             'apply ncci ptp "mue.csv"  (mue.csv holding an MUE table)'),
     "E201": ("not a procedure code (wrong shape)", "only 9714"),
     "E202": ("reversed range, which holds no code", "only 98943-98940"),
     "E203": ("a range that mixes kinds of codes (CPT and HCPCS)", "only 97140-S8990"),
@@ -117,5 +120,7 @@ CODES: dict[str, tuple[str, str]] = {
              "97124 only with 97124, 98940 same day"),
     "W112": ("a `carc` that needs a remark code, given without `rarc`", "only 97140 carc 96"),
     "W130": ("a diagnosis that another item of its list already matches", "requires diagnosis M54.5*, M54.50"),
+    "W150": ("an NCCI PTP table with no edit in force on the rule's dates (every row deleted or indicator 9)",
+             'apply ncci ptp "old.txt"  (old.txt holding only deleted edits)'),
 }
 """Every diagnostic code: what it means, and a line that produces it. Codes are never renumbered."""

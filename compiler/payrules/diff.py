@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import attrs
 import click
 
+from payrules import ncci
 from payrules.diagnostics import CompileError, Diagnostic, InputError
 from payrules.fields import Batch, RecordError
 from payrules.judging import History
@@ -387,8 +388,9 @@ def _git(args: list[str], what: str, data: bytes | None = None) -> bytes:
 
 
 def extract_git(rev: str, path: str, folder: Path) -> GitTree:
-    """Write the `.payer` files of `rev` (every one, so includes outside PATH resolve too, and
-    PATH itself when it is a file) under `folder`, keeping their paths in the repository."""
+    """Write the `.payer` files of `rev` (every one, so includes outside PATH resolve too), the NCCI
+    tables their `apply ncci` lines name, and PATH itself when it is a file, under `folder`,
+    keeping their paths in the repository."""
     spec = f"{GIT_PREFIX}{rev}:{path}"
     try:
         _git(["rev-parse", "--is-inside-work-tree"], f"`{spec}`")
@@ -419,16 +421,21 @@ def extract_git(rev: str, path: str, folder: Path) -> GitTree:
     if not (is_file or is_folder):
         raise InputError(f"`{spec}`: revision `{rev}` has no file or folder `{path}`")
     names = [n for n in sorted(blobs) if n.endswith(".payer") or n == wanted]
-    contents = _git(["cat-file", "--batch"], f"`{spec}`", "".join(blobs[n] + "\n" for n in names).encode())
-    at = 0
-    for name in names:
-        header_end = contents.index(b"\n", at)
-        size = int(contents[at:header_end].split()[2])
-        body = contents[header_end + 1: header_end + 1 + size]
-        at = header_end + 1 + size + 1
-        written = folder.joinpath(*name.split("/"))
-        written.parent.mkdir(parents=True, exist_ok=True)
-        written.write_bytes(body)
+    while names:  # the rule files, then the NCCI tables they apply
+        contents = _git(["cat-file", "--batch"], f"`{spec}`", "".join(blobs[n] + "\n" for n in names).encode())
+        at = 0
+        tables: set[str] = set()
+        for name in names:
+            header_end = contents.index(b"\n", at)
+            size = int(contents[at:header_end].split()[2])
+            body = contents[header_end + 1: header_end + 1 + size]
+            at = header_end + 1 + size + 1
+            written = folder.joinpath(*name.split("/"))
+            written.parent.mkdir(parents=True, exist_ok=True)
+            written.write_bytes(body)
+            if name.endswith(".payer"):
+                tables |= ncci.tables_named(name, body.decode("utf-8", "replace"))
+        names = sorted(t for t in tables if t in blobs and not folder.joinpath(*t.split("/")).exists())
     base = folder.joinpath(*[p for p in prefix.strip("/").split("/") if p])
     target = folder if wanted == "." else folder.joinpath(*wanted.split("/"))
     if is_folder:

@@ -30,6 +30,7 @@ from payrules.judging import (
     unknown_payer,
 )
 from payrules.runtime import CodeSet, Line, Origin, RuleInfo, Session, since, time_units
+from payrules.runtime import PairEdits, UnitLimits, by_provider
 
 
 class Policy(NamedTuple):
@@ -53,7 +54,8 @@ POLICIES: dict[str, tuple[Policy, ...]] = {}
 def load_policy(python: str) -> Policy:
     """Run one payer's generated code (it only defines constants and `judge`)."""
     runtime = types.SimpleNamespace(RuleInfo=RuleInfo, Line=Line, Session=Session, Origin=Origin, since=since,
-                                    time_units=time_units, CodeSet=CodeSet)
+                                    time_units=time_units, CodeSet=CodeSet, PairEdits=PairEdits,
+                                    UnitLimits=UnitLimits, by_provider=by_provider)
     namespace: dict[str, Any] = {"__name__": "payrules_policy", "rt": runtime}
     exec(compile(python, "<payrules policy>", "exec"), namespace)  # noqa: S102 - payrules' own output
     start, end = namespace["EFFECTIVE"]

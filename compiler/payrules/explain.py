@@ -355,6 +355,46 @@ def _not_covered_diagnosis(rule: RuleInfo, line: Line, facts: object) -> str:
             f"with a diagnosis matching {rule.param('patterns')}.")
 
 
+def _ncci_ptp_key(line: Line, facts: object) -> object:
+    assert isinstance(facts, tuple)
+    file, row, column1, indicator, rationale, first, count = facts
+    return (line.code, line.modifiers, line.session_id, file, row, _same_day_key(line, (first, count)))
+
+
+@_template("ncci_ptp", key=_ncci_ptp_key)
+def _ncci_ptp(rule: RuleInfo, line: Line, facts: object) -> str:
+    assert isinstance(facts, tuple)
+    file, row, column1, indicator, rationale, first, count = facts
+    head = f"{file} row {row}: {line.code} is a column-2 code of {column1} (modifier indicator {indicator}"
+    if indicator == "0":
+        sentence = (f"{head}: no modifier bypasses it), billed on the same day by the same provider: "
+                    f"{_first_other(line, (first, count))}.")
+    else:
+        sentence = (f"{head}), billed on the same day by the same provider without an NCCI-associated modifier: "
+                    f"{_first_other(line, (first, count))}.")
+        if line.modifiers:
+            mods = sorted(line.modifiers)
+            sentence += (f" This line's modifier{'s' if len(mods) > 1 else ''} {', '.join(mods)} "
+                         f"{'are' if len(mods) > 1 else 'is'} not NCCI-associated.")
+    return f"{sentence} The table's rationale: {rationale}." if rationale else sentence
+
+
+@_template("ncci_mue", key=lambda line, facts: (line.code, line.units, line.provider_npi, line.date, facts))
+def _ncci_mue(rule: RuleInfo, line: Line, facts: object) -> str:
+    assert isinstance(facts, tuple)
+    file, row, value, mai, rationale, total, earlier = facts
+    limit = f"{file} row {row}: the MUE of {line.code} is {_unit_count(value)}"
+    if mai == "1":
+        sentence = (f"{limit} per line (adjudication indicator 1), and this line has {_unit_count(total)}: "
+                    "all units of the line are denied.")
+    else:
+        before = f", {earlier} of them in earlier sessions" if earlier else ""
+        sentence = (f"{limit} per date of service (adjudication indicator {mai}), and NPI {line.provider_npi} "
+                    f"billed {_unit_count(total)} of it for this patient on {line.date}{before}: all units of "
+                    f"{line.code} in this session are denied.")
+    return f"{sentence} The table's rationale: {rationale}." if rationale else sentence
+
+
 @_template(KIND, key=lambda line, facts: facts)
 def _code_set(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple) and all(isinstance(f, Finding) for f in facts)

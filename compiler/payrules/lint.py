@@ -17,7 +17,7 @@ from typing import Any
 
 import attrs
 
-from payrules import ast
+from payrules import ast, ncci
 from payrules.check import NO_CODES, Checked, Codes
 from payrules.compiler import diagnose, read_source
 from payrules.diagnosis_lint import diagnosis_set_names, diagnosis_warnings
@@ -322,6 +322,12 @@ def _across_rules(checked: Checked) -> list[Diagnostic]:
                                   f"the first is {seen[key].span.seen_from(rule.span)}; remove one"))
         else:
             seen[key] = rule
+
+    # NCCI PTP tables with no edit in force on the rule's dates.
+    for rule in module.rules:
+        if isinstance(rule.statement, ast.NcciPtp):
+            stale = ncci.no_edit_in_force(rule, bindings.ncci.get(rule.statement, []))  # type: ignore[arg-type]
+            found += [stale] if stale is not None else []
 
     # Sets of this file that nothing uses.
     used = {item.name for node in _code_lists(module) for item in node.items if isinstance(item, ast.SetRef)}

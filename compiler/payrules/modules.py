@@ -17,7 +17,7 @@ from pathlib import Path
 
 import attrs
 
-from payrules import ast
+from payrules import ast, ncci
 from payrules.check import long_name
 from payrules.diagnostics import Diagnostic, InputError, Severity, closest, quoted
 from payrules.parser import parse
@@ -113,6 +113,8 @@ class _Linker:
                                            help=help))
 
     def link(self, module: ast.Module, chain: tuple[str, ...]) -> ast.Module:
+        # `apply ncci` tables are read here, with the includes: what the compiled rules depend on.
+        module = attrs.evolve(module, rules=[ncci.load_tables(rule, self.error, self.sources) for rule in module.rules])
         sets: list[ast.SetDef] = []
         lets: list[ast.LetDef] = []
         rules: list[ast.Rule] = []

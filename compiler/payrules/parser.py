@@ -19,7 +19,7 @@ from payrules.diagnostics import Diagnostic, InternalError, Severity, closest, q
 from payrules.domain import parse_money
 from payrules.source import Source, Span
 
-STATEMENT_WORDS = ("only", "not", "no", "max", "requires", "units", "one")
+STATEMENT_WORDS = ("only", "not", "no", "max", "requires", "units", "one", "apply")
 """The words a statement can start with; used to suggest a fix for an unknown word."""
 
 TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set", "include", "drop", "override", "let")
@@ -664,6 +664,15 @@ class _ToAst(Transformer[Token, Any]):
     def diagnosis_range(self, meta: Meta, low: Token, high: Token) -> ast.DiagnosisRange:
         return ast.DiagnosisRange(span=self._span(meta), low=self.diagnosis(meta, low),
                                   high=self.diagnosis(meta, high))
+
+    def ncci_ptp(self, meta: Meta, files: tuple[ast.Word, ...]) -> ast.NcciPtp:
+        return ast.NcciPtp(span=self._span(meta), files=files)
+
+    def ncci_mue(self, meta: Meta, files: tuple[ast.Word, ...]) -> ast.NcciMue:
+        return ast.NcciMue(span=self._span(meta), files=files)
+
+    def table_files(self, meta: Meta, *tokens: Token) -> tuple[ast.Word, ...]:
+        return tuple(self._word(t) for t in tokens)
 
     def requires_credential(self, meta: Meta, words: tuple[ast.Word, ...],
                             codes: ast.CodeList | None = None) -> ast.RequiresCredential:

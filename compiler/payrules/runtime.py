@@ -290,3 +290,128 @@ class Earlier:
             found = self.ledgers[rule] = Ledger(counts)
         found.catch_up(self, date)
         return found
+
+
+# --- NCCI tables (`apply ncci ptp`, `apply ncci mue`; see payrules.ncci) ---------------------------
+
+
+class PairEdits:
+    """NCCI PTP edits as generated code holds them: one text line per edit in force on some date
+    (`column2 column1 effective deleted indicator file row rationale`, dates ISO, the last three
+    indexes), indexed by column-2 code on first use. Compact to compile and to load: a table of
+    100,000 edits is one string constant, not 100,000 statements."""
+
+    __slots__ = ("files", "rationales", "text", "_by_code")
+
+    def __init__(self, files: tuple[str, ...], rationales: tuple[str, ...], text: str) -> None:
+        self.files = files
+        self.rationales = rationales
+        self.text = text
+        self._by_code: dict[str, tuple[tuple[str, str, str, str, str, int, str], ...]] | None = None
+
+    def _index(self) -> dict[str, tuple[tuple[str, str, str, str, str, int, str], ...]]:
+        found: dict[str, list[tuple[str, str, str, str, str, int, str]]] = {}
+        for row in self.text.split("\n") if self.text else ():
+            column2, column1, effective, deleted, indicator, file, number, rationale = row.split(" ")
+            found.setdefault(column2, []).append((column1, effective, deleted, indicator, self.files[int(file)],
+                                                  int(number), self.rationales[int(rationale)]))
+        # Races between threads only build equal indexes.
+        self._by_code = {code: tuple(edits) for code, edits in found.items()}
+        return self._by_code
+
+    def hit(self, line: Line, billed: dict[str, dict[str, list[Line]]], modifiers: frozenset[str]) -> object:
+        """The facts of the first edit (in table order) that denies `line`: in force on its date, its
+        column-1 code billed on the day by the line's provider (`billed`: the day's lines by provider
+        and code), and for modifier indicator 1 no NCCI-associated modifier on `line`. None if none."""
+        edits = (self._by_code if self._by_code is not None else self._index()).get(line.code)
+        if edits is None:
+            return None
+        mine = billed.get(line.provider_npi)
+        if mine is None:
+            return None
+        date = line.date
+        for column1, effective, deleted, indicator, file, number, rationale in edits:
+            if not (effective <= date < deleted):
+                continue
+            others = mine.get(column1)
+            if not others:
+                continue
+            first, count = others[0], len(others)
+            if column1 == line.code:  # a line never counts as its own column-1 line
+                count -= 1
+                if not count:
+                    continue
+                if first is line:
+                    first = others[1]
+            if indicator == "1" and line.modifiers & modifiers:
+                continue
+            return (file, number, column1, indicator, rationale, first, count)
+        return None
+
+
+def by_provider(lines: Iterable[Line]) -> dict[str, dict[str, list[Line]]]:
+    """The lines by rendering provider (NPI) and code, each list in the order given."""
+    found: dict[str, dict[str, list[Line]]] = {}
+    for line in lines:
+        found.setdefault(line.provider_npi, {}).setdefault(line.code, []).append(line)
+    return found
+
+
+class UnitLimits:
+    """NCCI MUEs as generated code holds them: one text line per code (`code value mai file row
+    rationale`, the last three indexes), indexed on first use."""
+
+    __slots__ = ("files", "rationales", "text", "_by_code")
+
+    def __init__(self, files: tuple[str, ...], rationales: tuple[str, ...], text: str) -> None:
+        self.files = files
+        self.rationales = rationales
+        self.text = text
+        self._by_code: dict[str, tuple[int, str, str, int, str]] | None = None
+
+    def _index(self) -> dict[str, tuple[int, str, str, int, str]]:
+        found: dict[str, tuple[int, str, str, int, str]] = {}
+        for row in self.text.split("\n") if self.text else ():
+            code, value, mai, file, number, rationale = row.split(" ")
+            found[code] = (int(value), mai, self.files[int(file)], int(number), self.rationales[int(rationale)])
+        self._by_code = found
+        return found
+
+    def over(self, line: Line, day: Day, key: int) -> object:
+        """The facts when `line` is over its code's MUE, else None. Indicator 1: the line's own
+        units. 2 and 3: the units of the code billed for the patient on the date by the line's
+        provider, in this session and the day's earlier ones (found once per day, kept on
+        `day.facts[key]`)."""
+        found = (self._by_code if self._by_code is not None else self._index()).get(line.code)
+        if found is None:
+            return None
+        value, mai, file, number, rationale = found
+        if mai == "1":
+            earlier, total = 0, line.units
+        else:
+            totals = day.facts.get(key)
+            if totals is None:
+                totals = day.facts[key] = day_units(day.lines)
+            assert isinstance(totals, dict)
+            earlier, total = totals[(line.provider_npi, line.code, line.session_id)]
+        if total <= value:
+            return None
+        return (file, number, value, mai, rationale, total, earlier)
+
+
+def day_units(lines: Iterable[Line]) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """For each provider, code and session of a day: the units of the code the provider billed in
+    the day's earlier sessions (in the order the sessions come), and through this session."""
+    order: dict[str, int] = {}
+    units: dict[tuple[str, str, str], int] = {}
+    for line in lines:
+        order.setdefault(line.session_id, len(order))
+        key = (line.provider_npi, line.code, line.session_id)
+        units[key] = units.get(key, 0) + line.units
+    running: dict[tuple[str, str], int] = {}
+    totals: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for key in sorted(units, key=lambda k: order[k[2]]):
+        before = running.get(key[:2], 0)
+        running[key[:2]] = before + units[key]
+        totals[key] = (before, before + units[key])
+    return totals

@@ -82,6 +82,8 @@ SNIPPETS: tuple[Snippet, ...] = (
     Snippet("one of CODES per session", "one of ${1:97124, 97140} per ${2|session,day|}"),
     Snippet("CODES bundled into CODES", "${1:97010} bundled into ${2:97140}"),
     Snippet("no duplicate same day", "no duplicate same day"),
+    Snippet("apply ncci ptp \"FILE\"", 'apply ncci ptp "${1:examples/ncci-tables/tables/ptp-sample.txt}"'),
+    Snippet("apply ncci mue \"FILE\"", 'apply ncci mue "${1:examples/ncci-tables/tables/mue-sample.csv}"'),
 )
 """A template per statement kind (and for the file's own lines)."""
 
