@@ -397,20 +397,27 @@ def _emit_max_visits(s: ast.MaxVisits, rule: ast.Rule, index: int, ctx: _Context
 
 @_emit.register
 def _emit_max_minutes(s: ast.MaxMinutes, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    # `mins` holds each line's minutes still paid (see `generate`): a line cut by an earlier
+    # minutes limit counts only what that limit left it. A line cut keeps the share of its
+    # allowed amount that its paid minutes are of its minutes, and the same share of its units,
+    # rounded to the nearest unit, halves up, which the rules after it then see.
     limit = int(s.count.value)
     return _Emission(
         params={"count": str(limit), "codes": ctx.describe(s.codes), **_period_params(s.period)},
         session=[
             f"left = {limit}",
             "for k, line in enumerate(lines):",
-            f"    if {_skip(ctx, s.codes)} or line.minutes is None:",
+            f"    if {_skip(ctx, s.codes)} or mins[k] is None:",
             "        continue",
-            "    m = line.minutes",
+            "    m = mins[k]",
             "    if m > left:",
             "        a = allowed[k]",
             f"        b = {_share('left', 'm')}",
-            f"        reasons[k].append(({index}, (m, left, a, b), {_taken(rule, 'a', 'b')}))",
-            *(["        allowed[k] = b"] if severity(rule) != "warn" else []),
+            "        u = units[k]",
+            "        v = (u * left * 2 + m) // (2 * m)",
+            f"        reasons[k].append(({index}, (m, left, a, b, u, v), {_taken(rule, 'a', 'b')}))",
+            *(["        allowed[k] = b", "        units[k] = v", "        mins[k] = left"]
+              if severity(rule) != "warn" else []),
             "        left = 0",
             "    else:",
             "        left -= m",
@@ -420,22 +427,29 @@ def _emit_max_minutes(s: ast.MaxMinutes, rule: ast.Rule, index: int, ctx: _Conte
 
 @_emit.register
 def _emit_time_rule(s: ast.TimeRule, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    # Group fact, once per day: the units each timed line of the day is supported by, its minutes
+    # pooled with the day's other lines of the same provider and discipline (see rt.pooled_units).
     method = s.method.value.lower()
     warn = severity(rule) == "warn"
+    found = (f"rt.pooled_units({method!r}, [o for o in day.lines "
+             f"if o.minutes is not None and o.code in {ctx.codes(s.codes)}])")
     return _Emission(
         params={"method": method, "codes": ctx.describe(s.codes)},
-        group=[f"m{index} = [(k, line.minutes) for k, line in enumerate(lines) "
-               f"if line.minutes is not None and line.code in {ctx.codes(s.codes)}]",
-               f"q{index} = sum(x for _, x in m{index})"],
+        group=[f"t{index} = day.facts.get({index})",
+               f"if t{index} is None:",
+               f"    t{index} = day.facts[{index}] = {found}"],
         session=[
-            f"for k, n in rt.time_units({method!r}, m{index}).items():",
+            "for k, line in enumerate(lines):",
+            f"    f = t{index}.get(id(line))",
+            "    if f is None or denied[k]:",
+            "        continue",
+            "    n = f[0]",
             "    u = units[k]",
-            "    if denied[k] or u <= n:",
+            "    if u <= n:",
             "        continue",
             "    a = allowed[k]",
             f"    b = {_share('n', 'u')}",
-            f"    reasons[k].append(({index}, (lines[k].minutes, u, n, a, b, q{index}, len(m{index})), "
-            f"{_taken(rule, 'a', 'b')}))",
+            f"    reasons[k].append(({index}, (line.minutes, u, n, a, b, f[1]), {_taken(rule, 'a', 'b')}))",
             *([] if warn else ["    allowed[k] = b", "    units[k] = n", "    if not n:", "        denied[k] = True"]),
         ],
     )
@@ -644,6 +658,8 @@ def generate(checked: Checked, *, group_fee_schedules: bool = True) -> str:
             w.line("reasons.append(r)")
             w.line("denied.append(d)")
             w.line("units.append(0 if d else line.units)")
+        if any(isinstance(rule.statement, ast.MaxMinutes) for rule in module.rules):
+            w.line("mins = [line.minutes for line in lines]  # minutes still paid, lowered by minutes limits")
         for run in runs:
             if len(run) == 1:
                 i = run[0]

@@ -29,7 +29,7 @@ from payrules.judging import (
     summary_dict,
     unknown_payer,
 )
-from payrules.runtime import CodeSet, Line, Origin, RuleInfo, Session, since, time_units
+from payrules.runtime import CodeSet, Line, Origin, RuleInfo, Session, pooled_units, since, time_units
 
 
 class Policy(NamedTuple):
@@ -53,7 +53,7 @@ POLICIES: dict[str, tuple[Policy, ...]] = {}
 def load_policy(python: str) -> Policy:
     """Run one payer's generated code (it only defines constants and `judge`)."""
     runtime = types.SimpleNamespace(RuleInfo=RuleInfo, Line=Line, Session=Session, Origin=Origin, since=since,
-                                    time_units=time_units, CodeSet=CodeSet)
+                                    time_units=time_units, CodeSet=CodeSet, pooled_units=pooled_units)
     namespace: dict[str, Any] = {"__name__": "payrules_policy", "rt": runtime}
     exec(compile(python, "<payrules policy>", "exec"), namespace)  # noqa: S102 - payrules' own output
     start, end = namespace["EFFECTIVE"]
