@@ -7,7 +7,6 @@ from __future__ import annotations
 from helpers import NPI_DC, kinds, line, outcomes, run
 
 NPI_PT = "1000000004"
-NPI_OT = "1477665213"
 
 
 def units_paid(report: object) -> list[int]:
