@@ -123,3 +123,53 @@ def test_ama_counts_one_code_across_the_days_sessions() -> None:
     # Different codes are never pooled: 7 minutes of each are no unit.
     short = run(rules, line("97140", minutes=7, session="AM"), line("97110", minutes=7, session="PM"))
     assert [o[1] for o in outcomes(short)] == ["denied", "denied"]
+
+
+def test_units_cap_then_minutes_cap_cuts_once() -> None:
+    # The other order: the units cap leaves 4 units and their 60 minutes, which the minutes cap
+    # then allows in full.
+    rules = "max 4 units per session\nmax 60 minutes per session"
+    report = run(rules, line("97124", "150.00", units=5, minutes=75))
+    assert outcomes(report) == [("97124", "reduced", "120.00")]
+    assert units_paid(report) == [4]
+    assert kinds(report) == [["max_units"]]
+
+
+# --- explanations -----------------------------------------------------------------------------------
+
+
+EXPLAINED = [
+    ("units by cms rule for 97110, 97140",
+     [line("97110", "30.00", minutes=10, session="AM", npi=NPI_PT, credential="PT", modifiers="GP"),
+      line("97140", "30.00", minutes=10, session="PM", npi=NPI_PT, credential="PT", modifiers="GP")], ()),
+    ("units by cms rule for 97110, 97112, 97140",
+     [line("97112", "90.00", units=2, minutes=24, session="AM", npi=NPI_PT, credential="PT"),
+      line("97110", "90.00", units=2, minutes=13, session="PM", npi=NPI_PT, credential="PT"),
+      line("97140", "90.00", units=2, minutes=10, session="PM", npi=NPI_PT, credential="PT")], ()),
+    ("units by cms rule for 97110, 97140",
+     [line("97140", "30.00", minutes=10, session="PM", npi=NPI_PT, credential="PT")],
+     (line("97110", "30.00", minutes=12, session="AM", npi=NPI_PT, credential="PT"),)),
+    ("units by ama rule for 97140",
+     [line("97140", "60.00", units=2, minutes=20, session="AM"), line("97140", "30.00", minutes=10, session="PM")], ()),
+    ("max 60 minutes per session\nmax 4 units per session", [line("97124", "150.00", units=5, minutes=75)], ()),
+    ("max 60 minutes per session\nmax $28 per unit for 97124", [line("97124", "150.00", units=5, minutes=75)], ()),
+    ("max 60 minutes per session\nmax 45 minutes per session for 97140",
+     [line("97140", "150.00", units=5, minutes=75)], ()),
+]
+
+
+def test_explanations(text_snapshot: object) -> None:
+    out = []
+    for rules, lines, history in EXPLAINED:
+        out.append("## " + rules.replace("\n", " / "))
+        if history:
+            out.append("history: " + ", ".join(f"{h.session_id} {h.code} {h.minutes} minutes" for h in history))
+        report = run(rules, *lines, history=history)
+        for session in report.sessions:
+            for judged in session.lines:
+                out.append(f"{session.session_id} line {judged.line} {judged.code}: {judged.status}, "
+                           f"{judged.allowed // 100}.{judged.allowed % 100:02d}, {judged.units_paid} of "
+                           f"{judged.units} units paid")
+                out += [f"  [{r.carc}] {r.message}" for r in judged.reasons]
+        out.append("")
+    assert text_snapshot == "\n".join(out)

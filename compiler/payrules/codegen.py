@@ -73,6 +73,8 @@ class _Context:
         self.bindings = bindings
         self.constants: dict[str, str] = {}
         self._by_value: dict[str, str] = {}
+        self.tracks_minutes = False
+        """Whether `judge` keeps each line's paid minutes in `mins` (a module with a minutes limit)."""
 
     def const(self, value: frozenset[str], literal: str | None = None) -> str:
         """A module-level name holding `value` (written as `literal`, by default a frozenset);
@@ -353,12 +355,16 @@ def _emit_max_amount(s: ast.MaxAmount, rule: ast.Rule, index: int, ctx: _Context
     return _Emission(params=params, group=group, session=[*setup, *loop, *body])
 
 
-def _unit_cap(index: int, rule: ast.Rule, kept: str, facts: str) -> list[str]:
-    """Lower line k to `kept` of its units, paying that share of its allowed amount."""
+def _unit_cap(index: int, rule: ast.Rule, kept: str, facts: str, minutes: bool = False) -> list[str]:
+    """Lower line k to `kept` of its units, paying that share of its allowed amount; with
+    `minutes`, its paid minutes too (the minutes of the units not paid are not paid), to the
+    nearest minute, halves up."""
     return ["        a = allowed[k]",
             f"        b = {_share(kept, 'u')}",
             f"        reasons[k].append(({index}, {facts}, {_taken(rule, 'a', 'b')}))",
-            *([f"        allowed[k] = b", f"        units[k] = {kept}"] if severity(rule) != "warn" else [])]
+            *([f"        allowed[k] = b", f"        units[k] = {kept}"] if severity(rule) != "warn" else []),
+            *([f"        if mins[k] is not None:", f"            mins[k] = (mins[k] * {kept} * 2 + u) // (2 * u)"]
+              if minutes and severity(rule) != "warn" else [])]
 
 
 @_emit.register
@@ -370,7 +376,8 @@ def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) 
             "    u = units[k]"]
     if period.kind == "line":
         return _Emission(params=params, session=[
-            *loop, f"    if u > {limit}:", *_unit_cap(index, rule, str(limit), f"(u, {limit}, a, b, 0, '')")])
+            *loop, f"    if u > {limit}:",
+            *_unit_cap(index, rule, str(limit), f"(u, {limit}, a, b, 0, '')", ctx.tracks_minutes)])
     group: list[str] = []
     setup = [f"left = {limit}"]
     since = "''"
@@ -378,7 +385,8 @@ def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) 
         group = _past(ctx, index, period, s.codes)
         setup = [f"left = max({limit} - l{index}.units_since(s{index}), 0)"]
         since = f"s{index}"
-    body = ["    if u > left:", *_unit_cap(index, rule, "left", f"(u, left, a, b, {limit} - left, {since})"),
+    body = ["    if u > left:", *_unit_cap(index, rule, "left", f"(u, left, a, b, {limit} - left, {since})",
+                                                   ctx.tracks_minutes),
             "        left = 0", "    else:", "        left -= u"]
     return _Emission(params=params, group=group, session=[*setup, *loop, *body])
 
@@ -599,6 +607,7 @@ def generate(checked: Checked, *, group_fee_schedules: bool = True) -> str:
     # context; the rules that join are then emitted into a scratch context again, so that their
     # own code sets, which the schedule's dictionary replaces, are not written into the module.
     scratch = _Context(checked.bindings)
+    ctx.tracks_minutes = scratch.tracks_minutes = any(isinstance(r.statement, ast.MaxMinutes) for r in module.rules)
     passes = [i for i, rule in enumerate(module.rules) if _emit(rule.statement, rule, i, scratch).session]
     runs = _fee_runs(module.rules, passes, ctx) if group_fee_schedules else [[i] for i in passes]
     scheduled = {i for run in runs if len(run) > 1 for i in run}
@@ -658,7 +667,7 @@ def generate(checked: Checked, *, group_fee_schedules: bool = True) -> str:
             w.line("reasons.append(r)")
             w.line("denied.append(d)")
             w.line("units.append(0 if d else line.units)")
-        if any(isinstance(rule.statement, ast.MaxMinutes) for rule in module.rules):
+        if ctx.tracks_minutes:
             w.line("mins = [line.minutes for line in lines]  # minutes still paid, lowered by minutes limits")
         for run in runs:
             if len(run) == 1:
