@@ -4,6 +4,9 @@ one provider and discipline on a date of service across the day's sessions."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from conftest import transcript
 from helpers import NPI_DC, kinds, line, outcomes, run
 
 NPI_PT = "1000000004"
@@ -173,3 +176,30 @@ def test_explanations(text_snapshot: object) -> None:
                 out += [f"  [{r.carc}] {r.message}" for r in judged.reasons]
         out.append("")
     assert text_snapshot == "\n".join(out)
+
+
+# --- case files check the units paid ----------------------------------------------------------------
+
+
+CASE_HEADER = ("case,session_id,patient_id,date,payer,provider_npi,provider_credential,code,modifiers,units,minutes,"
+               "charge,expect_status,expect_allowed,expect_reasons,expect_units\n")
+
+
+def test_a_case_checks_the_units_paid(tmp_path: Path, text_snapshot: object) -> None:
+    (tmp_path / "rules.payer").write_text("payer T\ncap: max 60 minutes per session\nunit-cap: max 4 units per session\n")
+    (tmp_path / "flow.cases.csv").write_text(
+        CASE_HEADER
+        + "the minutes cap leaves 4 units,A,P1,2024-03-04,T,1328719467,LMT,97124,,5,75,150.00,reduced,120.00,cap,4\n"
+        + "the author expects 5 units,B,P2,2024-03-04,T,1328719467,LMT,97124,,5,75,150.00,reduced,120.00,cap,5\n")
+    code, out, err = transcript(["test", str(tmp_path)])
+    assert (code, err) == (1, "")
+    assert text_snapshot == out.replace(str(tmp_path), "<tmp>")
+
+
+def test_expect_units_must_be_a_whole_number(tmp_path: Path) -> None:
+    (tmp_path / "rules.payer").write_text("payer T\nonly 97124\n")
+    (tmp_path / "bad.cases.csv").write_text(
+        CASE_HEADER + "x,A,P1,2024-03-04,T,1328719467,LMT,97124,,1,,30.00,paid,30.00,-,1.5\n")
+    code, out, err = transcript(["test", str(tmp_path)])
+    assert (code, out) == (2, "")
+    assert "bad.cases.csv:2: expect_units must be a whole number of units paid such as 3, found `1.5`" in err
