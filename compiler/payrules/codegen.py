@@ -668,7 +668,7 @@ def generate(checked: Checked, *, group_fee_schedules: bool = True) -> str:
             w.line("denied.append(d)")
             w.line("units.append(0 if d else line.units)")
         if ctx.tracks_minutes:
-            w.line("mins = [line.minutes for line in lines]  # minutes still paid, lowered by minutes limits")
+            w.line("mins = [line.minutes for line in lines]  # minutes still paid, lowered by minutes and units limits")
         for run in runs:
             if len(run) == 1:
                 i = run[0]
