@@ -181,7 +181,8 @@ def write_csv(path: Path, rows: list[list[str]]) -> Path:
 
 def decisions(out: str) -> dict[tuple[str, int], tuple[str, str, int, list[str]]]:
     report = json.loads(out)
-    return {(s["session_id"], l["line"]): (l["status"], l["allowed"], l["units_paid"], [r["message"] for r in l["reasons"]])
+    return {(s["session_id"], l["line"]): (l["status"], l["allowed"], l["units_paid"],
+                                           [r["message"] for r in l["reasons"]])
             for s in report["sessions"] for l in s["lines"]}
 
 

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from conftest import transcript
 from helpers import NPI_DC, kinds, line, outcomes, run
+from test_standalone import run_isolated
+
+import payrules
 
 NPI_PT = "1000000004"
 
@@ -28,7 +31,8 @@ def test_minutes_cap_then_units_cap_cuts_once() -> None:
     assert units_paid(report) == [4]
     assert kinds(report) == [["max_minutes"]]
     # A minutes cap that only warns changes nothing, so the units cap does the cutting.
-    warned = run("max 60 minutes per session warn\nmax 4 units per session", line("97124", "150.00", units=5, minutes=75))
+    warned = run("max 60 minutes per session warn\nmax 4 units per session",
+                 line("97124", "150.00", units=5, minutes=75))
     assert outcomes(warned) == [("97124", "reduced", "120.00")]
     assert kinds(warned) == [["max_minutes", "max_units"]]
 
@@ -119,7 +123,8 @@ def test_cms_worked_example_split_over_two_sessions() -> None:
 
 def test_ama_counts_one_code_across_the_days_sessions() -> None:
     rules = "units by ama rule for 97110, 97140"
-    report = run(rules, line("97140", "30.00", minutes=10, session="AM"), line("97140", "30.00", minutes=10, session="PM"),
+    report = run(rules, line("97140", "30.00", minutes=10, session="AM"),
+                 line("97140", "30.00", minutes=10, session="PM"),
                  line("97110", "30.00", minutes=10, session="PM"))
     # 97140: 20 minutes on the day, 1 unit; 97110 has its own 10 minutes, 1 unit.
     assert units_paid(report) == [1, 0, 1]
@@ -186,7 +191,8 @@ CASE_HEADER = ("case,session_id,patient_id,date,payer,provider_npi,provider_cred
 
 
 def test_a_case_checks_the_units_paid(tmp_path: Path, text_snapshot: object) -> None:
-    (tmp_path / "rules.payer").write_text("payer T\ncap: max 60 minutes per session\nunit-cap: max 4 units per session\n")
+    (tmp_path / "rules.payer").write_text(
+        "payer T\ncap: max 60 minutes per session\nunit-cap: max 4 units per session\n")
     (tmp_path / "flow.cases.csv").write_text(
         CASE_HEADER
         + "the minutes cap leaves 4 units,A,P1,2024-03-04,T,1328719467,LMT,97124,,5,75,150.00,reduced,120.00,cap,4\n"
@@ -203,3 +209,28 @@ def test_expect_units_must_be_a_whole_number(tmp_path: Path) -> None:
     code, out, err = transcript(["test", str(tmp_path)])
     assert (code, out) == (2, "")
     assert "bad.cases.csv:2: expect_units must be a whole number of units paid such as 3, found `1.5`" in err
+
+
+# --- the standalone module ------------------------------------------------------------------------
+
+
+def test_a_built_module_pools_and_passes_units_on_like_check(tmp_path: Path) -> None:
+    (tmp_path / "rules.payer").write_text(
+        "payer T\nunits by cms rule for 97110, 97140\nmax 60 minutes per session\nmax $28 per unit for 97124\n")
+    module = tmp_path / "pooled_rules.py"
+    assert transcript(["build", str(tmp_path), "-o", str(module)]) == (0, "", "")
+    visit = {"patient_id": "P1", "date": "2024-03-04", "payer": "T", "provider_npi": NPI_PT,
+             "provider_credential": "PT"}
+    sessions = [{**visit, "session_id": "AM", "lines": [{"code": "97110", "modifiers": "GP", "minutes": 10,
+                                                         "charge": "30"}]},
+                {**visit, "session_id": "PM", "lines": [{"code": "97140", "modifiers": "GP", "minutes": 10,
+                                                         "charge": "30"},
+                                                        {"code": "97124", "units": 5, "minutes": 75,
+                                                         "charge": "150"}]}]
+    history = [{**visit, "session_id": "EARLY", "lines": [{"code": "97140", "modifiers": "GP", "minutes": 2,
+                                                           "charge": "30"}]}]
+    report = run_isolated(module, sessions, history)
+    assert report == payrules.load(str(tmp_path)).check(sessions, history=history).to_dict()
+    lines = [line for session in report["sessions"] for line in session["lines"]]
+    assert [(line["status"], line["allowed"], line["units_paid"]) for line in lines] == [
+        ("paid", "30.00", 1), ("denied", "0.00", 0), ("reduced", "112.00", 4)]

@@ -4,7 +4,8 @@ the payer's manual says?
 A case file is a sessions CSV with four more columns: `case` (a name for the worked example;
 rows with the same name form one case, judged on its own), `expect_status`, and optionally
 `expect_allowed`, `expect_units` (the units paid) and `expect_reasons` (rule names or `CARC n`
-codes, separated by `;`; `-` means no reason at all). The rule files tested are those in the case file's folder and below.
+codes, separated by `;`; `-` means no reason at all). The rule files tested are those in the
+case file's folder and below.
 """
 
 from __future__ import annotations
