@@ -439,8 +439,7 @@ def _emit_time_rule(s: ast.TimeRule, rule: ast.Rule, index: int, ctx: _Context) 
     # pooled with the day's other lines of the same provider and discipline (see rt.pooled_units).
     method = s.method.value.lower()
     warn = severity(rule) == "warn"
-    found = (f"rt.pooled_units({method!r}, [o for o in day.lines "
-             f"if o.minutes is not None and o.code in {ctx.codes(s.codes)}])")
+    found = f"rt.pooled_units({method!r}, day, {ctx.codes(s.codes)})"
     return _Emission(
         params={"method": method, "codes": ctx.describe(s.codes)},
         group=[f"t{index} = day.facts.get({index})",

@@ -236,12 +236,14 @@ def _max_minutes(rule: RuleInfo, line: Line, facts: object) -> str:
             f"{kept} of {own}{units} can be paid: {_reduced(before, after)}")
 
 
-def _pool(pool: tuple[str, str, str, str, int, int, int]) -> str:
+def _pool(pool: tuple[str, str, str, str, int, int, int, int]) -> str:
     """`the 47 timed minutes on 2024-03-04 by NPI 1000000004 (GP), on 3 lines across 2 sessions`."""
-    date, npi, discipline, code, minutes, lines, sessions = pool
+    date, npi, discipline, code, minutes, lines, sessions, earlier = pool
     what = f"{minutes} minutes of {code}" if code else f"{minutes} timed minutes"
     by = f"NPI {npi}" + (f" ({discipline})" if discipline else "")
     where = f"across {sessions} sessions" if sessions > 1 else "in one session"
+    if earlier and sessions > 1:  # a pool always holds a line judged now, so never all of them
+        where += f" ({earlier} from the history)"
     return f"the {what} on {date} by {by}, on {lines} lines {where},"
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import NamedTuple
 
 
@@ -201,10 +201,11 @@ THERAPY_DISCIPLINES = frozenset({"GN", "GO", "GP"})
 minutes of one discipline are pooled apart from another's."""
 
 
-Pool = tuple[str, str, str, str, int, int, int]
+Pool = tuple[str, str, str, str, int, int, int, int]
 """What one pool of timed minutes is, for explanations: (date of service, rendering NPI,
 discipline modifier or "", code or "" (for the CMS rule, which pools every timed code),
-minutes pooled, lines pooled, sessions they come from)."""
+minutes pooled, lines pooled, sessions they come from, how many of those sessions are in the
+history)."""
 
 
 def discipline(line: Line) -> str:
@@ -213,17 +214,20 @@ def discipline(line: Line) -> str:
     return "+".join(sorted(line.modifiers & THERAPY_DISCIPLINES))
 
 
-def pooled_units(method: str, lines: list[Line]) -> dict[int, tuple[int, Pool]]:
-    """Units supported by minutes for the timed lines of one patient's day (one payer), by
-    `id(line)`, with the pool each line's units come from.
+def pooled_units(method: str, day: Day, codes: Container[str]) -> dict[int, tuple[int, Pool]]:
+    """Units supported by minutes for the lines of `codes` with minutes on one patient's day
+    (one payer), by `id(line)`, with the pool each line's units come from.
 
     The lines are pooled by rendering NPI and discipline modifier, across the day's sessions;
     `ama` pools each code apart (a code's own minutes on the day), `cms` every timed code
-    together. Each pool's minutes are shared out by `allocate`, in the order of `lines` (the
-    day's lines: those of the history first, then the input's, in input order).
+    together. Each pool's minutes are shared out by `allocate`, in the order of the day's
+    lines: those of the history first, then the input's, in input order.
     """
+    history = {id(line) for line in day.lines[:day.history]}
     pools: dict[tuple[str, str, str], list[Line]] = {}
-    for line in lines:
+    for line in day.lines:
+        if line.minutes is None or line.code not in codes:
+            continue
         key = (line.provider_npi, discipline(line), line.code if method == "ama" else "")
         found = pools.get(key)
         if found is None:
@@ -234,7 +238,8 @@ def pooled_units(method: str, lines: list[Line]) -> dict[int, tuple[int, Pool]]:
     for (npi, kind, code), members in pools.items():
         shares = allocate([(j, line.minutes or 0) for j, line in enumerate(members)])
         pool: Pool = (members[0].date, npi, kind, code, sum(line.minutes or 0 for line in members), len(members),
-                      len({line.session_id for line in members}))
+                      len({line.session_id for line in members}),
+                      len({line.session_id for line in members if id(line) in history}))
         for j, line in enumerate(members):
             units[id(line)] = (shares[j], pool)
     return units
@@ -245,11 +250,13 @@ class Day:
     worked out about them (`facts`, by rule): each same-day fact is found once per day, not
     once per session or per line. A day is judged by one policy: its payer's on that date."""
 
-    __slots__ = ("lines", "facts")
+    __slots__ = ("lines", "facts", "history")
 
-    def __init__(self, lines: list[Line]) -> None:
+    def __init__(self, lines: list[Line], history: int = 0) -> None:
         self.lines = lines
         self.facts: dict[int, object] = {}
+        self.history = history
+        """How many of `lines`, at the front, are earlier lines of the history (not judged)."""
 
 
 Entry = tuple[Line, int, int]

@@ -45,7 +45,7 @@ def judge(session, day, past, invalid):
     # line 14: 'units by ama rule for timed'
     t1 = day.facts.get(1)
     if t1 is None:
-        t1 = day.facts[1] = rt.pooled_units('ama', [o for o in day.lines if o.minutes is not None and o.code in _SET1])
+        t1 = day.facts[1] = rt.pooled_units('ama', day, _SET1)
     # line 10: 'max 4 units of massage per day'
     s3 = rt.since('day', session.date, 0, '')
     l3 = past.ledger(3, lambda o: o.code in _SET2, session.date)

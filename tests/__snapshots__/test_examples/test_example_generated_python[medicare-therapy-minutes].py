@@ -39,7 +39,7 @@ def judge(session, day, past, invalid):
     # line 17: 'units by cms rule for timed'
     t1 = day.facts.get(1)
     if t1 is None:
-        t1 = day.facts[1] = rt.pooled_units('cms', [o for o in day.lines if o.minutes is not None and o.code in _SET1])
+        t1 = day.facts[1] = rt.pooled_units('cms', day, _SET1)
     # line 11: '97010 bundled into 97110, 97112, 97124, 97140, 98940-98942'
     t2 = day.facts.get(2)
     if t2 is None:
