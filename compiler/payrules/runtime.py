@@ -208,27 +208,23 @@ minutes pooled, lines pooled, sessions they come from, how many of those session
 history)."""
 
 
-def discipline(line: Line) -> str:
-    """The therapy discipline modifier of a line (`GP`), "" when it carries none, and the
-    modifiers joined with `+` in the odd case that it carries several."""
-    return "+".join(sorted(line.modifiers & THERAPY_DISCIPLINES))
-
-
 def pooled_units(method: str, day: Day, codes: Container[str]) -> dict[int, tuple[int, Pool]]:
     """Units supported by minutes for the lines of `codes` with minutes on one patient's day
     (one payer), by `id(line)`, with the pool each line's units come from.
 
-    The lines are pooled by rendering NPI and discipline modifier, across the day's sessions;
+    The lines are pooled by rendering NPI and discipline modifier (`GP`; "" for none; joined
+    with `+` in the odd case of several), across the day's sessions;
     `ama` pools each code apart (a code's own minutes on the day), `cms` every timed code
     together. Each pool's minutes are shared out by `allocate`, in the order of the day's
     lines: those of the history first, then the input's, in input order.
     """
-    history = {id(line) for line in day.lines[:day.history]}
+    history = {id(line) for line in day.lines[:day.history]} if day.history else ()
     pools: dict[tuple[str, str, str], list[Line]] = {}
     for line in day.lines:
         if line.minutes is None or line.code not in codes:
             continue
-        key = (line.provider_npi, discipline(line), line.code if method == "ama" else "")
+        therapy = line.modifiers & THERAPY_DISCIPLINES
+        key = (line.provider_npi, "+".join(sorted(therapy)) if therapy else "", line.code if method == "ama" else "")
         found = pools.get(key)
         if found is None:
             pools[key] = [line]
@@ -236,6 +232,12 @@ def pooled_units(method: str, day: Day, codes: Container[str]) -> dict[int, tupl
             found.append(line)
     units: dict[int, tuple[int, Pool]] = {}
     for (npi, kind, code), members in pools.items():
+        if len(members) == 1:  # the common case: one timed line of its kind on the day
+            line = members[0]
+            minutes = line.minutes or 0
+            units[id(line)] = (0 if minutes < 8 else (minutes + 7) // 15,
+                               (line.date, npi, kind, code, minutes, 1, 1, int(id(line) in history)))
+            continue
         shares = allocate([(j, line.minutes or 0) for j, line in enumerate(members)])
         pool: Pool = (members[0].date, npi, kind, code, sum(line.minutes or 0 for line in members), len(members),
                       len({line.session_id for line in members}),
