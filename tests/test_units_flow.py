@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from test_standalone import run_isolated
 
 import payrules
+from payrules.lint import lint_source
+from payrules.source import Source
 
 NPI_PT = "1000000004"
 
@@ -256,3 +258,26 @@ def test_minutes_and_units_limits_cut_each_unit_once(billed: list[tuple[str, int
     for got, want in zip([l.allowed for s in both.sessions for l in s.lines],
                          [l.allowed for s in alone.sessions for l in s.lines]):
         assert abs(got - want) <= 1  # a share taken in two steps may round a cent apart
+
+
+# --- lint: a time rule after a money limit ------------------------------------------------------------
+
+
+LINT_ORDER = [
+    ("max $45 per session\nunits by cms rule for 97110", True),
+    ("max 50% of charge for 97110\nunits by ama rule for 97110", True),
+    ("max $500 per calendar year for 97110, 97140\nunits by ama rule for 97140", True),
+    ("units by cms rule for 97110\nmax $45 per session", False),         # units first: the right order
+    ("max $28 per unit for 97110\nunits by cms rule for 97110", False),  # a fee per unit follows the units
+    ("max $45 per session for 97010\nunits by cms rule for 97110", False),
+    ("max $45 per session warn\nunits by cms rule for 97110", False),
+    ("max 4 units per session\nmax 60 minutes per session\nunits by cms rule for 97110", False),  # units flow
+]
+
+
+def test_lint_warns_of_a_time_rule_after_a_money_limit() -> None:
+    # After `max $45 per session`, a 4-unit line of 38 minutes (3 units) is allowed 3/4 of $45.00,
+    # $33.75; with the time rule first, $90.00 capped to $45.00.
+    warned = ["W150" in {d.code for d in lint_source(Source("t.payer", f"payer T\n{rules}\n"))}
+              for rules, _ in LINT_ORDER]
+    assert warned == [expected for _, expected in LINT_ORDER]
