@@ -213,3 +213,30 @@ def test_grouped_date_sorted_and_worker_runs_give_the_same_answers(tmp_path: Pat
         assert workers.worker_count(started) == 2
         _, in_parts, _ = transcript(["check", str(grouped), "--rules", str(rules), "--format", "json"])
     assert in_parts == whole
+
+
+def test_dask_pools_a_patients_day_as_check_does(tmp_path: Path) -> None:
+    dd = pytest.importorskip("dask.dataframe", reason="needs the dask extra")
+    import dask
+    import pandas
+
+    from payrules import frames
+    from payrules.dask import judge
+
+    rules = tmp_path / "bench.payer"
+    rules.write_text(RULES)
+    rows = sorted(sessions_csv(5), key=lambda row: row[2])  # by date: a patient's lines spread over partitions
+    path = write_csv(tmp_path / "by-date.csv", rows)
+    code, out, _ = transcript(["check", str(path), "--rules", str(rules), "--format", "csv"])
+    assert code == 1
+    cli = {int(r["row"]): tuple(r[c] for c in frames.DECISION_COLUMNS) for r in csv.DictReader(io.StringIO(out))}
+    header = ["session_id", "patient_id", "date", "payer", "provider_npi", "provider_credential", "code", "modifiers",
+              "units", "minutes", "charge"]
+    lines = pandas.DataFrame(rows, columns=header, dtype=object)
+    lines["csv_row"] = range(2, len(rows) + 2)
+    with dask.config.set(scheduler="threads", num_workers=2):
+        result = judge(dd.from_pandas(lines, npartitions=7, sort=False), rules, order="csv_row").compute()
+    found = {int(r["csv_row"]): tuple(r[c] for c in frames.DECISION_COLUMNS) for r in result.to_dict("records")}
+    assert found == cli
+    # The comparison holds pools over several sessions of a day, spread over partitions.
+    assert any("across 2 sessions" in d[frames.DECISION_COLUMNS.index("reasons")] for d in found.values())
