@@ -11,6 +11,7 @@ import json
 import os
 import random
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -20,12 +21,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from payrules import api, records, workers
+from payrules.runtime import Line
 
 TIMED = ("97110", "97112", "97140", "97530")
 CODES = (*TIMED, "97010")
 NPIS = ("1000000004", "1184029555")
 MODIFIERS = ("", "GP", "GO", "GP 59", "GN")
 THERAPY = {"GP", "GO", "GN"}
+
+Row = dict[str, Any]
+"""One service line as the reference reads it."""
+Session = list[Row]
 
 
 # --- the reference -----------------------------------------------------------------------------
@@ -56,12 +62,12 @@ def share_out(minutes: list[int]) -> list[int]:
     return units
 
 
-def supported(method: str, day_lines: list[dict]) -> dict[tuple[str, int], int]:  # type: ignore[type-arg]
+def supported(method: str, day_lines: list[Row]) -> dict[tuple[str, int], int]:
     """Units supported per (session, line number) for one patient's day, its lines in day order.
 
     CMS: the timed minutes of one provider and discipline on the day, pooled. AMA: each code's
     own minutes of one provider and discipline on the day."""
-    pools: dict[tuple[str, ...], list[dict]] = {}  # type: ignore[type-arg]
+    pools: dict[tuple[str, ...], list[Row]] = {}
     for row in day_lines:
         if row["code"] not in TIMED or row["minutes"] is None:
             continue
@@ -75,9 +81,9 @@ def supported(method: str, day_lines: list[dict]) -> dict[tuple[str, int], int]:
     return found
 
 
-def expected(method: str, sessions: list[list[dict]], history: list[list[dict]]) -> list[tuple[str, int, int]]:  # type: ignore[type-arg]
+def expected(method: str, sessions: list[Session], history: list[Session]) -> list[tuple[str, int, int]]:
     """(status, allowed cents, units paid) per judged line, in input order."""
-    days: dict[tuple[str, str], list[dict]] = {}  # type: ignore[type-arg]
+    days: dict[tuple[str, str], list[Row]] = {}
     for session in history + sessions:
         for row in session:
             days.setdefault((row["patient"], row["date"]), []).append(row)
@@ -102,11 +108,11 @@ def expected(method: str, sessions: list[list[dict]], history: list[list[dict]])
 
 
 @st.composite
-def days(draw: st.DrawFn) -> tuple[list[list[dict]], list[list[dict]]]:  # type: ignore[type-arg]
+def days(draw: st.DrawFn) -> tuple[list[Session], list[Session]]:
     """Sessions of two patients over two dates, several a day by two providers, and some of them
     as history; each line a dict the reference reads."""
-    sessions: list[list[dict]] = []  # type: ignore[type-arg]
-    history: list[list[dict]] = []  # type: ignore[type-arg]
+    sessions: list[Session] = []
+    history: list[Session] = []
     for n in range(draw(st.integers(1, 6))):
         patient, date = draw(st.sampled_from(["P1", "P2"])), draw(st.sampled_from(["2024-03-04", "2024-03-05"]))
         npi = draw(st.sampled_from(NPIS[:1] * 3 + NPIS[1:]))
@@ -122,7 +128,7 @@ def days(draw: st.DrawFn) -> tuple[list[list[dict]], list[list[dict]]]:  # type:
     return sessions, history
 
 
-def as_lines(sessions: list[list[dict]]) -> tuple:  # type: ignore[type-arg]
+def as_lines(sessions: list[Session]) -> tuple[Line, ...]:
     return tuple(line(r["code"], f"{r['charge'] // 100}.{r['charge'] % 100:02d}", session=r["session"],
                       patient=r["patient"], date=r["date"], npi=r["npi"], credential="PT",
                       modifiers=r["modifiers"], units=r["units"], minutes=r["minutes"])
@@ -131,7 +137,7 @@ def as_lines(sessions: list[list[dict]]) -> tuple:  # type: ignore[type-arg]
 
 @pytest.mark.parametrize("method", ["cms", "ama"])
 @given(drawn=days())
-def test_units_paid_match_the_reference(method: str, drawn: tuple[list[list[dict]], list[list[dict]]]) -> None:  # type: ignore[type-arg]
+def test_units_paid_match_the_reference(method: str, drawn: tuple[list[Session], list[Session]]) -> None:
     sessions, history = drawn
     report = run(f"units by {method} rule for {', '.join(TIMED)}", *as_lines(sessions), history=as_lines(history))
     found = [(l.status, l.allowed, l.units_paid) for s in report.sessions for l in s.lines]
