@@ -278,6 +278,6 @@ LINT_ORDER = [
 def test_lint_warns_of_a_time_rule_after_a_money_limit() -> None:
     # After `max $45 per session`, a 4-unit line of 38 minutes (3 units) is allowed 3/4 of $45.00,
     # $33.75; with the time rule first, $90.00 capped to $45.00.
-    warned = ["W150" in {d.code for d in lint_source(Source("t.payer", f"payer T\n{rules}\n"))}
+    warned = ["W160" in {d.code for d in lint_source(Source("t.payer", f"payer T\n{rules}\n"))}
               for rules, _ in LINT_ORDER]
     assert warned == [expected for _, expected in LINT_ORDER]

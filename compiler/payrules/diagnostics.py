@@ -103,7 +103,7 @@ CODES: dict[str, tuple[str, str]] = {
     "W104": ("a limit of zero, which pays nothing", "max 0 visits per calendar year"),
     "W105": ("a code set of the file that is never used", "set unused = 97010"),
     "W106": ("an `ignore` comment that silences nothing", "only 97140  # payrules: ignore W101"),
-    "W150": ("a time rule after a money limit on the same codes, which it then cuts again",
+    "W160": ("a time rule after a money limit on the same codes, which it then cuts again",
              "max $45 per session\nunits by cms rule for 97110"),
 }
 """Every diagnostic code: what it means, and a line that produces it. Codes are never renumbered."""

@@ -330,7 +330,7 @@ def _across_rules(checked: Checked) -> list[Diagnostic]:
             if (isinstance(limit, ast.MaxAmount) and limit.period.kind != "unit" and before.warn is None
                     and (limit.codes is None or timed & bindings.code_sets.get(limit.codes, NO_CODES))):
                 found.append(_warning(
-                    "W150", f"this time rule comes after `{before.text}`, which lowers the amounts of the same "
+                    "W160", f"this time rule comes after `{before.text}`, which lowers the amounts of the same "
                     "codes: a line it reduces is then cut again", statement.span,
                     f"that limit is {before.span.seen_from(rule.span)}; put `units by` before money limits, "
                     "so that the units the minutes do not support come off first"))
