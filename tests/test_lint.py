@@ -32,7 +32,7 @@ REQUIRED = {
     "effective-range-reversed": "E210", "zero-limits": "W104", "diagnosis-pattern": "E212",
     "include-not-found": "E108", "include-itself": "E109", "override-unknown": "E110",
     "period-does-not-fit": "E213", "time-rule-unknown": "E214", "suppressions": "W106",
-    "errors-cannot-be-silenced": "W106",
+    "errors-cannot-be-silenced": "W106", "time-rule-after-money-limit": "W160",
 }
 
 

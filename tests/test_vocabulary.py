@@ -132,8 +132,10 @@ def test_units_minutes_mismatch_and_no_support() -> None:
                  line("97124", "25.00", minutes=7), line("97124", "25.00", units=1), line("97010", "25.00", minutes=3))
     assert outcomes(report) == [("97124", "reduced", "75.00"), ("97124", "denied", "0.00"),
                                 ("97124", "paid", "25.00"), ("97010", "paid", "25.00")]
+    # The AMA rule counts a code's own minutes on the day: 38 + 7 minutes of 97124 are 3 units.
     assert report.sessions[0].lines[0].reasons[0].message.startswith(
-        "97124 was billed with 4 units; 38 minutes support 3 units under the AMA midpoint rule")
+        "97124 was billed with 4 units; under the AMA midpoint rule the 45 minutes of 97124 on 2024-03-05 "
+        "by NPI 1328719467, on 2 lines in one session, support 3 units for this line's 38 minutes")
 
 
 def test_supported_units_feed_later_unit_caps() -> None:

@@ -286,8 +286,8 @@ class MaxVisits(StatementNode):
 
 @attrs.frozen(kw_only=True)
 class MaxMinutes(StatementNode):
-    """At most `count` minutes of `codes` per session; later minutes are not paid:
-    `max 60 minutes per session for 97124, 97140`.
+    """At most `count` minutes of `codes` per session; later minutes are not paid, nor the
+    units they stand for: `max 60 minutes per session for 97124, 97140`.
     """
 
     kind = "max_minutes"
@@ -303,8 +303,9 @@ class MaxMinutes(StatementNode):
 @attrs.frozen(kw_only=True)
 class TimeRule(StatementNode):
     """Units of timed codes must be supported by the minutes on the line, counted by the CMS
-    8-minute rule (minutes pooled over the session) or the AMA midpoint rule (each code on
-    its own): `units by cms rule for 97110, 97112, 97124, 97140`.
+    8-minute rule (minutes pooled over the date of service, per provider and discipline, across
+    the day's sessions) or the AMA midpoint rule (each code's own minutes on the day):
+    `units by cms rule for 97110, 97112, 97124, 97140`.
     """
 
     kind = "time_rule"

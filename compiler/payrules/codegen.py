@@ -76,6 +76,8 @@ class _Context:
         self.bindings = bindings
         self.constants: dict[str, str] = {}
         self._by_value: dict[str, str] = {}
+        self.tracks_minutes = False
+        """Whether `judge` keeps each line's paid minutes in `mins` (a module with a minutes limit)."""
 
     def const(self, value: frozenset[str], literal: str | None = None) -> str:
         """A module-level name holding `value` (written as `literal`, by default a frozenset);
@@ -372,12 +374,16 @@ def _emit_max_amount(s: ast.MaxAmount, rule: ast.Rule, index: int, ctx: _Context
     return _Emission(params=params, group=group, session=[*setup, *loop, *body])
 
 
-def _unit_cap(index: int, rule: ast.Rule, kept: str, facts: str) -> list[str]:
-    """Lower line k to `kept` of its units, paying that share of its allowed amount."""
+def _unit_cap(index: int, rule: ast.Rule, kept: str, facts: str, minutes: bool = False) -> list[str]:
+    """Lower line k to `kept` of its units, paying that share of its allowed amount; with
+    `minutes`, its paid minutes too (the minutes of the units not paid are not paid), to the
+    nearest minute, halves up."""
     return ["        a = allowed[k]",
             f"        b = {_share(kept, 'u')}",
             f"        reasons[k].append(({index}, {facts}, {_taken(rule, 'a', 'b')}))",
-            *([f"        allowed[k] = b", f"        units[k] = {kept}"] if severity(rule) != "warn" else [])]
+            *([f"        allowed[k] = b", f"        units[k] = {kept}"] if severity(rule) != "warn" else []),
+            *([f"        if mins[k] is not None:", f"            mins[k] = (mins[k] * {kept} * 2 + u) // (2 * u)"]
+              if minutes and severity(rule) != "warn" else [])]
 
 
 @_emit.register
@@ -389,7 +395,8 @@ def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) 
             "    u = units[k]"]
     if period.kind == "line":
         return _Emission(params=params, session=[
-            *loop, f"    if u > {limit}:", *_unit_cap(index, rule, str(limit), f"(u, {limit}, a, b, 0, '')")])
+            *loop, f"    if u > {limit}:",
+            *_unit_cap(index, rule, str(limit), f"(u, {limit}, a, b, 0, '')", ctx.tracks_minutes)])
     group: list[str] = []
     setup = [f"left = {limit}"]
     since = "''"
@@ -397,7 +404,8 @@ def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) 
         group = _past(ctx, index, period, s.codes)
         setup = [f"left = max({limit} - l{index}.units_since(s{index}), 0)"]
         since = f"s{index}"
-    body = ["    if u > left:", *_unit_cap(index, rule, "left", f"(u, left, a, b, {limit} - left, {since})"),
+    body = ["    if u > left:", *_unit_cap(index, rule, "left", f"(u, left, a, b, {limit} - left, {since})",
+                                                   ctx.tracks_minutes),
             "        left = 0", "    else:", "        left -= u"]
     return _Emission(params=params, group=group, session=[*setup, *loop, *body])
 
@@ -416,20 +424,27 @@ def _emit_max_visits(s: ast.MaxVisits, rule: ast.Rule, index: int, ctx: _Context
 
 @_emit.register
 def _emit_max_minutes(s: ast.MaxMinutes, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    # `mins` holds each line's minutes still paid (see `generate`): a line cut by an earlier
+    # minutes limit counts only what that limit left it. A line cut keeps the share of its
+    # allowed amount that its paid minutes are of its minutes, and the same share of its units,
+    # rounded to the nearest unit, halves up, which the rules after it then see.
     limit = number(s.count, ctx.bindings)
     return _Emission(
         params={**count_params(s.count, ctx.bindings), "codes": ctx.describe(s.codes), **_period_params(s.period, ctx)},
         session=[
             f"left = {limit}",
             "for k, line in enumerate(lines):",
-            f"    if {_skip(ctx, s.codes)} or line.minutes is None:",
+            f"    if {_skip(ctx, s.codes)} or mins[k] is None:",
             "        continue",
-            "    m = line.minutes",
+            "    m = mins[k]",
             "    if m > left:",
             "        a = allowed[k]",
             f"        b = {_share('left', 'm')}",
-            f"        reasons[k].append(({index}, (m, left, a, b), {_taken(rule, 'a', 'b')}))",
-            *(["        allowed[k] = b"] if severity(rule) != "warn" else []),
+            "        u = units[k]",
+            "        v = (u * left * 2 + m) // (2 * m)",
+            f"        reasons[k].append(({index}, (m, left, a, b, u, v), {_taken(rule, 'a', 'b')}))",
+            *(["        allowed[k] = b", "        units[k] = v", "        mins[k] = left"]
+              if severity(rule) != "warn" else []),
             "        left = 0",
             "    else:",
             "        left -= m",
@@ -439,22 +454,28 @@ def _emit_max_minutes(s: ast.MaxMinutes, rule: ast.Rule, index: int, ctx: _Conte
 
 @_emit.register
 def _emit_time_rule(s: ast.TimeRule, rule: ast.Rule, index: int, ctx: _Context) -> _Emission:
+    # Group fact, once per day: the units each timed line of the day is supported by, its minutes
+    # pooled with the day's other lines of the same provider and discipline (see rt.pooled_units).
     method = s.method.value.lower()
     warn = severity(rule) == "warn"
+    found = f"rt.pooled_units({method!r}, day, {ctx.codes(s.codes)})"
     return _Emission(
         params={"method": method, "codes": ctx.describe(s.codes)},
-        group=[f"m{index} = [(k, line.minutes) for k, line in enumerate(lines) "
-               f"if line.minutes is not None and line.code in {ctx.codes(s.codes)}]",
-               f"q{index} = sum(x for _, x in m{index})"],
+        group=[f"t{index} = day.facts.get({index})",
+               f"if t{index} is None:",
+               f"    t{index} = day.facts[{index}] = {found}"],
         session=[
-            f"for k, n in rt.time_units({method!r}, m{index}).items():",
+            "for k, line in enumerate(lines):",
+            f"    f = t{index}.get(id(line))",
+            "    if f is None or denied[k]:",
+            "        continue",
+            "    n = f[0]",
             "    u = units[k]",
-            "    if denied[k] or u <= n:",
+            "    if u <= n:",
             "        continue",
             "    a = allowed[k]",
             f"    b = {_share('n', 'u')}",
-            f"    reasons[k].append(({index}, (lines[k].minutes, u, n, a, b, q{index}, len(m{index})), "
-            f"{_taken(rule, 'a', 'b')}))",
+            f"    reasons[k].append(({index}, (line.minutes, u, n, a, b, f[1]), {_taken(rule, 'a', 'b')}))",
             *([] if warn else ["    allowed[k] = b", "    units[k] = n", "    if not n:", "        denied[k] = True"]),
         ],
     )
@@ -653,6 +674,7 @@ def generate(checked: Checked, *, group_fee_schedules: bool = True) -> str:
     # context; the rules that join are then emitted into a scratch context again, so that their
     # own code sets, which the schedule's dictionary replaces, are not written into the module.
     scratch = _Context(checked.bindings)
+    ctx.tracks_minutes = scratch.tracks_minutes = any(isinstance(r.statement, ast.MaxMinutes) for r in module.rules)
     passes = [i for i, rule in enumerate(module.rules) if _emit(rule.statement, rule, i, scratch).session]
     runs = _fee_runs(module.rules, passes, ctx) if group_fee_schedules else [[i] for i in passes]
     scheduled = {i for run in runs if len(run) > 1 for i in run}
@@ -712,6 +734,8 @@ def generate(checked: Checked, *, group_fee_schedules: bool = True) -> str:
             w.line("reasons.append(r)")
             w.line("denied.append(d)")
             w.line("units.append(0 if d else line.units)")
+        if ctx.tracks_minutes:
+            w.line("mins = [line.minutes for line in lines]  # minutes still paid, lowered by minutes and units limits")
         for run in runs:
             if len(run) == 1:
                 i = run[0]

@@ -122,5 +122,7 @@ CODES: dict[str, tuple[str, str]] = {
     "W130": ("a diagnosis that another item of its list already matches", "requires diagnosis M54.5*, M54.50"),
     "W150": ("an NCCI PTP table with no edit in force on the rule's dates (every row deleted or indicator 9)",
              'apply ncci ptp "old.txt"  (old.txt holding only deleted edits)'),
+    "W160": ("a time rule after a money limit on the same codes, which it then cuts again",
+             "max $45 per session\nunits by cms rule for 97110"),
 }
 """Every diagnostic code: what it means, and a line that produces it. Codes are never renumbered."""

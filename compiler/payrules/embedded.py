@@ -29,7 +29,7 @@ from payrules.judging import (
     summary_dict,
     unknown_payer,
 )
-from payrules.runtime import CodeSet, Line, Origin, RuleInfo, Session, since, time_units
+from payrules.runtime import CodeSet, Line, Origin, RuleInfo, Session, pooled_units, since, time_units
 from payrules.runtime import PairEdits, UnitLimits, by_provider
 
 
@@ -55,7 +55,7 @@ def load_policy(python: str) -> Policy:
     """Run one payer's generated code (it only defines constants and `judge`)."""
     runtime = types.SimpleNamespace(RuleInfo=RuleInfo, Line=Line, Session=Session, Origin=Origin, since=since,
                                     time_units=time_units, CodeSet=CodeSet, PairEdits=PairEdits,
-                                    UnitLimits=UnitLimits, by_provider=by_provider)
+                                    UnitLimits=UnitLimits, by_provider=by_provider, pooled_units=pooled_units)
     namespace: dict[str, Any] = {"__name__": "payrules_policy", "rt": runtime}
     exec(compile(python, "<payrules policy>", "exec"), namespace)  # noqa: S102 - payrules' own output
     start, end = namespace["EFFECTIVE"]

@@ -254,25 +254,39 @@ def _max_visits(rule: RuleInfo, line: Line, facts: object) -> str:
             f"{_when(rule.param('period'), since)}: {line.code} on this visit {_is_not(rule)} paid.")
 
 
-@_template("max_minutes", key=lambda line, facts: (line.code, facts))
+@_template("max_minutes", key=lambda line, facts: (line.code, line.minutes, facts))
 def _max_minutes(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple)
-    minutes, kept, before, after = facts
+    minutes, kept, before, after, billed, paid = facts
     limit = int(rule.param("count"))
     what = f"minutes of {rule.param('codes')}" if rule.param("codes") else "minutes"
+    own = f"this line's {minutes} minutes"
+    if line.minutes is not None and minutes != line.minutes:
+        own = f"the {minutes} minutes of this line that earlier limits left"
+    units = f" ({paid} of its {_unit_count(billed)})" if paid != billed else ""
     return (f"This payer pays at most {_limit(rule)} {what} per session; earlier lines used {limit - kept}, so "
-            f"{kept} of this line's {minutes} minutes can be paid: {_reduced(before, after, rule)}")
+            f"{kept} of {own}{units} can be paid: {_reduced(before, after, rule)}")
+
+
+def _pool(pool: tuple[str, str, str, str, int, int, int, int]) -> str:
+    """`the 47 timed minutes on 2024-03-04 by NPI 1000000004 (GP), on 3 lines across 2 sessions`."""
+    date, npi, discipline, code, minutes, lines, sessions, earlier = pool
+    what = f"{minutes} minutes of {code}" if code else f"{minutes} timed minutes"
+    by = f"NPI {npi}" + (f" ({discipline})" if discipline else "")
+    where = f"across {sessions} sessions" if sessions > 1 else "in one session"
+    if earlier and sessions > 1:  # a pool always holds a line judged now, so never all of them
+        where += f" ({earlier} from the history)"
+    return f"the {what} on {date} by {by}, on {lines} lines {where},"
 
 
 @_template("time_rule", key=lambda line, facts: (line.code, line.units, facts))
 def _time_rule(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple)
-    minutes, billed, supported, before, after, pooled, timed_lines = facts
+    minutes, billed, supported, before, after, pool = facts
     method = rule.param("method")
     units = _unit_count(supported) if supported else "no unit"
-    if method == "cms" and timed_lines > 1:
-        support = (f"under {TIME_RULES[method]} this session's {pooled} timed minutes (on {timed_lines} lines) "
-                   f"support {units} for this line's {minutes} minutes")
+    if pool[5] > 1:
+        support = f"under {TIME_RULES[method]} {_pool(pool)} support {units} for this line's {minutes} minutes"
     else:
         support = f"{minutes} minutes support {units} under {TIME_RULES[method]}"
     if supported:

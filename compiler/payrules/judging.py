@@ -115,7 +115,8 @@ def history_days(sessions: list[Any]) -> History | None:
 def days_with_history(sessions: Iterable[Session], history: History | None) -> dict[DayKey, Day]:
     """The days of `sessions`, with the earlier lines of `history` first on each day."""
     found = history.days if history else {}
-    return {key: Day(found[key] + lines if key in found else lines) for key, lines in day_index(sessions).items()}
+    return {key: Day(found[key] + lines, len(found[key])) if key in found else Day(lines)
+            for key, lines in day_index(sessions).items()}
 
 
 def sort_errors(errors: list[RecordError], sessions: Sequence[Session]) -> None:

@@ -328,6 +328,23 @@ def _across_rules(checked: Checked) -> list[Diagnostic]:
         if isinstance(rule.statement, ast.NcciPtp):
             stale = ncci.no_edit_in_force(rule, bindings.ncci.get(rule.statement, []))  # type: ignore[arg-type]
             found += [stale] if stale is not None else []
+    # A time rule after a money limit over the same codes: the units the minutes do not support
+    # come off what the limit left, so a line is cut twice (units flow; money limits do not).
+    for i, rule in enumerate(module.rules):
+        statement = rule.statement
+        if not isinstance(statement, ast.TimeRule) or rule.warn is not None:
+            continue
+        timed = bindings.code_sets.get(statement.codes, NO_CODES)
+        for before in module.rules[:i]:
+            limit = before.statement
+            if (isinstance(limit, ast.MaxAmount) and limit.period.kind != "unit" and before.warn is None
+                    and (limit.codes is None or timed & bindings.code_sets.get(limit.codes, NO_CODES))):
+                found.append(_warning(
+                    "W160", f"this time rule comes after `{before.text}`, which lowers the amounts of the same "
+                    "codes: a line it reduces is then cut again", statement.span,
+                    f"that limit is {before.span.seen_from(rule.span)}; put `units by` before money limits, "
+                    "so that the units the minutes do not support come off first"))
+                break
 
     # Sets of this file that nothing uses.
     used = {item.name for node in _code_lists(module) for item in node.items if isinstance(item, ast.SetRef)}

@@ -654,7 +654,7 @@ def _failure_lines(outcome: Outcome, indent: str) -> list[str]:
     out = [f"{indent}{e.origin}: session {line.session_id} line {line.number} {line.code}"
            f"{' x' + str(line.units)} charge {dollars(line.charge)}",
            f"{indent}  expected: {expected_text(e)}",
-           f"{indent}  actual:   {actual_text(actual)}"]
+           f"{indent}  actual:   {actual_text(actual, e.units is not None)}"]
     if outcome.problems == ("reasons",) or outcome.missing or outcome.unexpected:
         for token in outcome.missing:
             out.append(f"{indent}  missing:  {token} gave no reason for this line")

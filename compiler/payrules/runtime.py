@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import NamedTuple
 
 
@@ -172,21 +172,78 @@ def since(period: str, date: str, days: int = 0, start: str = "") -> str:
 def time_units(method: str, minutes: list[tuple[int, int]]) -> dict[int, int]:
     """Units of 15-minute timed services supported by their minutes, by line index.
 
-    `minutes` holds (line index, minutes) for the session's timed lines. `ama`: each line on
-    its own, a unit once the midpoint (8 minutes) is passed. `cms` (the 8-minute rule): the
-    pooled minutes give the total units; each line first gets one unit per full 15 minutes,
-    then the units left go to the lines with the most minutes left over (the earlier line on
-    a tie). This reproduces CMS's worked examples: 24 + 23 minutes give 2 + 1 units, 20 + 20
-    minutes give 2 + 1.
+    `minutes` holds (line index, minutes) for timed lines. `ama`: each line on its own, a unit
+    once the midpoint (8 minutes) is passed. `cms` (the 8-minute rule): the minutes are pooled
+    and shared out by `allocate`. Generated code pools a day's lines with `pooled_units`.
     """
     if method == "ama":
         return {k: 0 if m < 8 else (m + 7) // 15 for k, m in minutes}
+    return allocate(minutes)
+
+
+def allocate(minutes: list[tuple[int, int]]) -> dict[int, int]:
+    """The CMS 8-minute rule over (index, minutes): the pooled minutes give the total units (none
+    under 8 minutes, then `(total + 7) // 15`); each line first gets one unit per full 15
+    minutes, then the units left go to the lines with the most minutes left over, the earlier
+    line (lower place in `minutes`) on a tie. This reproduces CMS's worked examples: 24 + 23
+    minutes give 2 + 1 units, 20 + 20 minutes give 2 + 1."""
     total = sum(m for _, m in minutes)
     units = {k: m // 15 for k, m in minutes}
     left = (0 if total < 8 else (total + 7) // 15) - sum(units.values())
-    by_remainder = sorted(minutes, key=lambda item: -(item[1] % 15))
+    by_remainder = sorted(minutes, key=lambda item: -(item[1] % 15))  # stable: earlier first on a tie
     for k, _ in by_remainder[:max(left, 0)]:
         units[k] += 1
+    return units
+
+
+THERAPY_DISCIPLINES = frozenset({"GN", "GO", "GP"})
+"""The modifiers of a therapy plan of care (speech-language, occupational, physical therapy):
+minutes of one discipline are pooled apart from another's."""
+
+
+Pool = tuple[str, str, str, str, int, int, int, int]
+"""What one pool of timed minutes is, for explanations: (date of service, rendering NPI,
+discipline modifier or "", code or "" (for the CMS rule, which pools every timed code),
+minutes pooled, lines pooled, sessions they come from, how many of those sessions are in the
+history)."""
+
+
+def pooled_units(method: str, day: Day, codes: Container[str]) -> dict[int, tuple[int, Pool]]:
+    """Units supported by minutes for the lines of `codes` with minutes on one patient's day
+    (one payer), by `id(line)`, with the pool each line's units come from.
+
+    The lines are pooled by rendering NPI and discipline modifier (`GP`; "" for none; joined
+    with `+` in the odd case of several), across the day's sessions;
+    `ama` pools each code apart (a code's own minutes on the day), `cms` every timed code
+    together. Each pool's minutes are shared out by `allocate`, in the order of the day's
+    lines: those of the history first, then the input's, in input order.
+    """
+    history = {id(line) for line in day.lines[:day.history]} if day.history else ()
+    pools: dict[tuple[str, str, str], list[Line]] = {}
+    for line in day.lines:
+        if line.minutes is None or line.code not in codes:
+            continue
+        therapy = line.modifiers & THERAPY_DISCIPLINES
+        key = (line.provider_npi, "+".join(sorted(therapy)) if therapy else "", line.code if method == "ama" else "")
+        found = pools.get(key)
+        if found is None:
+            pools[key] = [line]
+        else:
+            found.append(line)
+    units: dict[int, tuple[int, Pool]] = {}
+    for (npi, kind, code), members in pools.items():
+        if len(members) == 1:  # the common case: one timed line of its kind on the day
+            line = members[0]
+            minutes = line.minutes or 0
+            units[id(line)] = (0 if minutes < 8 else (minutes + 7) // 15,
+                               (line.date, npi, kind, code, minutes, 1, 1, int(id(line) in history)))
+            continue
+        shares = allocate([(j, line.minutes or 0) for j, line in enumerate(members)])
+        pool: Pool = (members[0].date, npi, kind, code, sum(line.minutes or 0 for line in members), len(members),
+                      len({line.session_id for line in members}),
+                      len({line.session_id for line in members if id(line) in history}))
+        for j, line in enumerate(members):
+            units[id(line)] = (shares[j], pool)
     return units
 
 
@@ -195,11 +252,13 @@ class Day:
     worked out about them (`facts`, by rule): each same-day fact is found once per day, not
     once per session or per line. A day is judged by one policy: its payer's on that date."""
 
-    __slots__ = ("lines", "facts")
+    __slots__ = ("lines", "facts", "history")
 
-    def __init__(self, lines: list[Line]) -> None:
+    def __init__(self, lines: list[Line], history: int = 0) -> None:
         self.lines = lines
         self.facts: dict[int, object] = {}
+        self.history = history
+        """How many of `lines`, at the front, are earlier lines of the history (not judged)."""
 
 
 Entry = tuple[Line, int, int]

@@ -3,8 +3,9 @@ the payer's manual says?
 
 A case file is a sessions CSV with four more columns: `case` (a name for the worked example;
 rows with the same name form one case, judged on its own), `expect_status`, and optionally
-`expect_allowed` and `expect_reasons` (rule names or `CARC n` codes, separated by `;`; `-`
-means no reason at all). The rule files tested are those in the case file's folder and below.
+`expect_allowed`, `expect_units` (the units paid) and `expect_reasons` (rule names or `CARC n`
+codes, separated by `;`; `-` means no reason at all). The rule files tested are those in the
+case file's folder and below.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from payrules.records import _normal_header
 from payrules.runner import LineResult, Policies, Reason, evaluate
 from payrules.runtime import Origin, RuleInfo
 
-EXPECT_FIELDS = ("case", "expect_status", "expect_allowed", "expect_reasons")
+EXPECT_FIELDS = ("case", "expect_status", "expect_allowed", "expect_reasons", "expect_units")
 STATUSES = ("paid", "reduced", "denied")
 
 
@@ -35,6 +36,8 @@ class Expectation:
     allowed: int | None
     reasons: tuple[str, ...] | None
     """Rule names and `CARC n` codes, or None when reasons are not checked."""
+    units: int | None = None
+    """The units paid, or None when they are not checked."""
 
 
 @attrs.frozen(kw_only=True)
@@ -126,13 +129,20 @@ def _read_cases(path: Path) -> list[tuple[list[str], Expectation]]:
                 raise InputError(f"{where}: expect_allowed must be an amount such as 45.00, "
                                  f"found `{cell('expect_allowed')}`")
             allowed = to_cents(amount)
+        units = None
+        if cell("expect_units"):
+            if not (cell("expect_units").isascii() and cell("expect_units").isdigit()):
+                raise InputError(f"{where}: expect_units must be a whole number of units paid such as 3, "
+                                 f"found `{cell('expect_units')}`")
+            units = int(cell("expect_units"))
         reasons: tuple[str, ...] | None = None
         if cell("expect_reasons"):
             tokens = [t.strip() for t in cell("expect_reasons").split(";") if t.strip()]
             reasons = () if tokens == ["-"] else tuple(_normal_reason(t) for t in tokens)
         origin = Origin(str(path), start)
         rows.append(([cell(f) for f in ALL_FIELDS],
-                     Expectation(origin=origin, case=cell("case"), status=status, allowed=allowed, reasons=reasons)))
+                     Expectation(origin=origin, case=cell("case"), status=status, allowed=allowed, reasons=reasons,
+                                 units=units)))
     return rows
 
 
@@ -175,6 +185,8 @@ def _compare(expectation: Expectation, actual: LineResult) -> Outcome:
         problems.append("status")
     if expectation.allowed is not None and actual.allowed != expectation.allowed:
         problems.append("allowed")
+    if expectation.units is not None and actual.units_paid != expectation.units:
+        problems.append("units")
     missing: tuple[str, ...] = ()
     unexpected: tuple[Reason, ...] = ()
     if expectation.reasons is not None:
@@ -191,12 +203,16 @@ def expected_text(e: Expectation) -> str:
     text = e.status
     if e.allowed is not None:
         text += f", allowed {dollars(e.allowed)}"
+    if e.units is not None:
+        text += f", {e.units} unit{'s' if e.units != 1 else ''} paid"
     if e.reasons is not None:
         text += f", reasons: {'; '.join(e.reasons) if e.reasons else 'none'}"
     return text
 
 
-def actual_text(line: LineResult) -> str:
+def actual_text(line: LineResult, units: bool = False) -> str:
+    """What payrules decided; with `units`, the units paid too (when the case expects them)."""
     reasons = "; ".join(r.rule or f"CARC {r.carc}" for r in line.reasons) or "none"
-    return f"{line.status}, allowed {dollars(line.allowed)}, reasons: {reasons}"
+    paid = f", {line.units_paid} unit{'s' if line.units_paid != 1 else ''} paid" if units else ""
+    return f"{line.status}, allowed {dollars(line.allowed)}{paid}, reasons: {reasons}"
 

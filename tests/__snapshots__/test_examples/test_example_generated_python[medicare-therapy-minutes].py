@@ -37,8 +37,9 @@ def judge(session, day, past, invalid):
     denied = []
     units = []
     # line 17: 'units by cms rule for timed'
-    m1 = [(k, line.minutes) for k, line in enumerate(lines) if line.minutes is not None and line.code in _SET1]
-    q1 = sum(x for _, x in m1)
+    t1 = day.facts.get(1)
+    if t1 is None:
+        t1 = day.facts[1] = rt.pooled_units('cms', day, _SET1)
     # line 11: '97010 bundled into 97110, 97112, 97124, 97140, 98940-98942'
     t2 = day.facts.get(2)
     if t2 is None:
@@ -69,13 +70,17 @@ def judge(session, day, past, invalid):
             allowed[k] = b
             units[k] = 1
     # line 17: 'units by cms rule for timed'
-    for k, n in rt.time_units('cms', m1).items():
+    for k, line in enumerate(lines):
+        f = t1.get(id(line))
+        if f is None or denied[k]:
+            continue
+        n = f[0]
         u = units[k]
-        if denied[k] or u <= n:
+        if u <= n:
             continue
         a = allowed[k]
         b = (a * n * 2 + u) // (2 * u)
-        reasons[k].append((1, (lines[k].minutes, u, n, a, b, q1, len(m1)), a - b))
+        reasons[k].append((1, (line.minutes, u, n, a, b, f[1]), a - b))
         allowed[k] = b
         units[k] = n
         if not n:
