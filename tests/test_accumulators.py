@@ -352,3 +352,23 @@ def test_the_standalone_module_takes_accumulator_rows(tmp_path: Path) -> None:
                                "`max 60 visits per calendar year for CMT, massage`) counts visits, not units; "
                                "the units given are not counted"]
     assert out["refused"] == ("<accumulators>:1: visits: a count of visits used cannot be negative, found `-1`")
+
+
+# --- case files -------------------------------------------------------------------------------
+
+
+def test_a_case_file_counts_the_accumulators_beside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       text_snapshot: SnapshotAssertion) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("rules.payer").write_text((EXAMPLE / "rules.payer").read_text())
+    Path("rules.cases.csv").write_text((EXAMPLE / "rules.cases.csv").read_text())
+    Path("rules.accumulators.csv").write_text((EXAMPLE / "rules.accumulators.csv").read_text())
+    code, out, _ = transcript(["test", "."])
+    assert code == 0 and out.endswith("7 cases: 7 passed, 0 failed\n")
+    # Without the figures, the limits are not reached: the cases that expect them fail.
+    Path("rules.accumulators.csv").unlink()
+    code, out, _ = transcript(["test", "."])
+    assert code == 1 and out.endswith("7 cases: 3 passed, 4 failed\n")
+    # A case file is exact: a figure its rule does not count is an error, not a warning.
+    Path("rules.accumulators.csv").write_text(HEADER + "C-1,PINE,visits,,2026-03-31,59,3,\n")
+    assert text_snapshot == render_transcript(["test", "."])
