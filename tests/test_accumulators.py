@@ -159,7 +159,6 @@ def test_other_patients_and_payers_are_not_counted() -> None:
 
 
 @pytest.mark.parametrize(("rule", "start", "through", "field", "value", "date"), [
-    ("daily", "2026-04-08", "2026-04-08", "units", "4", "2026-04-09"),   # a day has passed: not counted
     ("monthly", "2026-04-01", "2026-04-05", "amount", "300", "2026-04-20"),
     ("ever", "lifetime", "2020-05-01", "visits", "30", "2026-04-20"),
     ("ever", "", "2020-05-01", "visits", "30", "2026-04-20"),
@@ -169,7 +168,7 @@ def test_each_fixed_period_takes_an_accumulator(rule: str, start: str, through: 
     rows = [{"patient_id": "P1", "payer": "PINE", "rule": rule, "period_start": start, "through": through,
              field: value}]
     report = judge(LIMITS, visit("A", date, code="97140", charge="90.00", units=3), rows=rows)
-    expected = "paid" if rule == "daily" else "denied" if rule == "ever" else "reduced"
+    expected = "denied" if rule == "ever" else "reduced"
     assert report.sessions[0].lines[0].status == expected
 
 
@@ -180,6 +179,7 @@ P1,PINE,visits,2026-01-01,2026-03-31,59,,
 P1,PINE,visits,,2026-03-31,58,,
 P1,PINE,visit,,2026-03-31,1,,
 P1,PINE,rolling,,2026-03-31,3,,
+P1,PINE,daily,,2026-03-31,,3,
 P1,PINE,per-session,,2026-03-31,,,10.00
 P1,PINE,only-these,,2026-03-31,1,,
 P1,PINE,visits,2026-03-01,2026-03-31,3,,
@@ -372,3 +372,27 @@ def test_a_case_file_counts_the_accumulators_beside_it(tmp_path: Path, monkeypat
     # A case file is exact: a figure its rule does not count is an error, not a warning.
     Path("rules.accumulators.csv").write_text(HEADER + "C-1,PINE,visits,,2026-03-31,59,3,\n")
     assert text_snapshot == render_transcript(["test", "."])
+
+
+def test_workers_count_the_accumulators_as_one_process_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from payrules import records, workers
+
+    sessions = tmp_path / "visits.csv"
+    figures = tmp_path / "acc.csv"
+    rows = ["session_id,patient_id,date,payer,provider_npi,code,units,charge"]
+    for patient in range(300):
+        rows += [f"S-{patient}-{day},P-{patient},2026-04-0{day},PINE,1184029555,98941,1,55.00" for day in (1, 2, 3)]
+    sessions.write_text("\n".join(rows) + "\n")
+    figures.write_text(HEADER + "".join(f"P-{p},PINE,visits,,2026-03-31,{58 + p % 3},,\n" for p in range(300)))
+    monkeypatch.setattr(records, "PART_LINES", 250)
+    monkeypatch.setattr(workers, "MIN_LINES", 0)
+    monkeypatch.setattr(workers, "cpu_count", lambda: 2)
+    run = api.start_check([sessions], Path(RULES), accumulators=[figures])
+    assert workers.worker_count(run) == 2
+    args = ["check", str(sessions), "--rules", RULES, "--accumulators", str(figures), "--format", "csv"]
+    by_workers = transcript(args)
+    monkeypatch.setattr(workers, "MIN_LINES", 10**9)
+    assert transcript(args) == by_workers
+    # 58, 59 or 60 visits used: 2, 1 or 0 of each patient's 3 visits are paid.
+    assert by_workers[1].count(",paid,") == 100 * 2 + 100 * 1
+    assert by_workers[1].count(",denied,") == 100 * 1 + 100 * 2 + 100 * 3

@@ -30,9 +30,10 @@ USED_FIELDS = ("visits", "units", "amount")
 COUNTED_BY_KIND = {"max_visits": "visits", "max_units": "units", "max_amount": "amount"}
 """What each limit counts, and so which field of a row gives its use."""
 
-ACCUMULATED_PERIODS = ("day", "week", "month", "year", "plan_year", "lifetime")
-"""The periods an accumulator can be given for: those with a fixed first date. A rolling
-`per N days` period starts on a different date for every date judged."""
+ACCUMULATED_PERIODS = ("week", "month", "year", "plan_year", "lifetime")
+"""The periods an accumulator can be given for: those with a fixed first date that hold more
+than one day. A rolling `per N days` period starts on a different date for every date judged;
+a figure of one day would be through that day, and so never counts for a session of it."""
 
 LIFETIME = "lifetime"
 
@@ -268,14 +269,18 @@ def _acc_period(row: AccumulatorRow, values: dict[str, Any], rule: RuleInfo) -> 
     if rule.kind not in COUNTED_BY_KIND:
         return None, (f"{where}: rule: rule `{name}` ({_acc_cite(rule)}) is no limit of visits, units or amount; "
                       "only those count earlier use")
+    if period == "day":
+        return None, (f"{where}: rule: rule `{name}` ({_acc_cite(rule)}) limits each day; a figure of a day would "
+                      "be through that day, so it could never count for a visit of that day. Give that day's "
+                      "earlier visits as --history rows instead")
     if period == "days":
         return None, (f"{where}: rule: rule `{name}` ({_acc_cite(rule)}) counts over the last {rule.param('days')} days, "
                       "a period that starts on another date for every date judged; an accumulated figure "
                       "cannot say which of its visits fall in it. Give those visits as --history rows instead")
     if period not in ACCUMULATED_PERIODS:
         return None, (f"{where}: rule: rule `{name}` ({_acc_cite(rule)}) limits each {period} on its own and counts no "
-                      "earlier use; an accumulator applies to a limit per day, week, month, calendar year, plan "
-                      "year or lifetime")
+                      "earlier use; an accumulator applies to a limit per week, month, calendar year, plan year "
+                      "or lifetime")
     starts = dict(rule.params).get("starts", "")
     start = since(period, through, 0, starts)
     given = values.get("period_start")
