@@ -396,3 +396,52 @@ def test_workers_count_the_accumulators_as_one_process_does(tmp_path: Path, monk
     # 58, 59 or 60 visits used: 2, 1 or 0 of each patient's 3 visits are paid.
     assert by_workers[1].count(",paid,") == 100 * 2 + 100 * 1
     assert by_workers[1].count(",denied,") == 100 * 1 + 100 * 2 + 100 * 3
+
+
+# --- a figure decides as the history rows it stands for ------------------------------------------
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+PROPERTY_RULES = """\
+visits: max 6 visits per calendar year for 98940-98942, 97140
+unit-cap: max 9 units of 97140 per plan year from January 15
+dollars: max $150 per month for 97140
+"""
+
+_day = st.integers(min_value=0, max_value=80).map(lambda n: f"2026-{1 + n // 28:02d}-{1 + n % 28:02d}")
+_earlier = st.tuples(_day, st.sampled_from(["98941", "97140", "97124"]), st.integers(1, 4),
+                     st.integers(20, 150))
+
+
+@given(history=st.lists(_earlier, max_size=14), through=_day, later=st.lists(_earlier, min_size=1, max_size=6))
+def test_a_figure_decides_as_the_history_rows_it_stands_for(history: list[tuple[str, str, int, int]], through: str,
+                                                            later: list[tuple[str, str, int, int]]) -> None:
+    """The history up to `through` given as figures (and all of it as rows, of which those up
+    to `through` are then not counted again) decides every later session as the history alone."""
+    from payrules.runtime import since
+
+    earlier = tuple(visit(f"H{i}", date, code=code, units=units, charge=f"{dollars}.00")
+                    for i, (date, code, units, dollars) in enumerate(history))
+    judged = [visit(f"J{i}", date, code=code, units=units, charge=f"{dollars}.00")
+              for i, (date, code, units, dollars) in enumerate(later) if date > through]
+    if not judged:
+        return
+    covered = [h for h in earlier if h.date <= through]
+    rows = []
+    for name, codes, period, start, figure in [
+        ("visits", {"98940", "98941", "98942", "97140"}, "year", "", lambda ls: len({l.session_id for l in ls})),
+        ("unit-cap", {"97140"}, "plan_year", "01-15", lambda ls: sum(l.units for l in ls)),
+        ("dollars", {"97140"}, "month", "", lambda ls: sum(l.charge for l in ls)),
+    ]:
+        first = since(period, through, 0, start)
+        counted = [h for h in covered if h.code in codes and h.date >= first]
+        used = figure(counted)
+        field = {"visits": "visits", "unit-cap": "units", "dollars": "amount"}[name]
+        rows.append({"patient_id": "P1", "payer": "PINE", "rule": name, "through": through,
+                     field: f"{used / 100:.2f}" if field == "amount" else str(used)})
+    alone = judge(PROPERTY_RULES, *judged, history=earlier)
+    with_figures = judge(PROPERTY_RULES, *judged, rows=rows, history=earlier)
+    decided = [(l.code, l.status, l.allowed, l.units_paid, [r.rule for r in l.reasons])
+               for s in alone.sessions for l in s.lines]
+    assert [(l.code, l.status, l.allowed, l.units_paid, [r.rule for r in l.reasons])
+            for s in with_figures.sessions for l in s.lines] == decided
