@@ -274,9 +274,10 @@ def _acc_period(row: AccumulatorRow, values: dict[str, Any], rule: RuleInfo) -> 
                       "be through that day, so it could never count for a visit of that day. Give that day's "
                       "earlier visits as --history rows instead")
     if period == "days":
-        return None, (f"{where}: rule: rule `{name}` ({_acc_cite(rule)}) counts over the last {rule.param('days')} days, "
-                      "a period that starts on another date for every date judged; an accumulated figure "
-                      "cannot say which of its visits fall in it. Give those visits as --history rows instead")
+        return None, (f"{where}: rule: rule `{name}` ({_acc_cite(rule)}) counts over the last "
+                      f"{rule.param('days')} days, a period that starts on another date for every date judged; "
+                      "an accumulated figure cannot say which of its visits fall in it. Give those visits as "
+                      "--history rows instead")
     if period not in ACCUMULATED_PERIODS:
         return None, (f"{where}: rule: rule `{name}` ({_acc_cite(rule)}) limits each {period} on its own and counts no "
                       "earlier use; an accumulator applies to a limit per week, month, calendar year, plan year "
@@ -300,9 +301,9 @@ def _acc_period(row: AccumulatorRow, values: dict[str, Any], rule: RuleInfo) -> 
         elif since(period, given, 0, starts) == given:
             why = f"that period ends before the through date {through}"
         else:
-            why = f"no period of this rule starts on that date"
-        return None, (f"{where}: period_start: rule `{name}` ({_acc_cite(rule)}) counts {_acc_per(rule)}; the period that "
-                      f"holds the through date {through} starts on {start}, not {given} ({why})")
+            why = "no period of this rule starts on that date"
+        return None, (f"{where}: period_start: rule `{name}` ({_acc_cite(rule)}) counts {_acc_per(rule)}; the period "
+                      f"that holds the through date {through} starts on {start}, not {given} ({why})")
     return start, None
 
 

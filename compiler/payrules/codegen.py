@@ -398,7 +398,8 @@ def _emit_max_visits(s: ast.MaxVisits, rule: ast.Rule, index: int, ctx: _Context
         params={"count": str(limit), "codes": ctx.describe(s.codes), **_period_params(s.period)},
         group=[*_past(ctx, index, s.period, s.codes),
                f"v{index} = l{index}.visits_since(s{index})"],
-        per_line=[f"if {in_codes}v{index} >= {limit}:", *_indent(_hit(index, rule, f"(v{index}, s{index}, l{index}.accumulated_since(s{index}))"))],
+        per_line=[f"if {in_codes}v{index} >= {limit}:",
+                  *_indent(_hit(index, rule, f"(v{index}, s{index}, l{index}.accumulated_since(s{index}))"))],
     )
 
 

@@ -200,7 +200,8 @@ def _max_amount(rule: RuleInfo, line: Line, facts: object) -> str:
         return f"{limit}: {_reduced(before, cap)}"
     if not extra:
         return f"{limit}: {_reduced(before, cap)}"
-    already = f"{dollars(extra)} was already allowed {_when(period, since_or_charge)}{_accumulated(facts[4:], dollars, 'of it')}"
+    already = (f"{dollars(extra)} was already allowed {_when(period, since_or_charge)}"
+               f"{_accumulated(facts[4:], dollars, 'of it')}")
     return f"{limit}, and {already}: {_reduced(before, cap)}"
 
 
