@@ -445,3 +445,48 @@ def test_a_figure_decides_as_the_history_rows_it_stands_for(history: list[tuple[
                for s in alone.sessions for l in s.lines]
     assert [(l.code, l.status, l.allowed, l.units_paid, [r.rule for r in l.reasons])
             for s in with_figures.sessions for l in s.lines] == decided
+
+
+def test_ledgers_with_figures_agree_with_a_rescan_of_a_long_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Figures in every period kind, over a long history: the running totals give what the
+    plain rescan (test_engine_scale.RescanEarlier) gives, and each figure decides a line."""
+    from payrules import judging
+    from test_engine_scale import RescanEarlier, decisions, history_rows
+
+    rules = ("set massage = 97124, 97140\n"
+             "weekly: max $150 per week for massage\n"
+             "yearly: max 20 units of massage per calendar year\n"
+             "plan: max $1,000 per plan year from July 1\n"
+             "monthly: max 12 visits per month\n"
+             "ever: max 400 visits per lifetime")
+    history = [h._replace(payer="PINE") for h in history_rows(300)]  # every third day, 2021-01-01 to 2023-06
+    dates = ["2021-01-04", "2021-01-06", "2022-03-05", "2022-06-10", "2023-12-28", "2024-01-02"]
+    # On 2022-06-10 manipulation only: the year's massage units are used up by then.
+    lines = [visit(f"S{i}", date, code=code, charge="60.00", units=2)
+             for i, date in enumerate(dates) for code in (("98940", "98941") if i == 3 else ("97124", "97140"))]
+    figures = [
+        {"rule": "weekly", "through": "2021-01-04", "amount": "100.00"},  # a history date: its line is in the figure
+        {"rule": "yearly", "through": "2022-03-03", "units": "18"},
+        {"rule": "plan", "through": "2022-06-01", "amount": "900.00"},
+        {"rule": "monthly", "through": "2023-12-20", "visits": "12"},
+        {"rule": "ever", "through": "2021-06-30", "visits": "160"},
+    ]
+    rows = [{"patient_id": "P1", "payer": "PINE", **figure} for figure in figures]
+    compiled = policy(rules, "PINE")
+    policies = policies_by_payer([compiled])
+    found, _ = accumulator_records(rows, "acc.csv")
+    used = accumulators_of(found, policies)
+    from payrules.judging import History
+
+    def judged() -> object:
+        batch = Batch(sessions=sessions_of(tuple(lines)), lines_read=len(lines))
+        return evaluate(batch, policies, History(sessions_of(tuple(history))), used)
+
+    fast = judged()
+    monkeypatch.setattr(judging, "Earlier", RescanEarlier)
+    compiled.reason_cache.clear()
+    plain = judged()
+    assert decisions(fast) == decisions(plain)  # type: ignore[arg-type]
+    cited = {r.rule for s in fast.sessions for l in s.lines for r in l.reasons  # type: ignore[attr-defined]
+             if "from the accumulators file" in r.message}
+    assert cited == {"weekly", "yearly", "plan", "monthly", "ever"}
