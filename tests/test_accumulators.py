@@ -490,3 +490,16 @@ def test_ledgers_with_figures_agree_with_a_rescan_of_a_long_history(monkeypatch:
     cited = {r.rule for s in fast.sessions for l in s.lines for r in l.reasons  # type: ignore[attr-defined]
              if "from the accumulators file" in r.message}
     assert cited == {"weekly", "yearly", "plan", "monthly", "ever"}
+
+
+def test_a_value_with_a_line_break_stays_on_its_error_line(tmp_path: Path) -> None:
+    figures = tmp_path / "acc.csv"
+    figures.write_text('patient_id,payer,rule,through,visits\r\nP-7001,PINE,"vis\nits",2026-03-31,59\r\n'
+                       f'P-7001,PINE,{"x" * 5000},2026-03-31,59\r\n')
+    code, out, err = transcript(["check", VISITS, "--rules", RULES, "--accumulators", str(figures)])
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "error: the accumulators cannot be counted (2 problems); none of them is counted until these are fixed:",
+        f"error: {figures}:2: rule: payer `PINE` has no rule named `vis\\nits`; did you mean `visits`?",
+        f"error: {figures}:4: rule: payer `PINE` has no rule named `{'x' * 30}… (5,000 characters)`; its named "
+        "limits over a period are `manual-units`, `massage-dollars`, `visits`"]

@@ -4,6 +4,7 @@ the headers renamed by the `[accumulators]` table of a column mapping file."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -90,7 +91,7 @@ def _read(path: Path, columns: dict[str, str]) -> tuple[list[AccumulatorRow], li
 
 
 def _csv_rows(path: Path, text: str, columns: dict[str, str]) -> tuple[list[AccumulatorRow], list[str]]:
-    reader = csv.reader(text.splitlines(keepends=True))
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader, [])
         if not any(cell.strip() for cell in header):
@@ -198,5 +199,5 @@ class AccumulatorInputError(InputError):
     def __init__(self, problems: list[str]) -> None:
         count = len(problems)
         self.lines = [f"the accumulators cannot be counted ({count} problem{'s' if count != 1 else ''}); none of "
-                      "them is counted until these are fixed:", *str(AccumulatorError(problems)).split("\n")]
+                      "them is counted until these are fixed:", *AccumulatorError(problems).listed()]
         super().__init__("\n".join(self.lines))

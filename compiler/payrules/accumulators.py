@@ -54,10 +54,14 @@ class AccumulatorError(ValueError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        listed = problems[:MAX_ACCUMULATOR_PROBLEMS]
-        more = len(problems) - len(listed)
-        text = "\n".join(listed) + (f"\n(and {more:,} more problem{'s' if more != 1 else ''})" if more else "")
-        super().__init__(text)
+        super().__init__("\n".join(self.listed()))
+
+    def listed(self) -> list[str]:
+        """The problems as an error lists them: the first `MAX_ACCUMULATOR_PROBLEMS`, then how
+        many more there are."""
+        listed = self.problems[:MAX_ACCUMULATOR_PROBLEMS]
+        more = len(self.problems) - len(listed)
+        return listed + ([f"(and {more:,} more problem{'s' if more != 1 else ''})"] if more else [])
 
 
 class _AccRuled(Protocol):
@@ -151,7 +155,7 @@ def accumulators_of(rows: Iterable[AccumulatorRow], policies: Mapping[str, Seque
             close = closest(payer, known)
             hint = f"; did you mean `{close}`?" if close else \
                 (f"; rule files cover {', '.join(f'`{k}`' for k in known)}" if known else "")
-            problems.append(f"{row.origin}: payer: no rule file for payer `{payer}`{hint}")
+            problems.append(f"{row.origin}: payer: no rule file for payer `{shown(payer)}`{hint}")
             continue
         named = [(p, i, r) for p in dated for i, r in enumerate(p.rules) if r.name == name]
         if not named:
@@ -251,7 +255,7 @@ def _acc_cite(rule: RuleInfo) -> str:
 def _acc_no_rule(name: str, payer: str, dated: Sequence[_AccRuled]) -> str:
     limits = sorted({r.name for p in dated for r in p.rules
                      if r.name and r.kind in COUNTED_BY_KIND and r.param("period") in ACCUMULATED_PERIODS})
-    message = f"payer `{payer}` has no rule named `{name}`"
+    message = f"payer `{shown(payer)}` has no rule named `{shown(name)}`"
     close = closest(name, limits)
     if close:
         return f"{message}; did you mean `{close}`?"
