@@ -503,3 +503,30 @@ def test_a_value_with_a_line_break_stays_on_its_error_line(tmp_path: Path) -> No
         f"error: {figures}:2: rule: payer `PINE` has no rule named `vis\\nits`; did you mean `visits`?",
         f"error: {figures}:4: rule: payer `PINE` has no rule named `{'x' * 30}… (5,000 characters)`; its named "
         "limits over a period are `manual-units`, `massage-dollars`, `visits`"]
+
+
+# --- payrules diff ------------------------------------------------------------------------------
+
+
+def test_diff_counts_the_accumulators_under_both_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          text_snapshot: SnapshotAssertion) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("rules.payer", "visits.csv", "accumulators.csv"):
+        Path(name).write_text((EXAMPLE / name).read_text())
+    Path("next").mkdir()
+    Path("next/rules.payer").write_text(Path("rules.payer").read_text().replace("max 60 visits", "max 62 visits"))
+    args = ["diff", "rules.payer", "next/rules.payer", "--sessions", "visits.csv", "--accumulators",
+            "accumulators.csv"]
+    output = render_transcript(args)
+    assert text_snapshot == output
+    assert "denied -> paid" in output and "exit_code: 1" in output
+    # Without the figures, the visit limit is never reached: nothing changes.
+    assert transcript(args[:-2])[0] == 0
+    # A row must fit both versions.
+    Path("next/rules.payer").write_text("\n".join(l for l in Path("rules.payer").read_text().splitlines()
+                                                  if not l.startswith("manual-units")))
+    code, out, err = transcript(args)
+    assert (code, out) == (2, "")
+    assert err.splitlines()[1] == ("error: accumulators.csv:4: rule: payer `PINE` has no rule named `manual-units`; "
+                                   "its named limits over a period are `massage-dollars`, `visits` (with the NEW "
+                                   "rules, next/rules.payer)")

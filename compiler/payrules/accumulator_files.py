@@ -197,6 +197,7 @@ class AccumulatorInputError(InputError):
     """An accumulators file that cannot be counted: every problem, printed one to a line."""
 
     def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
         count = len(problems)
         self.lines = [f"the accumulators cannot be counted ({count} problem{'s' if count != 1 else ''}); none of "
                       "them is counted until these are fixed:", *AccumulatorError(problems).listed()]
