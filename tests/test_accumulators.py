@@ -530,3 +530,26 @@ def test_diff_counts_the_accumulators_under_both_versions(tmp_path: Path, monkey
     assert err.splitlines()[1] == ("error: accumulators.csv:4: rule: payer `PINE` has no rule named `manual-units`; "
                                    "its named limits over a period are `massage-dollars`, `visits` (with the NEW "
                                    "rules, next/rules.payer)")
+
+
+def test_each_edition_of_a_payers_rules_counts_the_figures_of_its_limit(tmp_path: Path) -> None:
+    """Two rule files of one payer, one per year, both naming the limit `visits`: a session is
+    judged by its year's file, which counts the figure of its own period."""
+    (tmp_path / "pine-2025.payer").write_text("payer PINE effective from 2025-01-01 to 2025-12-31\n"
+                                              "visits: max 20 visits per calendar year\n")
+    (tmp_path / "pine-2026.payer").write_text("payer PINE effective from 2026-01-01\n"
+                                              "visits: max 30 visits per calendar year\n")
+    rules = api.load(tmp_path)
+    rows = [{"patient_id": "P1", "payer": "PINE", "rule": "visits", "through": "2025-12-15", "visits": 20},
+            {"patient_id": "P1", "payer": "PINE", "rule": "visits", "through": "2026-03-31", "visits": 29}]
+
+    def session(sid: str, date: str) -> dict:  # type: ignore[type-arg]
+        return {"session_id": sid, "patient_id": "P1", "date": date, "payer": "PINE",
+                "lines": [{"provider_npi": "1184029555", "code": "98941", "charge": "55.00"}]}
+
+    report = rules.check([session("A", "2025-12-20"), session("B", "2026-01-05"), session("C", "2026-04-01"),
+                          session("D", "2026-04-02")], accumulators=rows)
+    assert [(s.session_id, s.lines[0].status) for s in report.sessions] == \
+        [("A", "denied"), ("B", "paid"), ("C", "paid"), ("D", "denied")]
+    assert "max 20 visits" in report.sessions[0].lines[0].reasons[0].text
+    assert "(29 of them through 2026-03-31" in report.sessions[3].lines[0].reasons[0].message

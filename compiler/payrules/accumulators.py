@@ -134,7 +134,7 @@ def accumulator_records(rows: Iterable[Any], name: str) -> tuple[list[Accumulato
 
 
 def accumulators_of(rows: Iterable[AccumulatorRow], policies: Mapping[str, Sequence[_AccRuled]],
-                 warnings: Sequence[str] = ()) -> Accumulators:
+                    warnings: Sequence[str] = ()) -> Accumulators:
     """The figures of `rows`, each checked against the rule of its payer that it names;
     AccumulatorError listing every problem. `policies`: by payer id in lower case."""
     problems: list[str] = []
@@ -190,7 +190,7 @@ def accumulators_of(rows: Iterable[AccumulatorRow], policies: Mapping[str, Seque
     if problems:
         raise AccumulatorError(problems)
     return Accumulators({key: {index: tuple(sorted(figures)) for index, figures in by_rule.items()}
-                         for key, by_rule in found.items()}, notes, count)
+                         for key, by_rule in found.items()}, list(dict.fromkeys(notes)), count)
 
 
 def _acc_values(row: AccumulatorRow) -> tuple[dict[str, Any], list[str]]:
