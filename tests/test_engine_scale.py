@@ -155,21 +155,36 @@ class RescanEarlier(runtime.Earlier):
 
     def ledger(self, rule: int, counts: Callable[[Line], bool], date: str) -> runtime.Ledger:
         entries = [e for e in [*self.history, *self.judged] if e[0].date <= date and counts(e[0])]
-        return _Rescan(entries)  # type: ignore[return-value]
+        return _Rescan(entries, self.accumulated.get(rule, ()), date)  # type: ignore[return-value]
 
 
 class _Rescan:
-    def __init__(self, entries: list[runtime.Entry]) -> None:
+    def __init__(self, entries: list[runtime.Entry], figures: tuple[runtime.Accumulated, ...] = (),
+                 date: str = "") -> None:
+        # An accumulated figure of the period, through a date before `date`, replaces the lines up to that date.
+        self.figures = [f for f in figures if f.through < date]
         self.entries = entries
 
+    def accumulated_since(self, start: str) -> tuple[int, str, str] | None:
+        found = [f for f in self.figures if f.start == start]
+        return (found[0].used, found[0].through, found[0].where) if found else None
+
+    def _counted(self, start: str) -> tuple[list[runtime.Entry], int]:
+        found = [f for f in self.figures if f.start == start]
+        after = found[0].through if found else ""
+        return [e for e in self.entries if e[0].date >= start and e[0].date > after], found[0].used if found else 0
+
     def cents_since(self, start: str) -> int:
-        return sum(a for o, a, u in self.entries if o.date >= start)
+        entries, used = self._counted(start)
+        return used + sum(a for o, a, u in entries)
 
     def units_since(self, start: str) -> int:
-        return sum(u for o, a, u in self.entries if o.date >= start)
+        entries, used = self._counted(start)
+        return used + sum(u for o, a, u in entries)
 
     def visits_since(self, start: str) -> int:
-        return len({(o.session_id, o.date) for o, a, u in self.entries if o.date >= start and u})
+        entries, used = self._counted(start)
+        return used + len({(o.session_id, o.date) for o, a, u in entries if u})
 
 
 def decisions(report: Report) -> list[tuple[str, str, int, int, tuple[str, ...]]]:

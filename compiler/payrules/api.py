@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from importlib import resources
@@ -13,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from payrules import formats
+from payrules.accumulator_files import AccumulatorInputError, load_accumulators
+from payrules.accumulators import AccumulatorError, Accumulators, accumulator_records, accumulators_of
 from payrules.compiler import Policy, compile_file, compile_source, emit_python, read_source
 from payrules.diagnostics import CompileError, Diagnostic, InputError, RulesError
 from payrules.fields import RecordError, session_batch
@@ -93,22 +96,28 @@ class CheckRun:
     columns: Columns | None
     scan: Scan
     history: History | None = None
+    accumulators: Accumulators | None = None
+    """What an accumulators file gives as already used of each limit (see `--accumulators`)."""
 
     def blocks(self) -> Iterator[Block]:
         """Judged blocks in input order: one per patient when the input is grouped by patient,
         else one for the whole input (held in memory)."""
         for batch in read_blocks(self.sessions, self.columns, grouped=self.scan.grouped):
-            yield judge_batch(batch, self.policies, self.history)
+            yield judge_batch(batch, self.policies, self.history, self.accumulators)
 
 
 def start_check(sessions: list[Path], rules: Path, columns: Columns | None = None,
-                history: list[Path] | None = None) -> CheckRun:
-    """Compile the rules, read the history and scan the sessions; raises before any output."""
+                history: list[Path] | None = None, accumulators: list[Path] | None = None) -> CheckRun:
+    """Compile the rules, read the history and the accumulators and scan the sessions; raises
+    before any output. The warnings of the accumulators are in `run.accumulators.warnings`."""
     _refuse_renamed_json(sessions + (history or []), columns)
     policies = policies_by_payer(load_policies(rules))
     # History lines are counted, never written: they need not have the kept columns.
     past = read_history(history, columns.without_keep() if columns else None) if history else None
-    return CheckRun(sessions, policies, columns, scan(sessions, columns), past)
+    used = None
+    if accumulators:
+        used = load_accumulators(accumulators, policies, Path(columns.source) if columns and columns.source else None)
+    return CheckRun(sessions, policies, columns, scan(sessions, columns), past, used)
 
 
 @attrs.define
@@ -214,9 +223,9 @@ class StdinPath(_ConcretePath):
 
 
 def check_files(sessions: list[Path], rules: Path, columns: Columns | None = None,
-                history: list[Path] | None = None) -> Report:
+                history: list[Path] | None = None, accumulators: list[Path] | None = None) -> Report:
     """Judge the sessions in `sessions` against the rule files under `rules`, into one `Report`."""
-    run = start_check(sessions, rules, columns, history)
+    run = start_check(sessions, rules, columns, history, accumulators)
     results: list[SessionResult] = []
     errors: list[RecordError] = []
     tally = Tally()
@@ -264,7 +273,8 @@ class RuleSet:
         raise NoPolicyError(f"no rules for payer `{found[0].payer_id}` on {date}; its rules cover {ranges}")
 
     def check(self, sessions: SessionInput | Iterable[SessionInput], *,
-              history: SessionInput | Iterable[SessionInput] = (), keep: Iterable[str] = ()) -> Report:
+              history: SessionInput | Iterable[SessionInput] = (), keep: Iterable[str] = (),
+              accumulators: Iterable[Mapping[str, Any]] | Accumulators = ()) -> Report:
         """Judge one session or a list of them. Dicts are validated like a JSON sessions file (a
         bad line comes back in `Report.errors`, located as `<sessions>` row N); typed `Session`
         values are used as they are. `history` sessions count for same-day and period rules but
@@ -272,7 +282,10 @@ class RuleSet:
         iterable of them raises `TypeError`. `keep` names keys of the session dicts (or of their
         lines, which win) whose values each line and error carries, as `check --keep` does
         (`LineResult.kept`, and `"keep"` in `to_dict()`); a name that is a session field raises
-        `InputError`."""
+        `InputError`. `accumulators` are rows as dicts, with the fields of an accumulators file
+        (located as `<accumulators>` row N), or `accumulators()` of them: the use of each limit
+        the payer has already counted; a bad row raises `InputError`, and what is not read is
+        said with `warnings.warn`."""
         if isinstance(keep, str):
             keep = (keep,)
         kept = Columns().with_keep(tuple(keep)).keep
@@ -281,7 +294,28 @@ class RuleSet:
             past = history_days(_session_list(history, "history"))
         except ValueError as error:
             raise InputError(str(error)) from None
-        return evaluate(session_batch(given, "<sessions>", kept), self.policies, past)
+        used = accumulators if isinstance(accumulators, Accumulators) else self.accumulators(accumulators)
+        return evaluate(session_batch(given, "<sessions>", kept), self.policies, past, used or None)
+
+    def accumulators(self, rows: Iterable[Mapping[str, Any]]) -> Accumulators:
+        """Accumulator rows (dicts with the fields of an accumulators file) checked against these
+        rules, to give to `check` again and again; `InputError` listing every problem, and a
+        `warnings.warn` for each key or figure that is not counted."""
+        if isinstance(rows, Mapping) or isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
+            raise TypeError(f"accumulators must be a list of dicts, not {type(rows).__name__}")
+        try:
+            found, notes = accumulator_records(list(rows), "<accumulators>")
+            used = accumulators_of(found, self.policies, notes)
+        except AccumulatorError as error:
+            raise AccumulatorInputError(error.problems) from None
+        for note in used.warnings:
+            warnings.warn(note, AccumulatorWarning, stacklevel=2)
+        return used
+
+
+class AccumulatorWarning(UserWarning):
+    """Part of an accumulators row that is not counted: a key that is no field, or a figure
+    (visits, units, amount) that the rule it names does not count."""
 
 
 class NoPolicyError(RulesError, KeyError):
@@ -323,12 +357,13 @@ def _session_list(given: object, what: str) -> list[Any]:
 
 
 def check(sessions: SessionInput | Iterable[SessionInput], rules: str | Path | RuleSet, *,
-          history: SessionInput | Iterable[SessionInput] = (), keep: Iterable[str] = ()) -> Report:
+          history: SessionInput | Iterable[SessionInput] = (), keep: Iterable[str] = (),
+          accumulators: Iterable[Mapping[str, Any]] | Accumulators = ()) -> Report:
     """Judge one session or a list of them against `rules`: a `RuleSet`, or a `.payer` file or a
     folder of them (compiled rules are cached on disk, so loading again is cheap). The same as
-    `payrules.load(rules).check(sessions, history=history, keep=keep)`."""
+    `payrules.load(rules).check(sessions, history=history, keep=keep, accumulators=accumulators)`."""
     ruleset = rules if isinstance(rules, RuleSet) else load(rules)
-    return ruleset.check(sessions, history=history, keep=keep)
+    return ruleset.check(sessions, history=history, keep=keep, accumulators=accumulators)
 
 
 def load(path: str | Path) -> RuleSet:

@@ -199,6 +199,10 @@ STDIN_FORMATS = ("csv", "json", "jsonl", "x12", "parquet")
 @click.option("--history", "history", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Earlier sessions (in any input format) that same-day rules and period limits count but "
               "that are not judged (repeatable).")
+@click.option("--accumulators", "accumulators", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="What the payer has already counted of each limit over a period (CSV, JSON or JSONL: "
+              "patient, payer, rule name, through date, visits, units or amount used), counted by the limit "
+              "it names on top of --history (repeatable).")
 @click.option("--mask-patient-ids", "mask_ids", is_flag=True,
               help=f"Write each patient id as a keyed hash (HMAC-SHA256), in every format and on stderr; the "
               f"key comes from --mask-key-file or ${KEY_ENVIRONMENT}.")
@@ -230,9 +234,9 @@ STDIN_FORMATS = ("csv", "json", "jsonl", "x12", "parquet")
 @click.pass_context
 def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, output_format: str | None,
           output: Path | None, stdin_format: str | None, columns_file: Path | None, payer_map_file: Path | None,
-          history: tuple[Path, ...], mask_ids: bool, mask_key_file: Path | None, payee_npi: str | None,
-          payee_name: str | None, remit_date: datetime.date | None, control_number: int | None,
-          keep: tuple[str, ...], line_id: str | None, statistics: bool,
+          history: tuple[Path, ...], accumulators: tuple[Path, ...], mask_ids: bool, mask_key_file: Path | None,
+          payee_npi: str | None, payee_name: str | None, remit_date: datetime.date | None,
+          control_number: int | None, keep: tuple[str, ...], line_id: str | None, statistics: bool,
           quiet: bool, verbose: bool, exit_zero: bool, colour: str) -> None:
     """Judge the service lines in SESSIONS against payer rules.
 
@@ -280,7 +284,9 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, ou
             columns = (columns or Columns()).with_payers(formats.load_payer_map(payer_map_file))
         if keep:
             columns = (columns or Columns()).with_keep(keep)
-        run = api.start_check(paths, rules, columns, list(history))
+        run = api.start_check(paths, rules, columns, list(history), list(accumulators))
+        for warning in run.accumulators.warnings if run.accumulators is not None else ():
+            click.echo(f"warning: {printable(warning)}", err=True)
         counted = api.Statistics() if statistics else None
         # Text, JSON, JSONL and CSV output can be merged back from buckets judged apart (workers).
         bucketed = (workers.bucketable(run) and counted is None
@@ -538,7 +544,9 @@ def _user_errors(ctx: click.Context, compile_exit: int) -> Iterator[None]:
         click.echo(render.diagnostics(error.diagnostics), err=True, nl=False)
         ctx.exit(compile_exit)
     except InputError as error:
-        click.echo(f"error: {printable(str(error))}", err=True)
+        # An error that lists several problems (an accumulators file) prints one line for each.
+        for part in getattr(error, "lines", None) or [str(error)]:
+            click.echo(f"error: {printable(part)}", err=True)
         ctx.exit(EXIT_USAGE)
 
 

@@ -299,7 +299,13 @@ def _emit_not_payable_by(s: ast.NotPayableBy, rule: ast.Rule, index: int, ctx: _
 
 
 def _period_params(period: ast.Period, ctx: _Context) -> dict[str, str]:
-    return {"period": period.kind, "per": per_text(period, ctx.bindings)}
+    params = {"period": period.kind, "per": per_text(period, ctx.bindings)}
+    # What an accumulators file is checked against: where a plan year starts, a rolling period's length.
+    if period.month is not None and period.day is not None:
+        params["starts"] = f"{MONTHS[period.month.value.lower()[:3]]:02d}-{int(period.day.value):02d}"
+    if period.days is not None:
+        params["days"] = str(number(period.days, ctx.bindings))
+    return params
 
 
 def _past(ctx: _Context, index: int, period: ast.Period, codes: ast.CodeList | None) -> list[str]:
@@ -365,7 +371,8 @@ def _emit_max_amount(s: ast.MaxAmount, rule: ast.Rule, index: int, ctx: _Context
         setup = [f"used = l{index}.cents_since(s{index})", f"left = max({cap} - used, 0)"]
     else:
         setup = ["used = 0", f"left = {cap}"]
-    since = f"s{index}" if period.over_history else "''"
+    # A limit over a period also cites the accumulated use it counted (see `Ledger.accumulated_since`).
+    since = f"s{index}, l{index}.accumulated_since(s{index})" if period.over_history else "''"
     body = ["    if a > left:",
             f"        reasons[k].append(({index}, (a, left, used, {since}), {_taken(rule, 'a', 'left')}))",
             *(["        allowed[k] = a = left"] if severity(rule) != "warn" else []),
@@ -403,7 +410,7 @@ def _emit_max_units(s: ast.MaxUnits, rule: ast.Rule, index: int, ctx: _Context) 
     if period.over_history:
         group = _past(ctx, index, period, s.codes)
         setup = [f"left = max({limit} - l{index}.units_since(s{index}), 0)"]
-        since = f"s{index}"
+        since = f"s{index}, l{index}.accumulated_since(s{index})"
     body = ["    if u > left:", *_unit_cap(index, rule, "left", f"(u, left, a, b, {limit} - left, {since})",
                                                    ctx.tracks_minutes),
             "        left = 0", "    else:", "        left -= u"]
@@ -418,7 +425,8 @@ def _emit_max_visits(s: ast.MaxVisits, rule: ast.Rule, index: int, ctx: _Context
         params={**count_params(s.count, ctx.bindings), "codes": ctx.describe(s.codes), **_period_params(s.period, ctx)},
         group=[*_past(ctx, index, s.period, s.codes),
                f"v{index} = l{index}.visits_since(s{index})"],
-        per_line=[f"if {in_codes}v{index} >= {limit}:", *_indent(_hit(index, rule, f"(v{index}, s{index})"))],
+        per_line=[f"if {in_codes}v{index} >= {limit}:",
+                  *_indent(_hit(index, rule, f"(v{index}, s{index}, l{index}.accumulated_since(s{index}))"))],
     )
 
 

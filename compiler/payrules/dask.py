@@ -9,11 +9,12 @@ Lines are shuffled by patient and judged partition by partition, one patient at 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from payrules import frames
+from payrules.accumulators import Accumulators
 from payrules.api import RuleSet
 from payrules.fields import ALL_FIELDS
 
@@ -33,7 +34,8 @@ _FIRST = frames.FIRST_PATIENT
 
 def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = None,
           ids: Sequence[str] = (), history: DataFrame | None = None,
-          npartitions: int | None = None) -> DataFrame:
+          npartitions: int | None = None,
+          accumulators: Iterable[Mapping[str, Any]] | Accumulators | None = None) -> DataFrame:
     """Judge every line of `frame` (columns named as the CSV's, matched ignoring case, spaces
     and dashes) with `rules` (a rule file, a folder of them, or a loaded `RuleSet`).
 
@@ -42,13 +44,16 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
     `session_id` to `reasons`. A line that cannot be judged comes back with status
     `not judged` and why. `history` holds earlier lines (same columns), counted by same-day
     rules and limits over periods but not judged. `npartitions` is how many partitions the
-    shuffle by patient makes (default: as many as `frame` has).
+    shuffle by patient makes (default: as many as `frame` has). `accumulators` are rows (dicts
+    with the fields of an accumulators file) of what the payer has already counted of each
+    named limit, checked here before any job starts (`InputError` listing every problem).
 
     `order` names a column that gives each line's position within its session and the order
     of a patient's sessions on one day, as the rows of a CSV file would; a message that quotes
     a row quotes this value. Without it the frame's own order is used.
     """
     texts = frames.policy_texts(rules)
+    used = frames.accumulated(texts, accumulators)
     ids = tuple(ids)
     added = order is None
     if added and ORDER in frame.columns:
@@ -63,7 +68,7 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
     lines = _prepared(frame, lay).shuffle(frames.KEY, npartitions=parts)
     meta = _meta(frame, lay)
     if history is None:
-        return lines.map_partitions(_judge_partition, texts, inner, meta=meta)
+        return lines.map_partitions(_judge_partition, texts, inner, meta=meta, accumulators=used)
     past_order = order if order in history.columns else None
     if past_order is None:
         history = _numbered(history)
@@ -72,7 +77,7 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
     # The same key, hash and partition count put a patient's history beside its lines.
     past = _prepared(history, past_lay).shuffle(frames.KEY, npartitions=parts)
     return lines.map_partitions(_judge_partition, texts, inner, past, _inner(past_lay), meta=meta,
-                                align_dataframes=False)
+                                align_dataframes=False, accumulators=used)
 
 
 def _inner(lay: frames.Layout) -> frames.Layout:
@@ -82,14 +87,15 @@ def _inner(lay: frames.Layout) -> frames.Layout:
 
 def _judge_partition(part: PandasFrame, texts: tuple[str, ...], lay: frames.Layout,
                      history: PandasFrame | None = None,
-                     history_layout: frames.Layout | None = None) -> PandasFrame:
+                     history_layout: frames.Layout | None = None,
+                     accumulators: Accumulators | None = None) -> PandasFrame:
     """Judge a partition one patient at a time, in patient order: a patient's result never
     depends on which other patients share its partition."""
     import pandas  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     rules = frames.rebuilt(texts)
     earlier = dict(iter(history.groupby(frames.KEY, sort=False))) if history is not None else {}
-    results = [frames.judge_frame(group, rules, lay, earlier.get(key), history_layout)
+    results = [frames.judge_frame(group, rules, lay, earlier.get(key), history_layout, accumulators)
                for key, group in part.groupby(frames.KEY, sort=True)]
     if not results:
         return frames.empty_result(part, lay)

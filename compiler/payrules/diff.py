@@ -22,7 +22,7 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
@@ -665,21 +665,37 @@ def _session_of(result: SessionResult) -> Session:
 
 
 def compare(old: Rules, new: Rules, batches: Iterable[Batch], files: list[str],
-            history: History | None = None) -> _Tally:
+            history: History | None = None, figures: tuple[Any, Any] = (None, None)) -> _Tally:
     """Judge each batch under both versions (`runner.judge_batch`, as `payrules check` does)
-    and collect what differs."""
+    and collect what differs. `figures`: the accumulators checked against each version."""
     from payrules.runner import judge_batch
 
     comparer = _Comparer(old, new, files)
     for batch in batches:
-        comparer.add(judge_batch(batch, old.policies, history), judge_batch(batch, new.policies, history))
+        comparer.add(judge_batch(batch, old.policies, history, figures[0]),
+                     judge_batch(batch, new.policies, history, figures[1]))
     return comparer.tally
 
 
+def _figures(paths: list[Path], rules: Rules, which: str, columns: Any) -> Any:
+    """The accumulators of `paths` checked against one version of the rules: a row must fit
+    both versions, and each problem says which one it does not fit."""
+    from payrules.accumulator_files import AccumulatorInputError, load_accumulators
+
+    try:
+        return load_accumulators(paths, rules.policies, Path(columns.source) if columns and columns.source else None)
+    except AccumulatorInputError as error:
+        raise AccumulatorInputError([f"{rules.show(p)} (with the {which} rules, {rules.version.label})"
+                                     for p in error.problems]) from None
+
+
 def diff(old: str, new: str, sessions: list[Path], *, columns: object = None, history: list[Path] | None = None,
-         sample: int | None = None, seed: str = "0") -> Diff:
+         sample: int | None = None, seed: str = "0", accumulators: list[Path] | None = None,
+         warn: Callable[[str], None] | None = None) -> Diff:
     """Judge `sessions` under the rules `old` and `new` (paths or `git:REV:PATH`) and report
-    every line decided differently. Raises `CompileError` or `InputError` before judging."""
+    every line decided differently. Raises `CompileError` or `InputError` before judging.
+    `accumulators` files are checked against both versions; `warn` is given each warning of
+    theirs once."""
     from payrules import api
     from payrules.records import Columns, read_blocks, scan
 
@@ -689,12 +705,18 @@ def diff(old: str, new: str, sessions: list[Path], *, columns: object = None, hi
         after = load_rules(new, scratch)
         found = scan(sessions, columns)
         past = api.read_history(history, columns) if history else None
+        figures: tuple[Any, Any] = (None, None)
+        if accumulators:
+            figures = (_figures(accumulators, before, "OLD", columns), _figures(accumulators, after, "NEW", columns))
+            for note in dict.fromkeys([*figures[0].warnings, *figures[1].warnings]):
+                if warn is not None:
+                    warn(note)
         batches: Iterable[Batch] = read_blocks(sessions, columns, grouped=found.grouped)
         chosen = None
         if sample is not None:
             batch, chosen = sample_batches(batches, sample, seed)
             batches = [batch]
-        tally = compare(before, after, batches, [str(p) for p in sessions], past)
+        tally = compare(before, after, batches, [str(p) for p in sessions], past, figures)
     return Diff(old=before.version, new=after.version, sessions=tuple(str(p) for p in sessions), sample=chosen,
                 lines_read=tally.lines_read, compared=tally.compared, unchanged=tally.unchanged,
                 still_not_judged=tally.still_not_judged, allowed_old=tally.allowed_old,
@@ -735,10 +757,13 @@ EXIT_SAME, EXIT_CHANGED, EXIT_USAGE = 0, 1, 2
 @click.option("--history", "history", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="Earlier sessions that same-day rules and period limits count but that are not judged "
               "(repeatable).")
+@click.option("--accumulators", "accumulators", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="What the payer has already counted of each named limit, as for `payrules check`; each row "
+              "must fit both versions (repeatable).")
 @click.pass_context
 def diff_command(ctx: click.Context, old: str, new: str, sessions: tuple[Path, ...], output_format: str,
                  sample: int | None, seed: str, output: Path | None, columns_file: Path | None,
-                 payer_map_file: Path | None, history: tuple[Path, ...]) -> None:
+                 payer_map_file: Path | None, history: tuple[Path, ...], accumulators: tuple[Path, ...]) -> None:
     """Judge the same sessions under two versions of payer rules, OLD and NEW, and report every
     line whose status, allowed amount or reasons change, with the rules that made each change.
 
@@ -758,7 +783,9 @@ def diff_command(ctx: click.Context, old: str, new: str, sessions: tuple[Path, .
         columns = Columns.load(columns_file) if columns_file else None
         if payer_map_file is not None:
             columns = (columns or Columns()).with_payers(formats.load_payer_map(payer_map_file))
-        result = diff(old, new, list(sessions), columns=columns, history=list(history), sample=sample, seed=seed)
+        result = diff(old, new, list(sessions), columns=columns, history=list(history), sample=sample, seed=seed,
+                      accumulators=list(accumulators),
+                      warn=lambda note: click.echo(f"warning: {printable(note)}", err=True))
         render: Callable[[Diff], str] = {DiffFormat.TEXT: diff_render.text, DiffFormat.JSON: diff_render.json_text,
                                          DiffFormat.CSV: diff_render.csv_text}[DiffFormat(output_format)]
         with open_output(output) as out:
@@ -767,6 +794,7 @@ def diff_command(ctx: click.Context, old: str, new: str, sessions: tuple[Path, .
         click.echo(diagnostics(error.diagnostics), err=True, nl=False)
         ctx.exit(EXIT_USAGE)
     except InputError as error:
-        click.echo(f"error: {printable(str(error))}", err=True)
+        for part in getattr(error, "lines", None) or [str(error)]:  # one line per problem (accumulators)
+            click.echo(f"error: {printable(part)}", err=True)
         ctx.exit(EXIT_USAGE)
     ctx.exit(EXIT_CHANGED if result.changed else EXIT_SAME)

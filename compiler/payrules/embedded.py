@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import types
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
+from payrules.accumulators import accumulator_records, accumulators_of
 from payrules.explain import explain
 from payrules.fields import session_batch
 from payrules.judging import (
@@ -63,17 +65,25 @@ def load_policy(python: str) -> Policy:
                   namespace["RULES"], namespace["judge"], namespace["HISTORY"])
 
 
-def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = (),
+          accumulators: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Judge sessions given as dicts in the JSON input shape; returns the same dict as
     `payrules.RuleSet.check(...).to_dict()`. `history` sessions count for same-day and period rules
-    but are not judged; a bad history record raises ValueError."""
+    but are not judged; a bad history record raises ValueError. `accumulators` are rows as dicts
+    with the fields of an accumulators file: what the payer has already counted of each named
+    limit; a bad row raises ValueError (`AccumulatorError`), and a key or figure that is not
+    counted is said with `warnings.warn`."""
     past = history_days(list(history))
+    rows, notes = accumulator_records(list(accumulators), "<accumulators>")
+    used = accumulators_of(rows, POLICIES, notes) if rows else None
+    for note in used.warnings if used is not None else ():
+        warnings.warn(note, stacklevel=2)
     batch = session_batch(list(sessions), "<sessions>")
     results: list[dict[str, Any]] = []
     errors = list(batch.errors)
     counts = {PAID: 0, REDUCED: 0, DENIED: 0}
     charged = allowed_total = 0
-    for session, policy, outcome in judge_sessions(batch.sessions, POLICIES, past):
+    for session, policy, outcome in judge_sessions(batch.sessions, POLICIES, past, used):
         if policy is None:
             errors.extend(unknown_payer(session, POLICIES))
             continue
@@ -93,6 +103,7 @@ def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, 
     return {"sessions": results, "errors": [error_dict(e) for e in errors], "summary": summary}
 
 
-def check_json(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = ()) -> str:
+def check_json(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = (),
+               accumulators: Iterable[Mapping[str, Any]] = ()) -> str:
     """`check` as JSON text."""
-    return json.dumps(check(sessions, history), indent=2)
+    return json.dumps(check(sessions, history, accumulators), indent=2)

@@ -179,6 +179,16 @@ def _used_up(period: str, left: int) -> str:
     return ", so the benefit is used up" if period in BENEFIT_PERIODS and not left else ""
 
 
+def _accumulated(facts: tuple[object, ...], shown: Callable[[int], str], of: str = "of them") -> str:
+    """` (59 of them through 2026-03-31, from the accumulators file: acc.csv:2)` when a limit
+    over a period counted a figure of an accumulators file (the last fact), else ""."""
+    found = facts[-1] if facts else None
+    if not isinstance(found, tuple):
+        return ""
+    used, through, where = found
+    return f" ({shown(used)} {of} through {through}, from the accumulators file: {where})"
+
+
 def _unit_count(count: int) -> str:
     return f"{count} unit{'s' if count != 1 else ''}"
 
@@ -204,7 +214,7 @@ def _reduced(before: int, after: int, rule: RuleInfo | None = None) -> str:
 @_template("max_amount", key=lambda line, facts: (line.code, facts))
 def _max_amount(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple)
-    before, cap, extra, since_or_charge = facts
+    before, cap, extra, since_or_charge = facts[:4]
     amount, period = rule.param("amount"), rule.param("period")
     limit = f"This payer allows at most {amount} {_per(rule)}{_of(rule)}"
     if period == "unit":
@@ -220,14 +230,15 @@ def _max_amount(rule: RuleInfo, line: Line, facts: object) -> str:
         return f"{limit}: {_reduced(before, cap, rule)}"
     if not extra:
         return f"{limit}: {_reduced(before, cap, rule)}"
-    already = f"{dollars(extra)} was already allowed {_when(period, since_or_charge)}"
+    already = (f"{dollars(extra)} was already allowed {_when(period, since_or_charge)}"
+               f"{_accumulated(facts[4:], dollars, 'of it')}")
     return f"{limit}, and {already}{_used_up(period, cap)}: {_reduced(before, cap, rule)}"
 
 
 @_template("max_units", key=lambda line, facts: (line.code, facts))
 def _max_units(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple)
-    billed, kept, before, after, used, since = facts
+    billed, kept, before, after, used, since = facts[:6]
     limit, period = int(rule.param("count")), rule.param("period")
     noun = "unit" if limit == 1 else "units"
     what = f"{noun} of {rule.param('codes')}" if rule.param("codes") else noun
@@ -238,20 +249,24 @@ def _max_units(rule: RuleInfo, line: Line, facts: object) -> str:
         sentence = (f"Earlier lines of this session used {used} of the {_limit(rule)} {what} this payer allows per "
                     f"session; {billed} were billed on this line, {kept} can be paid")
     else:
-        sentence = (f"This payer allows at most {_limit(rule)} {what} {_per(rule)}, and {used} were already paid "
-                    f"{_when(period, since)}{_used_up(period, kept)}; {billed} were billed on this line, {kept} can "
-                    "be paid")
+        paid = f"{used} were already paid {_when(period, since)}{_accumulated(facts[6:], str)}"
+        found = facts[6] if len(facts) > 6 else None
+        if isinstance(found, tuple) and found[0] > used:  # `used` stops at the limit; the file's figure may not
+            paid = f"the accumulators file ({found[2]}) gives {found[0]} already paid through {found[1]}"
+        sentence = (f"This payer allows at most {_limit(rule)} {what} {_per(rule)}, and {paid}"
+                    f"{_used_up(period, kept)}; {billed} were billed on this line, {kept} can be paid")
     return f"{sentence}: {_reduced(before, after, rule)}"
 
 
 @_template("max_visits", key=lambda line, facts: (line.code, facts))
 def _max_visits(rule: RuleInfo, line: Line, facts: object) -> str:
     assert isinstance(facts, tuple)
-    visits, since = facts
+    visits, since = facts[:2]
     limit = int(rule.param("count"))
     counted = f"visit{'s' if limit != 1 else ''}" + (f" with {rule.param('codes')}" if rule.param("codes") else "")
     return (f"This payer pays at most {_limit(rule)} {counted} {_per(rule)}, and this patient already had {visits} "
-            f"{_when(rule.param('period'), since)}: {line.code} on this visit {_is_not(rule)} paid.")
+            f"{_when(rule.param('period'), since)}{_accumulated(facts[2:], str)}: {line.code} on this visit "
+            f"{_is_not(rule)} paid.")
 
 
 @_template("max_minutes", key=lambda line, facts: (line.code, line.minutes, facts))

@@ -12,12 +12,13 @@ import csv
 import functools
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from payrules.accumulators import Accumulators
 from payrules.api import RuleSet, load
 from payrules.compiler import Policy, policy_from_python
 from payrules.fields import (
@@ -148,6 +149,16 @@ def policy_texts(rules: RuleSet | str | Path) -> tuple[str, ...]:
     return tuple(p.python for found in ruleset.policies.values() for p in found)
 
 
+def accumulated(texts: tuple[str, ...], rows: Iterable[Mapping[str, Any]] | Accumulators | None
+                ) -> Accumulators | None:
+    """Accumulator rows (dicts with the fields of an accumulators file) checked on the driver
+    against the rules of `policy_texts`, before any job starts (`InputError` listing every
+    problem); the result pickles, and finds its figures in the rules each worker rebuilds."""
+    if rows is None or isinstance(rows, Accumulators):
+        return rows
+    return rebuilt(texts).accumulators(rows) or None
+
+
 @functools.lru_cache(maxsize=8)
 def rebuilt(texts: tuple[str, ...]) -> RuleSet:
     """The rule set of `policy_texts`, compiled once per worker process."""
@@ -216,13 +227,15 @@ def history_of(frame: PandasFrame | None, lay: Layout) -> History | None:
 
 
 def judge_frame(frame: PandasFrame, rules: RuleSet, lay: Layout,
-                history: PandasFrame | None = None, history_layout: Layout | None = None) -> PandasFrame:
+                history: PandasFrame | None = None, history_layout: Layout | None = None,
+                accumulators: Accumulators | None = None) -> PandasFrame:
     """Judge the lines of whole patients: one row per line, with the caller's id columns, the
     order column and the text of `check --format csv`'s decision cells.
 
     `history` holds earlier lines of the same patients (columns matched as `history_layout`).
     A bad history line cannot be counted, and a limit must not silently miss it, so the
-    lines of the group are then not judged and each says why.
+    lines of the group are then not judged and each says why. `accumulators` (see
+    `accumulated`) are the payer's figures of limits already used.
     """
     import pandas  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
@@ -233,7 +246,7 @@ def judge_frame(frame: PandasFrame, rules: RuleSet, lay: Layout,
         grouper.add(raw, origin, problem)
     batch = grouper.take()
     try:
-        block = judge_batch(batch, rules.policies, history_of(history, history_layout or lay))
+        block = judge_batch(batch, rules.policies, history_of(history, history_layout or lay), accumulators)
     except HistoryError as error:
         block = _refused(records, str(error))
     out = io.StringIO()

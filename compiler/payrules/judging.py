@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 from payrules.domain import closest, format_cents
 from payrules.fields import Batch, Problem, RecordError, session_batch
 from payrules.icd10 import line_findings, rule_info
-from payrules.runtime import Day, Earlier, Entry, Line, Origin, Reason, RuleInfo, Session
+from payrules.runtime import Accumulated, Day, Earlier, Entry, Line, Origin, Reason, RuleInfo, Session
 
 PAID, REDUCED, DENIED = "paid", "reduced", "denied"
 
@@ -134,13 +134,21 @@ Judged = list[tuple[Line, int, str, list[Reason], int]]
 of a session; a denied line pays no units."""
 
 
+class Accrued(Protocol):
+    """Accumulated use of limits (see `payrules.accumulators.Accumulators`)."""
+
+    def of(self, policy: Dated, key: PatientKey) -> Mapping[int, tuple[Accumulated, ...]]: ...
+
+
 def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[P]],
-                   history: History | None) -> Iterator[tuple[Session, P | None, Judged]]:
+                   history: History | None,
+                   accumulators: Accrued | None = None) -> Iterator[tuple[Session, P | None, Judged]]:
     """Each session with its policy and judged lines (no policy: nothing judged), in input order.
 
     When a policy has rules over periods, each patient's sessions are judged in date order
     (input order within a date), and each sees the earlier ones with the amounts and units
-    they were allowed, after the lines of `history`.
+    they were allowed, after the lines of `history`, and after what `accumulators` gives as
+    used in the period up to its through date.
     """
     days = days_with_history(sessions, history)
     picked = [pick(policies, session) for session in sessions]
@@ -160,6 +168,8 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
             if found is None:  # the patient's first session here: start from the history
                 found = pasts[key] = Earlier(history.patients.get(key, ()) if history else ())
             past = found
+            if accumulators is not None:
+                past.accumulated = accumulators.of(policy, key)
         # Diagnoses the code set does not bill deny their line before any rule: the payer
         # rejects such a line up front, so it pays nothing and uses up no limit. Its reason
         # comes first and takes the whole charge; the rules still say what they find.

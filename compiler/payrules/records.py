@@ -67,7 +67,7 @@ class Columns:
         A name in `keep` may be mapped to its column as a field is."""
         data = formats.read_toml(path, "column mapping")
         payers = formats.payer_table(data, path, required=False)
-        table = data.get("columns", {} if "payers" in data else None)
+        table = data.get("columns", {} if "payers" in data or "accumulators" in data else None)
         if not isinstance(table, dict):
             raise InputError(f'{path}: expected a [columns] table, such as [columns] date = "DOS", or a '
                              '[payers] table, such as [payers] 87726 = "UHC"')

@@ -17,6 +17,7 @@ from payrules.fields import Batch, RecordError
 from payrules.judging import (
     PAID,
     REDUCED,
+    Accrued,
     History,
     Judged,
     by_payer,
@@ -257,16 +258,17 @@ def policies_by_payer(policies: list[Policy]) -> dict[str, tuple[Policy, ...]]:
     return by_payer(policies)
 
 
-def judge_batch(batch: Batch, policies: Policies, history: History | None = None) -> Block:
+def judge_batch(batch: Batch, policies: Policies, history: History | None = None,
+                accumulators: Accrued | None = None) -> Block:
     """Judge every session of `batch` with the policy of its payer (keys from `policies_by_payer`).
 
     Facts about the day and earlier sessions come from the lines of the batch, so a batch must
     hold all of a patient's lines, and from `history`: earlier sessions that are counted but
-    not judged.
+    not judged; and from `accumulators`: the use of limits that an accumulators file gives.
     """
     results: list[SessionResult] = []
     errors = list(batch.errors)
-    for session, policy, judged in judge_sessions(batch.sessions, policies, history):
+    for session, policy, judged in judge_sessions(batch.sessions, policies, history, accumulators):
         if policy is None:
             errors.extend(unknown_payer(session, policies))
         else:
@@ -289,11 +291,12 @@ class Judgement(NamedTuple):
                      errors=self.errors, lines_read=self.lines_read)
 
 
-def judge_lines(batch: Batch, policies: Policies, history: History | None = None) -> Judgement:
+def judge_lines(batch: Batch, policies: Policies, history: History | None = None,
+                accumulators: Accrued | None = None) -> Judgement:
     """`judge_batch` without the result objects: the same decisions and errors, in the same order."""
     judged: list[tuple[Session, Policy, Judged]] = []
     errors = list(batch.errors)
-    for session, policy, lines in judge_sessions(batch.sessions, policies, history):
+    for session, policy, lines in judge_sessions(batch.sessions, policies, history, accumulators):
         if policy is None:
             errors.extend(unknown_payer(session, policies))
         else:
@@ -309,9 +312,10 @@ def reasons_of(policy: Policy, line: Line, found: list[Reason_]) -> tuple[Reason
     return tuple([_reason(policy, index, line, facts, taken) for index, facts, taken in found])
 
 
-def evaluate(batch: Batch, policies: Policies, history: History | None = None) -> Report:
+def evaluate(batch: Batch, policies: Policies, history: History | None = None,
+             accumulators: Accrued | None = None) -> Report:
     """Judge a whole batch into a `Report`."""
-    block = judge_batch(batch, policies, history)
+    block = judge_batch(batch, policies, history, accumulators)
     tally = Tally()
     tally.add(block)
     return Report(sessions=block.sessions, errors=block.errors, summary=tally.summary())

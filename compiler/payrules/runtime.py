@@ -265,6 +265,20 @@ Entry = tuple[Line, int, int]
 """An earlier line of the patient: the line, the cents allowed for it and the units paid."""
 
 
+class Accumulated(NamedTuple):
+    """What an accumulators file says one limit of a patient has used in one period, up to a
+    date: the visits, units or cents (whichever the limit counts) on dates of service from
+    `start` to `through`, both included."""
+
+    start: str
+    """The first date of the period, as `since` gives it ("" for a lifetime)."""
+    through: str
+    """The last date of service the figure covers."""
+    used: int
+    where: str
+    """The file and row that give it, as an explanation cites them."""
+
+
 class Ledger:
     """The earlier lines one limit over a period counts, in date order, with running totals of
     cents, units and visits: the total over any period is a binary search, not a rescan.
@@ -272,10 +286,15 @@ class Ledger:
     Filled from `Earlier` in date order: lines up to a date are added before that date is asked
     about, and no line after it."""
 
-    __slots__ = ("counts", "dates", "cents", "units", "visits", "seen", "_history", "_judged")
+    __slots__ = ("counts", "dates", "cents", "units", "visits", "seen", "_history", "_judged", "accumulated",
+                 "date")
 
     def __init__(self, counts: Callable[[Line], bool]) -> None:
         self.counts = counts
+        self.accumulated: tuple[Accumulated, ...] = ()
+        """The limit's use as the accumulators file gives it (see `Earlier.accumulated`)."""
+        self.date = ""
+        """The date the ledger is caught up to: the date of service being judged."""
         self.dates: list[str] = []
         self.cents = [0]
         self.units = [0]
@@ -303,6 +322,7 @@ class Ledger:
     def catch_up(self, earlier: Earlier, date: str) -> None:
         """Add the lines of `earlier` dated up to `date` that are not in yet, merging the history
         (sorted by date) with the judged lines (added in date order)."""
+        self.date = date
         history, judged = earlier.history, earlier.judged
         h, j = self._history, self._judged
         while True:
@@ -322,31 +342,58 @@ class Ledger:
 
     def cents_since(self, start: str) -> int:
         """Cents allowed for the counted lines dated from `start` to the last date caught up."""
-        return self.cents[-1] - self.cents[self._first(start)]
+        return self._since(self.cents, start)
 
     def units_since(self, start: str) -> int:
-        return self.units[-1] - self.units[self._first(start)]
+        return self._since(self.units, start)
 
     def visits_since(self, start: str) -> int:
-        return self.visits[-1] - self.visits[self._first(start)]
+        return self._since(self.visits, start)
+
+    def _since(self, totals: list[int], start: str) -> int:
+        """The use since `start`: the accumulated figure of the period (when one applies) and the
+        counted lines dated after its `through` date, else the counted lines from `start` on."""
+        found = self._accumulated(start)
+        if found is None:
+            return totals[-1] - totals[self._first(start)]
+        return found.used + totals[-1] - totals[bisect.bisect_right(self.dates, found.through)]
+
+    def _accumulated(self, start: str) -> Accumulated | None:
+        """The accumulated figure of the period starting on `start`, if it covers only dates
+        before the one being judged: a figure through that date or later may already hold the
+        session being judged, so it is not used for it (its lines count as they are)."""
+        for found in self.accumulated:
+            if found.start == start and found.through < self.date:
+                return found
+        return None
+
+    def accumulated_since(self, start: str) -> tuple[int, str, str] | None:
+        """For an explanation: (the accumulated figure, its through date, where it was given)
+        when one counts in the period starting on `start`, else None."""
+        found = self._accumulated(start)
+        return None if found is None else (found.used, found.through, found.where)
 
 
 class Earlier:
     """A patient's earlier lines, for limits over periods: the history (counted, not judged;
     sorted by date) and the lines judged so far (added in date order), with one ledger per rule."""
 
-    __slots__ = ("history", "judged", "ledgers")
+    __slots__ = ("history", "judged", "ledgers", "accumulated")
 
     def __init__(self, history: Iterable[Entry] = ()) -> None:
         self.history: list[Entry] = list(history)
         self.judged: list[Entry] = []
         self.ledgers: dict[int, Ledger] = {}
+        self.accumulated: Mapping[int, tuple[Accumulated, ...]] = {}
+        """The patient's use of each limit (by rule) that an accumulators file gives, for the
+        policy judging the current session."""
 
     def ledger(self, rule: int, counts: Callable[[Line], bool], date: str) -> Ledger:
         """Rule `rule`'s ledger over the lines that `counts`, caught up to `date`."""
         found = self.ledgers.get(rule)
         if found is None:
             found = self.ledgers[rule] = Ledger(counts)
+        found.accumulated = self.accumulated.get(rule, ())
         found.catch_up(self, date)
         return found
 

@@ -10,11 +10,12 @@ reader, runner and CSV writer of `payrules check`. Needs the `spark` extra.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from payrules import frames
+from payrules.accumulators import Accumulators
 from payrules.api import RuleSet
 from payrules.fields import ALL_FIELDS
 
@@ -34,7 +35,8 @@ _FIRST = frames.FIRST_PATIENT
 
 
 def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = None,
-          ids: Sequence[str] = (), history: DataFrame | None = None) -> DataFrame:
+          ids: Sequence[str] = (), history: DataFrame | None = None,
+          accumulators: Iterable[Mapping[str, Any]] | Accumulators | None = None) -> DataFrame:
     """Judge every line of `frame` (columns named as the CSV's, matched ignoring case, spaces
     and dashes) with `rules` (a rule file, a folder of them, or a loaded `RuleSet`).
 
@@ -42,7 +44,9 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
     `row` when not given) and the text cells of `payrules check --format csv` from
     `session_id` to `reasons`. A line that cannot be judged comes back with status
     `not judged` and why. `history` holds earlier lines (same columns), counted by same-day
-    rules and limits over periods but not judged.
+    rules and limits over periods but not judged. `accumulators` are rows (dicts with the fields
+    of an accumulators file) of what the payer has already counted of each named limit,
+    checked here before any job starts (`InputError` listing every problem).
 
     `order` names a column that gives each line's position within its session and the order
     of a patient's sessions on one day, as the rows of a CSV file would; a message that quotes
@@ -50,6 +54,7 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
     same each time the frame is computed (read from files, or cached).
     """
     texts = frames.policy_texts(rules)
+    used = frames.accumulated(texts, accumulators)
     ids = tuple(ids)
     added = order is None
     if added and ORDER in frame.columns:
@@ -65,7 +70,7 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
     schema = _schema(frame, lay)
     if history is None:
         def judge_group(group: PandasFrame) -> PandasFrame:
-            return _plain(frames.judge_frame(group, frames.rebuilt(texts), inner))
+            return _plain(frames.judge_frame(group, frames.rebuilt(texts), inner, accumulators=used))
 
         return lines.groupBy(frames.KEY).applyInPandas(judge_group, schema)
     past_order = order if order in history.columns else None
@@ -80,7 +85,7 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
     def judge_with_history(group: PandasFrame, earlier: PandasFrame) -> PandasFrame:
         if not len(group):
             return _plain(frames.empty_result(group, inner))
-        return _plain(frames.judge_frame(group, frames.rebuilt(texts), inner, earlier, past_inner))
+        return _plain(frames.judge_frame(group, frames.rebuilt(texts), inner, earlier, past_inner, used))
 
     return lines.groupBy(frames.KEY).cogroup(past.groupBy(frames.KEY)).applyInPandas(judge_with_history, schema)
 

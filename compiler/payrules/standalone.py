@@ -15,7 +15,7 @@ from payrules import __version__
 from payrules.compiler import Policy
 from payrules.diagnostics import InternalError
 
-MODULES = ("domain", "runtime", "icd10", "fields", "explain", "judging", "embedded")
+MODULES = ("domain", "runtime", "icd10", "fields", "explain", "judging", "accumulators", "embedded")
 """Copied in this order: each uses only the standard library and the ones before it."""
 
 

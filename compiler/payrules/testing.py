@@ -6,6 +6,8 @@ rows with the same name form one case, judged on its own), `expect_status`, and 
 `expect_allowed`, `expect_units` (the units paid) and `expect_reasons` (rule names or `CARC n`
 codes, separated by `;`; `-` means no reason at all). The rule files tested are those in the
 case file's folder and below.
+An accumulators file beside it with the same name (`NAME.accumulators.csv` for
+`NAME.cases.csv`) gives every case of the file the payer's figures of limits already used.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import attrs
 
+from payrules.accumulator_files import load_accumulators
+from payrules.accumulators import Accumulators
 from payrules.diagnostics import InputError
 from payrules.domain import dollars, parse_money, to_cents
 from payrules.fields import ALL_FIELDS, _Grouper
@@ -25,6 +29,8 @@ from payrules.runner import LineResult, Policies, Reason, evaluate
 from payrules.runtime import Origin, RuleInfo
 
 EXPECT_FIELDS = ("case", "expect_status", "expect_allowed", "expect_reasons", "expect_units")
+CASES_SUFFIX = ".cases.csv"
+ACCUMULATORS_SUFFIX = ".accumulators.csv"
 STATUSES = ("paid", "reduced", "denied")
 
 
@@ -162,11 +168,12 @@ def run_cases(path: Path, policies: Policies) -> list[CaseResult]:
     for raw, expectation in rows:
         by_case.setdefault(expectation.case, []).append((raw, expectation))
     results = []
+    used = _accumulators(path, policies)
     for name, case_rows in by_case.items():
         grouper = _Grouper()
         for raw, expectation in case_rows:
             grouper.add(raw, expectation.origin)
-        report = evaluate(grouper.take(), policies)
+        report = evaluate(grouper.take(), policies, None, used)
         decided = {line.origin.row: line for session in report.sessions for line in session.lines}
         rejected = {error.origin.row: error for error in report.errors}
         outcomes = []
@@ -177,6 +184,18 @@ def run_cases(path: Path, policies: Policies) -> list[CaseResult]:
             outcomes.append(_compare(expectation, decided[row]))
         results.append(CaseResult(file=str(path), name=name, outcomes=tuple(outcomes)))
     return results
+
+
+def _accumulators(path: Path, policies: Policies) -> Accumulators | None:
+    """The figures of the case file's `NAME.accumulators.csv`, if it has one. A case file is
+    written to be exact, so what would be a warning for `check` is an error here."""
+    beside = path.with_name(path.name[: -len(CASES_SUFFIX)] + ACCUMULATORS_SUFFIX)
+    if not beside.is_file():
+        return None
+    used = load_accumulators([beside], policies)
+    if used.warnings:
+        raise InputError(f"{used.warnings[0]} (in the accumulators of the case file {path})")
+    return used
 
 
 def _compare(expectation: Expectation, actual: LineResult) -> Outcome:

@@ -88,7 +88,7 @@ def write(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
     workers = worker_count(run)
     if workers == 1:
         for batch in read_blocks(run.sessions, run.columns, grouped=run.scan.grouped):
-            judgement = judge_lines(batch, run.policies, run.history)
+            judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
             writer.judged(judgement)
             tally.add_judged(judgement)
             yield judgement.lines_read
@@ -118,7 +118,7 @@ def _judge_part(part: Part) -> tuple[Fragment, Tally]:
     writer = main.continuation(io.StringIO())
     tally = Tally()
     for batch in read_part(part, run.columns):
-        judgement = judge_lines(batch, run.policies, run.history)
+        judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
         writer.judged(judgement)
         tally.add_judged(judgement)
     return writer.fragment(), tally
@@ -159,7 +159,7 @@ def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[
         table = csv_table(run.sessions[0], run.columns or Columns())
         if not _cut(table, run.columns or Columns(), folder, buckets):  # a session id has two patients: only the whole input can say so
             for batch in read_blocks(run.sessions, run.columns, grouped=False):
-                judgement = judge_lines(batch, run.policies, run.history)
+                judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
                 writer.judged(judgement)
                 tally.add_judged(judgement)
                 yield judgement.lines_read
@@ -246,7 +246,7 @@ def _judge_bucket(index: int) -> Tally:
     first: dict[str, int] = {}
     for raw, origin, _ in found:
         first.setdefault(clean(raw[0]), origin.row)
-    judgement = judge_lines(read_batch(found), run.policies, run.history)
+    judgement = judge_lines(read_batch(found), run.policies, run.history, run.accumulators)
     del found
     tally = Tally()
     tally.add_judged(judgement)

@@ -114,7 +114,7 @@ def judge(session, day, past, invalid):
         if u > left:
             a = allowed[k]
             b = (a * left * 2 + u) // (2 * u)
-            reasons[k].append((3, (u, left, a, b, 4 - left, s3), a - b))
+            reasons[k].append((3, (u, left, a, b, 4 - left, s3, l3.accumulated_since(s3)), a - b))
             allowed[k] = b
             units[k] = left
             if mins[k] is not None:

@@ -46,7 +46,7 @@ def judge(session, day, past, invalid):
         d = invalid[k]
         # line 8: 'max 3 visits per calendar year for CMT, massage'
         if code in _SET0 and v0 >= 3:
-            r.append((0, (v0, s0), 0 if d else line.charge))
+            r.append((0, (v0, s0, l0.accumulated_since(s0)), 0 if d else line.charge))
             d = True
         allowed.append(0 if d else line.charge)
         reasons.append(r)
@@ -61,7 +61,7 @@ def judge(session, day, past, invalid):
         if u > left:
             a = allowed[k]
             b = (a * left * 2 + u) // (2 * u)
-            reasons[k].append((1, (u, left, a, b, 6 - left, s1), a - b))
+            reasons[k].append((1, (u, left, a, b, 6 - left, s1, l1.accumulated_since(s1)), a - b))
             allowed[k] = b
             units[k] = left
             left = 0
@@ -75,7 +75,7 @@ def judge(session, day, past, invalid):
             continue
         a = allowed[k]
         if a > left:
-            reasons[k].append((2, (a, left, used, s2), a - left))
+            reasons[k].append((2, (a, left, used, s2, l2.accumulated_since(s2)), a - left))
             allowed[k] = a = left
         left -= min(a, left)
         used += a
