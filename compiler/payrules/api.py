@@ -76,6 +76,11 @@ def load_policies(path: Path) -> list[Policy]:
     return policies
 
 
+def declared_fields(policies: Iterable[Policy]) -> tuple[str, ...]:
+    """The names of the fields the rule files declare, in the order first declared."""
+    return tuple(dict.fromkeys(f.name for policy in policies for f in policy.fields if f.declared))
+
+
 def read_history(paths: list[Path], columns: Columns | None = None) -> History:
     """Earlier sessions, counted by same-day rules and period limits but never judged. They must be valid."""
     try:
@@ -105,7 +110,11 @@ def start_check(sessions: list[Path], rules: Path, columns: Columns | None = Non
                 history: list[Path] | None = None) -> CheckRun:
     """Compile the rules, read the history and scan the sessions; raises before any output."""
     _refuse_renamed_json(sessions + (history or []), columns)
-    policies = policies_by_payer(load_policies(rules))
+    loaded = load_policies(rules)
+    policies = policies_by_payer(loaded)
+    names = declared_fields(loaded)
+    if names or (columns is not None and columns.mapping):
+        columns = (columns or Columns()).with_facts(names)
     # History lines are counted, never written: they need not have the kept columns.
     past = read_history(history, columns.without_keep() if columns else None) if history else None
     return CheckRun(sessions, policies, columns, scan(sessions, columns), past)
@@ -281,7 +290,8 @@ class RuleSet:
             past = history_days(_session_list(history, "history"))
         except ValueError as error:
             raise InputError(str(error)) from None
-        return evaluate(session_batch(given, "<sessions>", kept), self.policies, past)
+        facts = declared_fields([p for found in self.policies.values() for p in found])
+        return evaluate(session_batch(given, "<sessions>", kept, facts), self.policies, past)
 
 
 class NoPolicyError(RulesError, KeyError):

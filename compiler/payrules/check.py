@@ -32,6 +32,7 @@ from payrules.domain import (
     money_too_large,
     to_cents,
 )
+from payrules.conditions import Fields, fields_in
 from payrules.runtime import code_shape
 from payrules.source import Span
 
@@ -235,6 +236,11 @@ class Bindings:
     code_sets: dict[ast.CodeList, Codes] = attrs.field(factory=dict)
     cents: dict[ast.Money, int] = attrs.field(factory=dict)
     sets_by_name: dict[str, Codes] = attrs.field(factory=dict)
+    conditions: dict[int, tuple[str, str, tuple[str, ...]]] = attrs.field(factory=dict)
+    """By rule position: its `when`/`unless` as a Python expression, in plain words, and the
+    fields it reads (see `conditions.py`)."""
+    fields: Fields | None = None
+    """The declared fields, and which fields the conditions use."""
 
 
 @attrs.frozen
@@ -302,8 +308,9 @@ class _Checker:
             else:
                 seen_sets[name] = set_def
             self.bindings.sets_by_name[name] = self.codes(set_def.codes)
+        self.bindings.fields = Fields(self.module, self.diagnostics.append)
         seen_rules: dict[str, ast.Rule] = {}
-        for rule in self.module.rules:
+        for position, rule in enumerate(self.module.rules):
             if rule.name is not None:
                 name = rule.name.value
                 self.name(rule.name, "the rule name")
@@ -319,6 +326,26 @@ class _Checker:
             self.reason_code(rule.carc, CARC_RE, "CARC", "a claim adjustment reason code such as 45 or B7")
             self.reason_code(rule.rarc, RARC_RE, "RARC", "a remark code such as N130 or M15")
             _check_statement(rule.statement, self)
+            self.condition(position, rule)
+
+    def condition(self, position: int, rule: ast.Rule) -> None:
+        """A rule's `when` and `unless`, as one test of the line judged."""
+        fields = self.bindings.fields
+        assert fields is not None
+        parts: list[tuple[str, str]] = []
+        for keyword, condition in (("when", rule.when), ("unless", rule.unless)):
+            if condition is None:
+                continue
+            found = fields.condition(condition)
+            if found is None:
+                return
+            expression, words = found
+            parts.append((expression if keyword == "when" else f"not ({expression})", f"{keyword} {words}"))
+        if parts:
+            names = [n for c in (rule.when, rule.unless) if c is not None for n in fields_in(c)
+                     if fields.type_of(n) is not None]
+            self.bindings.conditions[position] = (" and ".join(f"({e})" for e, _ in parts),
+                                                  " and ".join(w for _, w in parts), tuple(dict.fromkeys(names)))
 
     def name(self, word: ast.Word, what: str) -> None:
         diagnostic = long_name(word.value, word.span, what)

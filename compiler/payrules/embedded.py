@@ -29,7 +29,7 @@ from payrules.judging import (
     summary_dict,
     unknown_payer,
 )
-from payrules.runtime import CodeSet, Line, Origin, RuleInfo, Session, since, time_units
+from payrules.runtime import CodeSet, Field, Line, Origin, RuleInfo, Session, add_days, first_date, since, time_units
 
 
 class Policy(NamedTuple):
@@ -44,6 +44,8 @@ class Policy(NamedTuple):
     judge: Judge
     history: bool
     """True when a rule counts earlier sessions (a limit per day or longer period)."""
+    fields: tuple[Field, ...] = ()
+    """The declared fields, and the built-in fields the conditions need."""
 
 
 POLICIES: dict[str, tuple[Policy, ...]] = {}
@@ -53,12 +55,13 @@ POLICIES: dict[str, tuple[Policy, ...]] = {}
 def load_policy(python: str) -> Policy:
     """Run one payer's generated code (it only defines constants and `judge`)."""
     runtime = types.SimpleNamespace(RuleInfo=RuleInfo, Line=Line, Session=Session, Origin=Origin, since=since,
-                                    time_units=time_units, CodeSet=CodeSet)
+                                    time_units=time_units, CodeSet=CodeSet, Field=Field, add_days=add_days,
+                                    first_date=first_date)
     namespace: dict[str, Any] = {"__name__": "payrules_policy", "rt": runtime}
     exec(compile(python, "<payrules policy>", "exec"), namespace)  # noqa: S102 - payrules' own output
     start, end = namespace["EFFECTIVE"]
     return Policy(namespace["PAYER_ID"], namespace["PAYER_NAME"], namespace["SOURCE"], start, end,
-                  namespace["RULES"], namespace["judge"], namespace["HISTORY"])
+                  namespace["RULES"], namespace["judge"], namespace["HISTORY"], namespace.get("FIELDS", ()))
 
 
 def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
@@ -66,12 +69,13 @@ def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, 
     `payrules.RuleSet.check(...).to_dict()`. `history` sessions count for same-day and period rules
     but are not judged; a bad history record raises ValueError."""
     past = history_days(list(history))
-    batch = session_batch(list(sessions), "<sessions>")
+    facts = tuple(dict.fromkeys(f.name for found in POLICIES.values() for p in found for f in p.fields if f.declared))
+    batch = session_batch(list(sessions), "<sessions>", (), facts)
     results: list[dict[str, Any]] = []
     errors = list(batch.errors)
     counts = {PAID: 0, REDUCED: 0, DENIED: 0}
     charged = allowed_total = 0
-    for session, policy, outcome in judge_sessions(batch.sessions, POLICIES, past):
+    for session, policy, outcome in judge_sessions(batch.sessions, POLICIES, past, errors):
         if policy is None:
             errors.extend(unknown_payer(session, POLICIES))
             continue

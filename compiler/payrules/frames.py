@@ -167,7 +167,7 @@ def _records(frame: PandasFrame, fields: Sequence[str | None], rows: Iterable[in
     found = []
     for raw, row in zip(zip(*columns), rows):
         text, problem = limited(raw)
-        found.append((text, new_named_tuple(Origin, (source, row, "", None, ())), problem))
+        found.append((text, new_named_tuple(Origin, (source, row, "", None, (), ())), problem))
     return found
 
 

@@ -115,11 +115,13 @@ class _Linker:
     def link(self, module: ast.Module, chain: tuple[str, ...]) -> ast.Module:
         sets: list[ast.SetDef] = []
         rules: list[ast.Rule] = []
+        fields: list[ast.FieldDef] = []
         for include in module.includes:
             found = self.include(include, chain)
             if found is not None:
                 sets += found.sets
                 rules += found.rules
+                fields += found.fields
         included = {rule.name.value: rule for rule in rules if rule.name is not None}
         dropped: set[str] = set()
         for drop in module.drops:
@@ -134,7 +136,8 @@ class _Linker:
                 replaced[rule.name.value] = rule
         kept = [replaced.get(r.name.value, r) if r.name is not None else r
                 for r in rules if r.name is None or r.name.value not in dropped]
-        return attrs.evolve(module, sets=sets + list(module.sets), rules=kept + own, includes=(), drops=())
+        return attrs.evolve(module, sets=sets + list(module.sets), rules=kept + own, includes=(), drops=(),
+                            fields=fields + list(module.fields))
 
     def include(self, include: ast.Include, chain: tuple[str, ...]) -> ast.Module | None:
         path = include.path.value

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import attrs
 import lark
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.tree import Meta
@@ -22,7 +23,7 @@ from payrules.source import Source, Span
 STATEMENT_WORDS = ("only", "not", "no", "max", "requires", "units", "one")
 """The words a statement can start with; used to suggest a fix for an unknown word."""
 
-TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set", "include", "drop", "override")
+TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set", "include", "drop", "override", "field")
 
 
 def grammar_text() -> str:
@@ -59,6 +60,7 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
     rules: list[ast.Rule] = []
     includes: list[ast.Include] = []
     drops: list[ast.Drop] = []
+    fields: list[ast.FieldDef] = []
     seen_entry = False
     header_failed = False
     for lineno, text in enumerate(source.text.split("\n"), start=1):
@@ -87,6 +89,8 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
             includes.append(entry)
         elif isinstance(entry, ast.Drop):
             drops.append(entry)
+        elif isinstance(entry, ast.FieldDef):
+            fields.append(entry)
         else:
             rules.append(entry)
         seen_entry = True
@@ -94,7 +98,7 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
         diagnostics.append(_error("E003", "missing `payer` line", Span(source, 0, 0),
                                   'start the file with a line such as `payer ASH "American Specialty Health"`'))
     module = ast.Module(span=Span(source, 0, len(source.text)), header=header, sets=sets, rules=rules,
-                        includes=includes, drops=drops)
+                        includes=includes, drops=drops, fields=fields)
     return module, diagnostics
 
 
@@ -106,7 +110,7 @@ class _LineError(Exception):
         self.diagnostic = diagnostic
 
 
-Entry = ast.Header | ast.SetDef | ast.Include | ast.Drop | ast.Rule
+Entry = ast.Header | ast.SetDef | ast.Include | ast.Drop | ast.Rule | ast.FieldDef
 
 
 def _parse_line(text: str, source: Source, offset: int) -> Entry | None:
@@ -223,6 +227,9 @@ _TERMINAL_WORDS = {
     "DATE": "a date such as 2024-01-01",
     "DIAGNOSIS": "an ICD-10-CM code such as M54.50 or a prefix such as M54.5*",
     "PERCENT": "a share such as 75%",
+    "UNLESS_MODIFIER": "`unless modifier`",
+    "NOT_IN": "`not in`",
+    "SHIFT": "`+` or `-`",
 }
 
 
@@ -356,6 +363,87 @@ class _ToAst(Transformer[Token, Any]):
 
     def reason_code(self, meta: Meta, token: Token) -> ast.Word:
         return self._word(token)
+
+    # facts and conditions (see `conditions.py` for what they mean)
+    def field_def(self, meta: Meta, name: Token, type_: ast.Word, *rest: Any) -> ast.FieldDef:
+        values: dict[str, Any] = {}
+        for item in rest:
+            values.update({"scope": item} if isinstance(item, str) else item)
+        return ast.FieldDef(span=self._span(meta), name=self._word(name), type=type_, **values)
+
+    def field_type(self, meta: Meta, token: Token) -> ast.Word:
+        return self._word(token)
+
+    def type_yes_no(self, meta: Meta) -> ast.Word:
+        return ast.Word(span=self._span(meta), value="yes/no")
+
+    def scope_line(self, meta: Meta) -> str:
+        return "line"
+
+    def missing_reject(self, meta: Meta) -> dict[str, Any]:
+        return {"missing": "reject"}
+
+    def missing_deny(self, meta: Meta, *codes: ast.Word) -> dict[str, Any]:
+        # `carc` and `rarc` are both optional: tell them apart by where the keyword stands.
+        values: dict[str, Any] = {"missing": "deny"}
+        for code in codes:
+            before = self.source.text[:code.span.start].rstrip()
+            values["carc" if before.lower().endswith("carc") else "rarc"] = code
+        return values
+
+    def when_option(self, meta: Meta, condition: ast.Condition) -> tuple[str, dict[str, Any], ast.Word]:
+        return self._option(meta, "when", when=condition)
+
+    def unless_option(self, meta: Meta, condition: ast.Condition) -> tuple[str, dict[str, Any], ast.Word]:
+        return self._option(meta, "unless", unless=condition)
+
+    def cond_or(self, meta: Meta, *parts: ast.Condition) -> ast.Condition:
+        return parts[0] if len(parts) == 1 else ast.AnyOf(span=self._span(meta), parts=parts)
+
+    def cond_and(self, meta: Meta, *parts: ast.Condition) -> ast.Condition:
+        return parts[0] if len(parts) == 1 else ast.AllOf(span=self._span(meta), parts=parts)
+
+    def cond_flag(self, meta: Meta, token: Token) -> ast.Flag:
+        return ast.Flag(span=self._tspan(token), name=str(token))
+
+    def comparison(self, meta: Meta, left: ast.Value, op: str, right: ast.Value) -> ast.Comparison:
+        return ast.Comparison(span=self._span(meta), left=left, op=op, right=right)
+
+    def compare_op(self, meta: Meta, token: Token) -> str:
+        return str(token)
+
+    def cond_in(self, meta: Meta, left: ast.Value, values: tuple[ast.Value, ...]) -> ast.Membership:
+        return ast.Membership(span=self._span(meta), left=left, values=values)
+
+    def cond_not_in(self, meta: Meta, left: ast.Value, _: Token, values: tuple[ast.Value, ...]) -> ast.Membership:
+        return ast.Membership(span=self._span(meta), left=left, values=values, negated=True)
+
+    def value_list(self, meta: Meta, *values: ast.Value) -> tuple[ast.Value, ...]:
+        return values
+
+    def date_shift(self, meta: Meta, value: ast.Value, sign: Token, days: Token) -> ast.Value:
+        number = int(days) if str(days).isdigit() and len(str(days)) <= 7 else None
+        shift = None if number is None else (number if sign == "+" else -number)
+        return attrs.evolve(value, span=self._span(meta), shift=shift, shift_text=str(days))
+
+    def _value(self, token: Token, kind: str) -> ast.Value:
+        text = unescape(token) if kind == "text" else str(token)
+        return ast.Value(span=self._tspan(token), kind=kind, text=text)
+
+    def value_field(self, meta: Meta, token: Token) -> ast.Value:
+        return self._value(token, "field")
+
+    def value_code(self, meta: Meta, token: Token) -> ast.Value:
+        return self._value(token, "code")
+
+    def value_date(self, meta: Meta, token: Token) -> ast.Value:
+        return self._value(token, "date")
+
+    def value_money(self, meta: Meta, token: Token) -> ast.Value:
+        return self._value(token, "money")
+
+    def value_text(self, meta: Meta, token: Token) -> ast.Value:
+        return self._value(token, "text")
 
     # statements
     def only(self, meta: Meta, codes: ast.CodeList) -> ast.Only:

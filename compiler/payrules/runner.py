@@ -266,7 +266,7 @@ def judge_batch(batch: Batch, policies: Policies, history: History | None = None
     """
     results: list[SessionResult] = []
     errors = list(batch.errors)
-    for session, policy, judged in judge_sessions(batch.sessions, policies, history):
+    for session, policy, judged in judge_sessions(batch.sessions, policies, history, errors):
         if policy is None:
             errors.extend(unknown_payer(session, policies))
         else:
@@ -293,7 +293,7 @@ def judge_lines(batch: Batch, policies: Policies, history: History | None = None
     """`judge_batch` without the result objects: the same decisions and errors, in the same order."""
     judged: list[tuple[Session, Policy, Judged]] = []
     errors = list(batch.errors)
-    for session, policy, lines in judge_sessions(batch.sessions, policies, history):
+    for session, policy, lines in judge_sessions(batch.sessions, policies, history, errors):
         if policy is None:
             errors.extend(unknown_payer(session, policies))
         else:
