@@ -327,6 +327,11 @@ class _Checker:
             self.reason_code(rule.rarc, RARC_RE, "RARC", "a remark code such as N130 or M15")
             _check_statement(rule.statement, self)
             self.condition(position, rule)
+        fields = self.bindings.fields
+        for name, field in fields.declared.items():
+            if name not in fields.used:
+                self.warning("W140", f"field `{name}` is declared but no rule uses it", field.name.span,
+                             f"use it in a condition, as in `... when {name} ...`, or remove the declaration")
 
     def condition(self, position: int, rule: ast.Rule) -> None:
         """A rule's `when` and `unless`, as one test of the line judged."""
@@ -342,7 +347,7 @@ class _Checker:
             expression, words = found
             parts.append((expression if keyword == "when" else f"not ({expression})", f"{keyword} {words}"))
         if parts:
-            names = [n for c in (rule.when, rule.unless) if c is not None for n in fields_in(c)
+            names = [n.lower() for c in (rule.when, rule.unless) if c is not None for n in fields_in(c)
                      if fields.type_of(n) is not None]
             self.bindings.conditions[position] = (" and ".join(f"({e})" for e, _ in parts),
                                                   " and ".join(w for _, w in parts), tuple(dict.fromkeys(names)))

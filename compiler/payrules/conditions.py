@@ -102,7 +102,8 @@ class Fields:
         self.report(Diagnostic(code=code, severity=Severity.ERROR, message=message, span=span, help=help))
 
     def _declare(self, field: ast.FieldDef) -> None:
-        name = field.name.value
+        # Field names ignore case, as the input's column names and keys do.
+        name = field.name.value.lower()
         if name.lower() in BUILT_INS or name.lower() in _INPUT_FIELDS:
             self.error("E240", f"`{name}` is a built-in field", field.name.span,
                        "conditions can use it without a declaration; give a declared field another name")
@@ -138,6 +139,7 @@ class Fields:
         self.declared[name] = field
 
     def type_of(self, name: str) -> str | None:
+        name = name.lower()
         built_in = BUILT_INS.get(name)
         if built_in is not None:
             return built_in.type
@@ -145,6 +147,7 @@ class Fields:
         return field.type.value.lower() if field is not None else None
 
     def expression_of(self, name: str) -> str:
+        name = name.lower()
         built_in = BUILT_INS.get(name)
         return built_in.expression if built_in is not None else f"line.facts[{name!r}]"
 
@@ -180,7 +183,7 @@ class Fields:
                 self.error("E244", f"`{condition.name}` is {_TYPE_WORDS[kind]}, not a yes/no field",
                            condition.span, f"compare it, as in `{condition.name} = ...`")
                 return None
-            return f"{self.expression_of(condition.name)} is True", f"{field_words(condition.name)} is yes"
+            return f"{self.expression_of(condition.name)} is True", f"{field_words(condition.name.lower())} is yes"
         if isinstance(condition, ast.Membership):
             return self._membership(condition)
         return self._comparison(condition)
@@ -195,7 +198,7 @@ class Fields:
                     + ", ".join(BUILT_INS))
             self.error("E245", f"unknown field `{name}`", span, help)
             return None
-        self.used.setdefault(name, None)
+        self.used.setdefault(name.lower(), None)
         return kind
 
     def _is_field(self, value: ast.Value) -> bool:
@@ -207,7 +210,7 @@ class Fields:
             kind = self._field_type(value.text, value.span)
             if kind is None:
                 return _Typed(None, "", "")
-            typed = _Typed(kind, self.expression_of(value.text), field_words(value.text), value.text)
+            typed = _Typed(kind, self.expression_of(value.text), field_words(value.text.lower()), value.text.lower())
         else:
             typed = self._literal(value, other)
         if value.shift is not None or value.shift_text:

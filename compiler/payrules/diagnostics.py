@@ -96,6 +96,16 @@ CODES: dict[str, tuple[str, str]] = {
     "E214": ("an unknown time rule (not `cms` or `ama`)", "units by medicare rule for 97140"),
     "E215": ("an amount over $999,999,999.99, a share over 1,000% or a limit over 100,000",
              "max $1,000,000,000 per session"),
+    "E240": ("a field declared twice, with a built-in field's name, or a name over 64 characters",
+             "field date: date"),
+    "E241": ("an unknown field type", "field accident_date: day"),
+    "E242": ("`if missing deny` with a CARC that needs a remark code, and none given",
+             "field accident_date: date if missing deny"),
+    "E243": ("a condition too large: more than 32 comparisons, 4 levels of nesting or 1,000 listed values",
+             "only 97140 when units > 1 and(units > 2 or(units > 3 and(units > 4 or(units > 5 and units > 6))))"),
+    "E244": ("a comparison of values of different kinds, or an order (`<`) on codes or texts",
+             "only 97140 when date > $100"),
+    "E245": ("an unknown field in a condition", "only 97140 when acident_date > 2024-01-01"),
     "W101": ("a rule that can never apply: `only` or `not covered` denies all its codes",
              "only 97140\nmax 2 units of 97124 per line"),
     "W102": ("two `only` lists that share no code, so nothing is covered", "only 97124\nonly 97140"),
@@ -103,5 +113,6 @@ CODES: dict[str, tuple[str, str]] = {
     "W104": ("a limit of zero, which pays nothing", "max 0 visits per calendar year"),
     "W105": ("a code set of the file that is never used", "set unused = 97010"),
     "W106": ("an `ignore` comment that silences nothing", "only 97140  # payrules: ignore W101"),
+    "W140": ("a declared field that no rule uses", "field accident_date: date  (no rule uses it)"),
 }
 """Every diagnostic code: what it means, and a line that produces it. Codes are never renumbered."""

@@ -318,7 +318,7 @@ _BUILT_IN_VALUES = {"date": "date", "code": "code", "units": "units", "minutes":
                     "credential": "provider_credential", "place_of_service": "place_of_service"}
 
 
-def _condition_values(rule: RuleInfo, line: Line) -> tuple[tuple[str, str], ...]:
+def condition_values(rule: RuleInfo, line: Line) -> tuple[tuple[str, str], ...]:
     """The values of the fields a rule's condition reads, as shown: (words, value)."""
     names = dict(rule.params).get("condition_fields", "")
     found = []
@@ -347,7 +347,7 @@ def _with_condition(rule: RuleInfo, line: Line, sentence: str) -> str:
     condition = dict(rule.params).get("condition")
     if not condition:
         return sentence
-    values = _condition_values(rule, line)
+    values = condition_values(rule, line)
     here = "; here " + ", ".join(f"{words} is {value}" for words, value in values) if values else ""
     return f"{sentence} The rule applies {condition}{here}."
 
@@ -373,4 +373,4 @@ def explain(rule: RuleInfo, line: Line, facts: object) -> str:
 def explanation_key(rule: RuleInfo, line: Line, facts: object) -> object:
     """What `explain` reads from the line and facts for this rule, as a hashable value."""
     key = _entry(rule).key(line, facts)
-    return (key, _condition_values(rule, line)) if dict(rule.params).get("condition") else key
+    return (key, condition_values(rule, line)) if dict(rule.params).get("condition") else key

@@ -230,12 +230,12 @@ def facts_of(session: Session, fields: Sequence[Field], source: str) -> tuple[li
             given = {repr(v): (v, k) for k, v in reversed(list(enumerate(values))) if v is not None}
             if len(given) > 1:
                 (first, at), (second, other) = sorted(given.values(), key=lambda item: item[1])[:2]
-                rows = (session.lines[at].origin.row, session.lines[other].origin.row)
+                rows = (_where(session.lines[at].origin), _where(session.lines[other].origin))
                 for k in range(len(values)):
                     problems[k].append(Problem(
                         field=field.name, value=_shown_fact(values[k]),
                         message=f"the lines of session {session.session_id} disagree: `{_shown_fact(first)}` "
-                                f"(row {rows[0]}) and `{_shown_fact(second)}` (row {rows[1]}); a field declared "
+                                f"({rows[0]}) and `{_shown_fact(second)}` ({rows[1]}); a field declared "
                                 "per session has one value per session"))
             elif given:
                 only = next(iter(given.values()))[0]
@@ -249,6 +249,11 @@ def facts_of(session: Session, fields: Sequence[Field], source: str) -> tuple[li
             typed[k][field.name] = value
     lines = [line._replace(facts=facts) for line, facts, found in zip(session.lines, typed, problems) if not found]
     return lines, problems
+
+
+def _where(origin: Origin) -> str:
+    """A line's place within its file, as a message between lines of one session names it."""
+    return origin.path.rsplit(".", 1)[-1] if origin.path else f"row {origin.row}"
 
 
 def _shown_fact(value: object) -> str:

@@ -239,7 +239,10 @@ def _expected_words(names: Iterable[str]) -> str:
         return "a statement such as `only 97140`"
     if names == {"CODE", "MONEY", "PERCENT"}:
         return "an amount such as $45, a share such as 75% or a number such as 4"
-    if {"CODE", "WORD"} <= names:
+    if {"CODE", "WORD", "DATE", "MONEY", "STRING"} <= names:  # a side of a comparison
+        names = names - {"CODE", "WORD", "DATE", "MONEY", "STRING"}
+        words = ['a field such as accident_date, or a value such as 11, 2024-03-01, $45 or "A1"']
+    elif {"CODE", "WORD"} <= names:
         names = names - {"CODE", "WORD"}
         words = ["a procedure code such as 97140 or a code set name"]
     else:
@@ -474,7 +477,7 @@ class _ToAst(Transformer[Token, Any]):
     def scope_day(self, meta: Meta) -> str:
         return "day"
 
-    def unless(self, meta: Meta, words: tuple[ast.Word, ...]) -> tuple[ast.Word, ...]:
+    def unless(self, meta: Meta, keyword: Token, words: tuple[ast.Word, ...]) -> tuple[ast.Word, ...]:
         return words
 
     def max_amount(self, meta: Meta, amount: ast.Amount, *rest: Any) -> ast.MaxAmount:

@@ -281,6 +281,7 @@ class _CsvTable:
         # Absent fields read the "" appended after the last column.
         self.pick = operator.itemgetter(*[p[0] if p else self.width for p in self.picks])
         self.padding = [""] * (self.width + 1)
+        self.header_names = tuple(header)
         self.keep = columns.keep
         self.kept_at = columns.kept_at(path, header)
         normal = [_normal_header(h) for h in header]
