@@ -336,8 +336,14 @@ def test_a_condition_keeps_a_rule_out_of_the_unreachable_check() -> None:
 
 
 def test_explain_shows_the_condition_in_words(text_snapshot: SnapshotAssertion) -> None:
-    output = render_transcript(["check", "examples/auto-pip/sessions.csv", "--rules", "examples/auto-pip"])
-    assert text_snapshot == output
+    asked = ["explain", "examples/auto-pip/rules.payer", "--code", "97124", "--credential", "LMT", "--date",
+             "2024-03-05", "--field", "accident_date=2024-03-01", "--field", "visit_number=3"]
+    home = render_transcript([*asked, "--place-of-service", "12"])
+    office = render_transcript([*asked, "--place-of-service", "11"])
+    missing = render_transcript(asked[:-4])
+    assert "The rule applies when the place of service is 12; here the place of service is 12." in " ".join(home.split())
+    assert "it applies only when the place of service is 12; here the place of service is 11" in office
+    assert text_snapshot == "\n".join([home, office, missing])
 
 
 def test_the_standalone_module_reads_declared_fields(tmp_path: Path) -> None:
