@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import ClassVar, Union
 
@@ -463,6 +464,10 @@ class Rule(Node):
         return self.statement.span.text
 
 
+def _field_defs(items: Iterable[FieldDef]) -> tuple[FieldDef, ...]:
+    return tuple(items)
+
+
 @attrs.frozen(kw_only=True)
 class Module:
     """A whole rule file."""
@@ -473,7 +478,7 @@ class Module:
     rules: tuple[Rule, ...] = attrs.field(converter=tuple[Rule, ...])
     includes: tuple[Include, ...] = attrs.field(default=(), converter=tuple[Include, ...])
     drops: tuple[Drop, ...] = attrs.field(default=(), converter=tuple[Drop, ...])
-    fields: tuple[FieldDef, ...] = attrs.field(default=(), converter=tuple)
+    fields: tuple[FieldDef, ...] = attrs.field(default=(), converter=_field_defs)
     """The declared facts (`field ...` lines), in file order."""
 
 
@@ -538,18 +543,22 @@ class Flag(Node):
     name: str
 
 
+def _parts(parts: Iterable[Condition]) -> tuple[Condition, ...]:
+    return tuple(parts)
+
+
 @attrs.frozen(kw_only=True)
 class AllOf(Node):
     """`a and b`."""
 
-    parts: tuple[Condition, ...] = attrs.field(converter=tuple)
+    parts: tuple[Condition, ...] = attrs.field(converter=_parts)
 
 
 @attrs.frozen(kw_only=True)
 class AnyOf(Node):
     """`a or b`."""
 
-    parts: tuple[Condition, ...] = attrs.field(converter=tuple)
+    parts: tuple[Condition, ...] = attrs.field(converter=_parts)
 
 
 Condition = Union[Comparison, Membership, Flag, AllOf, AnyOf]

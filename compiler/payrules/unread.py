@@ -93,7 +93,7 @@ def _keys(objects: Iterable[Any]) -> Iterator[tuple[str, str]]:
 
 def _parquet_names(path: Path) -> Iterator[tuple[str, str]]:
     try:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped, import-not-found, unused-ignore]
     except ImportError:
         return
     try:
