@@ -362,3 +362,21 @@ def test_the_standalone_module_reads_declared_fields(tmp_path: Path) -> None:
     assert [e["message"].replace(f"{tmp_path}/", "") for e in built["errors"]] == [
         e["message"] for e in expected["errors"]]
     assert [[l["status"] for l in s["lines"]] for s in built["sessions"]] == [["paid"], ["denied"]]
+
+
+def test_dask_frames_carry_declared_fields(tmp_path: Path) -> None:
+    pytest.importorskip("dask.dataframe")
+    import dask.dataframe as dd
+    import pandas
+
+    from payrules.dask import judge
+
+    (tmp_path / "rules.payer").write_text(PIP)
+    rows = {"session_id": ["C1", "A1", "N1"], "patient_id": ["P3", "P1", "P4"],
+            "date": ["2024-03-16", "2024-03-05", "2024-03-05"], "payer": ["PIP"] * 3,
+            "provider_npi": [NPI_DC] * 3, "code": ["98941"] * 3, "charge": ["55.00"] * 3,
+            "Accident Date": ["2024-03-01", "2024-03-01", ""]}
+    frame = dd.from_pandas(pandas.DataFrame(rows), npartitions=2)
+    result = judge(frame, tmp_path / "rules.payer").compute()
+    found = dict(zip(result["session_id"], result["status"]))
+    assert found == {"C1": "denied", "A1": "paid", "N1": "not judged"}
