@@ -380,3 +380,15 @@ def test_dask_frames_carry_declared_fields(tmp_path: Path) -> None:
     result = judge(frame, tmp_path / "rules.payer").compute()
     found = dict(zip(result["session_id"], result["status"]))
     assert found == {"C1": "denied", "A1": "paid", "N1": "not judged"}
+
+
+def test_an_error_in_a_mapped_declared_field_names_the_column(tmp_path: Path) -> None:
+    (tmp_path / "rules.payer").write_text(PIP)
+    (tmp_path / "v.csv").write_text(f"{HEADER},DOA\nA1,P1,2024-03-05,PIP,{NPI_DC},DC,98941,1,55.00,2024-13-01\n")
+    (tmp_path / "columns.toml").write_text('[columns]\naccident_date = "DOA"\n')
+    code, out, err = transcript(["check", str(tmp_path / "v.csv"), "--rules", str(tmp_path / "rules.payer"),
+                                 "--columns", str(tmp_path / "columns.toml"), "--format", "json"])
+    assert (code, err) == (1, "")
+    problem, = json.loads(out)["errors"][0]["problems"]
+    assert problem == {"field": "accident_date", "column": "DOA", "value": "2024-13-01",
+                       "message": "`2024-13-01` is not a calendar date"}

@@ -287,6 +287,9 @@ class _CsvTable:
         normal = [_normal_header(h) for h in header]
         self.facts = tuple((name, normal.index(column)) for name in columns.facts
                            if (column := columns.mapping.get(name, (name,))[0]) in normal)
+        renamed = {name: header[i].strip() for name, i in self.facts if normal[i] != name}
+        if renamed:  # a record error about a declared field names the export's own column
+            self.headers = {**(self.headers or {}), **renamed}
 
     def _header(self) -> list[str]:
         if self.plain:
