@@ -460,8 +460,15 @@ class Rule(Node):
 
     @property
     def text(self) -> str:
-        """The statement as written in the file (without the name)."""
-        return self.statement.span.text
+        """The statement as written in the file (without the name), with its conditions."""
+        if self.when is None and self.unless is None:
+            return self.statement.span.text
+        parts = [self.statement.span.text]
+        if self.when is not None:
+            parts.append(f"when {self.when.span.text}")
+        if self.unless is not None:
+            parts.append(f"unless {self.unless.span.text}")
+        return " ".join(parts)
 
 
 def _field_defs(items: Iterable[FieldDef]) -> tuple[FieldDef, ...]:

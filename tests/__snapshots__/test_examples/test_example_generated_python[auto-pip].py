@@ -7,9 +7,9 @@ SOURCE = 'examples/auto-pip/rules.payer'
 EFFECTIVE = (None, None)
 HISTORY = True
 RULES = (
-    rt.RuleInfo(position=0, name='late-start', kind='not_covered', file='examples/auto-pip/rules.payer', line=14, column=1, text='not covered chiro, therapy', severity='deny', carc='P21', rarc='N130', params=(('codes', 'chiro (98940-98942), therapy (97110, 97112, 97124, 97140)'), ('condition', "when the date of the patient's first visit with this payer is after the accident date + 14 days"), ('condition_fields', 'first_visit_date,accident_date')), source='Fla. Stat. 627.736(1)(a): initial services within 14 days after the accident', outcome='deny'),
-    rt.RuleInfo(position=1, name='home-visit-cap', kind='max_amount', file='examples/auto-pip/rules.payer', line=17, column=1, text='max $45 per session for therapy', severity='reduce', carc='45', rarc=None, params=(('amount', '$45.00'), ('codes', 'therapy (97110, 97112, 97124, 97140)'), ('condition', 'when the place of service is 12'), ('condition_fields', 'place_of_service'), ('per', 'session'), ('period', 'session')), source='SUNPIP fee guide: home visits', outcome='reduce'),
-    rt.RuleInfo(position=2, name='review', kind='not_covered', file='examples/auto-pip/rules.payer', line=20, column=1, text='not covered chiro, therapy', severity='warn', carc='96', rarc='N130', params=(('codes', 'chiro (98940-98942), therapy (97110, 97112, 97124, 97140)'), ('condition', 'when the visit number is more than 24'), ('condition_fields', 'visit_number')), source='SUNPIP: episodes past 24 visits are reviewed', outcome='deny'),
+    rt.RuleInfo(position=0, name='late-start', kind='not_covered', file='examples/auto-pip/rules.payer', line=14, column=1, text='not covered chiro, therapy when first_visit_date > accident_date + 14 days', severity='deny', carc='P21', rarc='N130', params=(('codes', 'chiro (98940-98942), therapy (97110, 97112, 97124, 97140)'), ('condition', "when the date of the patient's first visit with this payer is after the accident date + 14 days"), ('condition_fields', 'first_visit_date,accident_date')), source='Fla. Stat. 627.736(1)(a): initial services within 14 days after the accident', outcome='deny'),
+    rt.RuleInfo(position=1, name='home-visit-cap', kind='max_amount', file='examples/auto-pip/rules.payer', line=17, column=1, text='max $45 per session for therapy when place_of_service = 12', severity='reduce', carc='45', rarc=None, params=(('amount', '$45.00'), ('codes', 'therapy (97110, 97112, 97124, 97140)'), ('condition', 'when the place of service is 12'), ('condition_fields', 'place_of_service'), ('per', 'session'), ('period', 'session')), source='SUNPIP fee guide: home visits', outcome='reduce'),
+    rt.RuleInfo(position=2, name='review', kind='not_covered', file='examples/auto-pip/rules.payer', line=20, column=1, text='not covered chiro, therapy when visit_number > 24', severity='warn', carc='96', rarc='N130', params=(('codes', 'chiro (98940-98942), therapy (97110, 97112, 97124, 97140)'), ('condition', 'when the visit number is more than 24'), ('condition_fields', 'visit_number')), source='SUNPIP: episodes past 24 visits are reviewed', outcome='deny'),
 )
 FIELDS = (
     rt.Field('accident_date', 'date', 'session', 'reject', True, -1),
@@ -36,22 +36,22 @@ def judge(session, day, past, invalid):
     denied = []
     units = []
     fv = rt.first_date(past, session.date)
-    # line 14: 'not covered chiro, therapy'
+    # line 14: 'not covered chiro, therapy when first_visit_date > accident_date + 14 days'
     w0 = [line.facts.get('accident_date') is not None and ((fv > rt.add_days(line.facts['accident_date'], 14))) for line in lines]
-    # line 17: 'max $45 per session for therapy'
+    # line 17: 'max $45 per session for therapy when place_of_service = 12'
     w1 = [line.place_of_service != '' and ((line.place_of_service == '12')) for line in lines]
-    # line 20: 'not covered chiro, therapy'
+    # line 20: 'not covered chiro, therapy when visit_number > 24'
     w2 = [line.facts.get('visit_number') is not None and ((line.facts['visit_number'] > 24)) for line in lines]
     for k, line in enumerate(lines):
         code = line.code
         r = []
         d = invalid[k]
-        # line 14: 'not covered chiro, therapy'
+        # line 14: 'not covered chiro, therapy when first_visit_date > accident_date + 14 days'
         if w0[k]:
             if code in _SET0:
                 r.append((0, None, 0 if d else line.charge))
                 d = True
-        # line 20: 'not covered chiro, therapy'
+        # line 20: 'not covered chiro, therapy when visit_number > 24'
         if w2[k]:
             if code in _SET0:
                 r.append((2, None, 0))
@@ -59,7 +59,7 @@ def judge(session, day, past, invalid):
         reasons.append(r)
         denied.append(d)
         units.append(0 if d else line.units)
-    # line 17: 'max $45 per session for therapy'
+    # line 17: 'max $45 per session for therapy when place_of_service = 12'
     n1 = denied
     denied = [x or not y for x, y in zip(n1, w1)]
     used = 0
