@@ -392,3 +392,20 @@ def test_an_error_in_a_mapped_declared_field_names_the_column(tmp_path: Path) ->
     problem, = json.loads(out)["errors"][0]["problems"]
     assert problem == {"field": "accident_date", "column": "DOA", "value": "2024-13-01",
                        "message": "`2024-13-01` is not a calendar date"}
+
+
+def test_a_line_without_a_built_in_field_a_condition_needs_is_not_judged() -> None:
+    rules = ruleset("payer PIP\nmax $40 per line when place_of_service = 12\n")
+    report = rules.check([visit("X", "P1", "2024-03-05"), {**visit("Y", "P1", "2024-03-05"), "place_of_service": "12"}])
+    assert statuses(report) == {"Y": "reduced"}
+    assert errors(report) == ["X: place_of_service: is missing; a rule of rules.payer needs it in a condition (a line "
+                              "without it cannot be judged by that rule)"]
+
+
+def test_fields_declared_in_an_included_file_are_declared(tmp_path: Path) -> None:
+    (tmp_path / "pip-common.payer").write_text("payer X\nfield accident_date: date per session\n")
+    (tmp_path / "pip.payer").write_text('payer PIP\ninclude "pip-common"\n'
+                                        "not covered 98941 when date > accident_date + 14 days\n")
+    report = api.load(tmp_path / "pip.payer").check([visit("A", "P1", "2024-03-05", accident_date="2024-03-01"),
+                                                     visit("B", "P2", "2024-03-25", accident_date="2024-03-01")])
+    assert statuses(report) == {"A": "paid", "B": "denied"}

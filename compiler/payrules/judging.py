@@ -243,7 +243,7 @@ def facts_of(session: Session, fields: Sequence[Field], source: str) -> tuple[li
         for k, value in enumerate(values):
             if value is None and field.used and field.missing == "reject" and not problems[k]:
                 how = ("(its declaration says `if missing reject`, the default)" if field.declared
-                       else "(declare the field with `if missing deny` to deny such lines instead)")
+                       else "(a line without it cannot be judged by that rule)")
                 problems[k].append(Problem(field=field.name, value="",
                                            message=f"is missing; a rule of {source} needs it in a condition {how}"))
             typed[k][field.name] = value
