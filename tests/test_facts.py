@@ -70,7 +70,7 @@ def test_treatment_must_begin_within_14_days_of_the_accident() -> None:
     assert (reason.rule, reason.carc) == ("late-start", "P21")
     assert "when the date of the patient's first visit with this payer is after the accident date + 14 days" \
         in reason.message
-    assert "here the accident date is 2024-03-01" in reason.message
+    assert "here the first visit is 2024-03-16, the accident date is 2024-03-01" in reason.message
 
 
 def test_the_first_visit_may_come_from_history() -> None:

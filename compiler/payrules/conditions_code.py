@@ -90,7 +90,12 @@ def module_facts(checked: Checked, emissions: list[Any]) -> ModuleFacts:
         built_in = BUILT_INS.get(name)
         if built_in is not None and built_in.missing:
             specs.append(f"rt.Field({name!r}, {built_in.type!r}, 'line', 'reject', True, -1, False)")
-    lines = ["FIELDS = ("] + [f"    {spec}," for spec in specs] + [")"] if specs else []
     first_visit = "first_visit_date" in used
-    setup = ["fv = rt.first_date(past, session.date)"] if first_visit else []
+    setup: list[str] = []
+    if first_visit:
+        # Kept on each line's facts too, so that explanations can give its value.
+        specs.append("rt.Field('first_visit_date', 'date', 'session', 'reject', False, -1, False)")
+        setup = ["fv = rt.first_date(past, session.date)", "for line in lines:",
+                 "    line.facts['first_visit_date'] = fv"]
+    lines = ["FIELDS = ("] + [f"    {spec}," for spec in specs] + [")"] if specs else []
     return ModuleFacts(first_visit, infos, lines, setup, per_line)

@@ -330,9 +330,10 @@ def condition_values(rule: RuleInfo, line: Line) -> tuple[tuple[str, str], ...]:
                      "minutes": "the minutes", "charge": "the charge", "credential": "the provider's credential",
                      "place_of_service": "the place of service"}[name]
         elif name in line.facts:
-            value, words = line.facts[name], "the " + name.replace("_", " ")
+            value = line.facts[name]
+            words = "the first visit" if name == "first_visit_date" else "the " + name.replace("_", " ")
         else:
-            continue  # not on the line (the patient's first visit is worked out from other sessions)
+            continue
         if name == "charge" and isinstance(value, int):
             shown = dollars(value)
         elif isinstance(value, bool):

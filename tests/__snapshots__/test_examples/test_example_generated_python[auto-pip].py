@@ -15,6 +15,7 @@ FIELDS = (
     rt.Field('accident_date', 'date', 'session', 'reject', True, -1),
     rt.Field('visit_number', 'number', 'session', 'reject', True, -1),
     rt.Field('place_of_service', 'code', 'line', 'reject', True, -1, False),
+    rt.Field('first_visit_date', 'date', 'session', 'reject', False, -1, False),
 )
 
 _SET0 = frozenset({'97110', '97112', '97124', '97140', '98940', '98941', '98942'})
@@ -36,6 +37,8 @@ def judge(session, day, past, invalid):
     denied = []
     units = []
     fv = rt.first_date(past, session.date)
+    for line in lines:
+        line.facts['first_visit_date'] = fv
     # line 14: 'not covered chiro, therapy when first_visit_date > accident_date + 14 days'
     w0 = [line.facts.get('accident_date') is not None and ((fv > rt.add_days(line.facts['accident_date'], 14))) for line in lines]
     # line 17: 'max $45 per session for therapy when place_of_service = 12'
