@@ -284,6 +284,10 @@ only 97124 when units + 3 days > 2
 only 97124 when accident_date = 2024-02-30
 only 97124 when onset
 only 97124 when units > 1 and (units > 2 or (units > 3 and (units > 4 or (units > 5 and units > 6))))
+only 97124 when code in (massage, 97140)
+only 97124 when place_of_service = 1
+only 97124 when credential = LTM
+only 97124 when date < 2024-01-01 + 99999 days
 """
 
 

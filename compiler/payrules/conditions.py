@@ -9,12 +9,23 @@ service or the place of service, and the declared fields of the file), never oth
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from payrules import ast
 from payrules.diagnostics import Diagnostic, Severity, closest, quoted
-from payrules.domain import CARC_RE, RARC_RE, money_too_large, parse_money, to_cents
+from payrules.domain import (
+    CARC_RE,
+    CODE_EXAMPLES,
+    CODE_RE,
+    CREDENTIALS,
+    RARC_RE,
+    money_too_large,
+    parse_money,
+    to_cents,
+)
+from payrules.runtime import add_days
 from payrules.source import Span
 
 FIELD_TYPES = ("date", "code", "text", "number", "money", "yes/no")
@@ -232,8 +243,7 @@ class Fields:
         sign = "+" if days >= 0 else "-"
         words = f"{typed.words} {sign} {abs(days)} day{'s' if abs(days) != 1 else ''}"
         if typed.field is None:  # a fixed date: moved here, once
-            moved = (datetime.date.fromisoformat(typed.expression.strip("'")) + datetime.timedelta(days=days))
-            return _Typed("date", repr(moved.isoformat()), words)
+            return _Typed("date", repr(add_days(typed.expression.strip("'"), days)), words)
         return _Typed("date", f"rt.add_days({typed.expression}, {days})", words, typed.field)
 
     def _literal(self, value: ast.Value, other: str | None) -> _Typed:
@@ -292,9 +302,34 @@ class Fields:
                                f"{comparison.left.span.text} is {_TYPE_WORDS[left.type]}", comparison.span,
                        "use `=`, `!=` or `in (...)`")
             return None
+        for field, value, given in ((left.field, right, comparison.right), (right.field, left, comparison.left)):
+            if field is not None and value.field is None and not self._fits(field, value, given):
+                return None
         python_op = "==" if op == "=" else op
         words = (_DATE_OP_WORDS if left.type == "date" else _OP_WORDS)[op]
         return f"{left.expression} {python_op} {right.expression}", f"{left.words} {words} {right.words}"
+
+    def _fits(self, field: str, value: _Typed, given: ast.Value) -> bool:
+        """Whether a value compared with a built-in code field could be one of its values: a
+        procedure code, a place of service of two digits, a known credential."""
+        text = given.text.upper()
+        if field == "code" and not CODE_RE.match(text):
+            help = (f"`{given.text}` reads as a code; a condition lists codes one by one, and a code set "
+                    "goes in the statement's `for` list" if given.kind == "field" else None)
+            self.error("E244", f"{quoted(given.text)} is not a procedure code", given.span,
+                       help or f"expected {CODE_EXAMPLES}")
+            return False
+        if field == "place_of_service" and not _PLACE_RE.fullmatch(text):
+            self.error("E244", f"{quoted(given.text)} is not a place of service", given.span,
+                       "a place of service has two digits, such as 11 (office) or 12 (home)")
+            return False
+        if field == "credential" and text not in CREDENTIALS:
+            suggestion = closest(text, CREDENTIALS)
+            hint = f"did you mean `{suggestion}`? " if suggestion else ""
+            self.error("E244", f"unknown credential {quoted(given.text)}", given.span,
+                       hint + f"known credentials: {', '.join(CREDENTIALS)}")
+            return False
+        return True
 
     def _membership(self, membership: ast.Membership) -> tuple[str, str] | None:
         left = self._operand(membership.left, None)
@@ -317,6 +352,8 @@ class Fields:
                 self.error("E244", f"cannot compare {_TYPE_WORDS[left.type]} ({membership.left.span.text}) with "
                                    f"{_TYPE_WORDS[value.type]} ({given.span.text})", given.span)
                 return None
+        if not all(self._fits(left.field, value, given) for value, given in zip(values, membership.values)):
+            return None
         choices = "{" + ", ".join(dict.fromkeys(v.expression for v in values)) + "}"
         listed = ", ".join(v.words for v in values)
         negated = membership.negated
@@ -327,6 +364,9 @@ class Fields:
 _INPUT_FIELDS = frozenset({"session_id", "patient_id", "payer", "provider_npi", "provider_credential", "modifiers",
                            "diagnoses", "prescription_by"})
 """Input fields that are not condition fields but cannot be declared either."""
+
+
+_PLACE_RE = re.compile(r"[0-9]{2}")
 
 
 def _compatible(left: str, right: str) -> bool:

@@ -103,7 +103,8 @@ CODES: dict[str, tuple[str, str]] = {
              "field accident_date: date if missing deny"),
     "E243": ("a condition too large: more than 32 comparisons, 4 levels of nesting or 1,000 listed values",
              "only 97140 when units > 1 and(units > 2 or(units > 3 and(units > 4 or(units > 5 and units > 6))))"),
-    "E244": ("a comparison of values of different kinds, or an order (`<`) on codes or texts",
+    "E244": ("a comparison of values of different kinds, an order (`<`) on codes or texts, or a value the "
+             "field cannot hold (a place of service `1`)",
              "only 97140 when date > $100"),
     "E245": ("an unknown field in a condition", "only 97140 when acident_date > 2024-01-01"),
     "W101": ("a rule that can never apply: `only` or `not covered` denies all its codes",
