@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from syrupy.assertion import SnapshotAssertion
 
 from payrules import api
@@ -413,3 +415,37 @@ def test_fields_declared_in_an_included_file_are_declared(tmp_path: Path) -> Non
     report = api.load(tmp_path / "pip.payer").check([visit("A", "P1", "2024-03-05", accident_date="2024-03-01"),
                                                      visit("B", "P2", "2024-03-25", accident_date="2024-03-01")])
     assert statuses(report) == {"A": "paid", "B": "denied"}
+
+
+# --- hostile conditions and values: worded errors, never a crash ---------------------------------------
+
+CONDITION_TOKENS = ["when", "unless", "and", "or", "(", ")", "=", "!=", "<", "<=", ">", ">=", "in", "not in", "+",
+                    "-", "days", "14", "0", "99999999999", "2024-02-30", "2024-03-01", "9999-12-31", "$100",
+                    "$1.005", '"A1"', "accident_date", "referral", "units", "date", "code", "place_of_service",
+                    "credential", "first_visit_date", "charge", "minutes", "yes", "no", "massage", ",", "97124"]
+
+
+@given(st.lists(st.sampled_from(CONDITION_TOKENS), min_size=1, max_size=12))
+@settings(deadline=None)
+def test_any_condition_gets_a_decision_or_worded_errors(tokens: list[str]) -> None:
+    text = ("payer PIP\nfield accident_date: date\nfield referral: yes/no\nset massage = 97124\n"
+            f"only 97124, 97140 {' '.join(tokens)}\n")
+    try:
+        rules = api.compile_text(text, "fuzz.payer")
+    except CompileError as error:
+        assert all(d.code.startswith(("E", "W")) and d.message for d in error.diagnostics)
+        return
+    report = rules.check([visit("S", "P", "2024-03-05", code="97124", accident_date="2024-03-01", referral="no",
+                                place_of_service="11")])
+    assert report.summary.lines_read == report.summary.judged + report.summary.rejected == 1
+
+
+@given(st.text(max_size=30))
+@settings(deadline=None)
+def test_any_value_of_a_declared_field_is_judged_or_a_record_error(value: str) -> None:
+    rules = ruleset("payer PIP\nfield a: date\nfield b: number per line\nfield c: money\nfield d: yes/no\n"
+                    "field e: code\nnot covered 97124 when a > 2024-01-01 + 3 days or b >= 2 or c < $5 or d or e = X1\n")
+    session = {**visit("S", "P", "2024-03-05", code="97124"), "a": value, "c": value, "d": value, "e": value,
+               "lines": [{"provider_npi": NPI_DC, "code": "97124", "charge": "55.00", "b": value}]}
+    report = rules.check([session])
+    assert report.summary.lines_read == report.summary.judged + report.summary.rejected == 1
