@@ -235,6 +235,10 @@ class Fields:
             self.error("E244", f"days can only be added to a date; {value.text} is {_TYPE_WORDS[typed.type]}",
                        value.span, "write a date field, as in `accident_date + 14 days`")
             return _Typed(None, "", "")
+        if not (value.shift_text.isascii() and value.shift_text.isdigit()):
+            self.error("E208", f"{quoted(value.shift_text[:24])} is not a whole number of days", value.span,
+                       "write the days as digits, as in `accident_date + 14 days`")
+            return _Typed(None, "", "")
         if value.shift is None or abs(value.shift) > MAX_SHIFT_DAYS:
             self.error("E208", f"a shift of {value.shift_text[:24]} days is out of range", value.span,
                        f"give between 0 and {MAX_SHIFT_DAYS:,} days")
