@@ -449,3 +449,15 @@ def test_any_value_of_a_declared_field_is_judged_or_a_record_error(value: str) -
                "lines": [{"provider_npi": NPI_DC, "code": "97124", "charge": "55.00", "b": value}]}
     report = rules.check([session])
     assert report.summary.lines_read == report.summary.judged + report.summary.rejected == 1
+
+
+def test_a_time_rule_with_a_condition_pools_every_timed_line_and_lowers_the_kept_ones() -> None:
+    rules = ruleset("payer PIP\nunits by cms rule for 97124, 97140 when place_of_service = 12\n")
+    session = {"session_id": "S", "patient_id": "P", "date": "2024-03-05", "payer": "PIP",
+               "lines": [{"provider_npi": NPI_LMT, "code": "97124", "charge": "60.00", "units": 2, "minutes": 20,
+                          "place_of_service": "11"},
+                         {"provider_npi": NPI_LMT, "code": "97140", "charge": "60.00", "units": 2, "minutes": 10,
+                          "place_of_service": "12"}]}
+    # 30 minutes pooled give 2 units: one each. Only the line at home (12) is lowered.
+    found = [(l.status, l.units_paid) for l in rules.check([session]).sessions[0].lines]
+    assert found == [("paid", 2), ("reduced", 1)]
