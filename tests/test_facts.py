@@ -461,3 +461,11 @@ def test_a_time_rule_with_a_condition_pools_every_timed_line_and_lowers_the_kept
     # 30 minutes pooled give 2 units: one each. Only the line at home (12) is lowered.
     found = [(l.status, l.units_paid) for l in rules.check([session]).sessions[0].lines]
     assert found == [("paid", 2), ("reduced", 1)]
+
+
+def test_unless_without_modifier_says_to_write_modifier() -> None:
+    text = "payer T\nno 97124 same day as 98940 unless 59\none of 97124 per session unless XS\n"
+    found = [(d.code, d.message, d.help) for d in lint_source(Source("um.payer", text))]
+    assert found == [
+        ("E001", "expected `modifier` after `unless`, found `59`", "write `unless modifier 59`"),
+        ("E245", "unknown field `XS`", "to exempt lines that carry modifier XS, write `unless modifier XS`")]

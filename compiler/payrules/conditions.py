@@ -20,6 +20,7 @@ from payrules.domain import (
     CODE_EXAMPLES,
     CODE_RE,
     CREDENTIALS,
+    MODIFIER_RE,
     RARC_RE,
     money_too_large,
     parse_money,
@@ -207,6 +208,8 @@ class Fields:
             help = (f"did you mean `{suggestion}`?" if suggestion else
                     f"declare it first, as in `field {name}: date`; built-in fields are "
                     + ", ".join(BUILT_INS))
+            if MODIFIER_RE.match(name.upper()):
+                help = f"to exempt lines that carry modifier {name}, write `unless modifier {name}`"
             self.error("E245", f"unknown field `{name}`", span, help)
             return None
         self.used.setdefault(name.lower(), None)

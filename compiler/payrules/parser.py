@@ -149,6 +149,10 @@ def _fraction_before_count(text: str, dot: int) -> tuple[int, int, str] | None:
     return start, found.end(2), word if word.endswith("s") else word + "s"
 
 
+_UNLESS_WITHOUT_MODIFIER = re.compile(r"\bunless\s+([0-9][A-Za-z0-9]?)\s*(?:(?:,|\bor\b)\s*[A-Za-z0-9]{2}\s*)*"
+                                      r"(?:#.*)?$", re.IGNORECASE)
+
+
 def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, offset: int) -> Diagnostic:
     unknown = _unknown_statement_word(text)
     if unknown is not None:
@@ -158,6 +162,12 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
                 "a statement starts with " + ", ".join(f"`{w}`" for w in STATEMENT_WORDS))
         span = Span(source, offset + start, offset + start + len(token))
         return _error("E002", f"unknown statement word {quoted(token)}", span, help)
+
+    forgot = _UNLESS_WITHOUT_MODIFIER.search(text)
+    if forgot is not None:  # `unless 59`: the statement's modifier exemption without its keyword
+        span = Span(source, offset + forgot.start(1), offset + forgot.end(1))
+        return _error("E001", f"expected `modifier` after `unless`, found {quoted(forgot.group(1))}", span,
+                      f"write `unless modifier {forgot.group(1)}`")
 
     if isinstance(error, lark.UnexpectedCharacters):
         column = error.column
