@@ -469,3 +469,14 @@ def test_unless_without_modifier_says_to_write_modifier() -> None:
     assert found == [
         ("E001", "expected `modifier` after `unless`, found `59`", "write `unless modifier 59`"),
         ("E245", "unknown field `XS`", "to exempt lines that carry modifier XS, write `unless modifier XS`")]
+
+
+def test_the_language_server_completes_field_names_in_conditions() -> None:
+    from payrules.lsp.analysis import Analysis, completions
+
+    analysis = Analysis.of("pip.payer", PIP)
+    found = {item.label: item.detail for item in completions(analysis, "x: not covered 97124 when acc")}
+    assert found["accident_date"] == "declared field: date, per session"
+    assert found["place_of_service"] == "built-in field: the place of service (code)"
+    assert "modifier" not in found
+    assert "59" in {item.label for item in completions(analysis, "one of 97124 per session unless modifier ")}
