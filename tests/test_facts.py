@@ -480,3 +480,15 @@ def test_the_language_server_completes_field_names_in_conditions() -> None:
     assert found["place_of_service"] == "built-in field: the place of service (code)"
     assert "modifier" not in found
     assert "59" in {item.label for item in completions(analysis, "one of 97124 per session unless modifier ")}
+
+
+def test_the_limits_of_conditions_are_worded_errors() -> None:
+    many = " or ".join(f"units = {n}" for n in range(33))
+    values = ", ".join(str(n) for n in range(1001))
+    text = (f"payer T\nfield {'x' * 65}: date\nonly 97124 when {many}\nonly 97124 when units in ({values})\n")
+    found = [(d.code, d.message) for d in lint_source(Source("limits.payer", text)) if d.code.startswith("E")]
+    assert found == [("E240", "the field name is too long (65 characters)"),
+                     ("E243", "the condition holds 33 comparisons"), ("E243", "the list holds 1,001 values")]
+    report = ruleset("payer PIP\nfield visit_number: number\nnot covered 97124 when visit_number > 24\n").check(
+        [visit("S", "P", "2024-03-05", visit_number="1000000000")])
+    assert errors(report) == ["S: visit_number: a number is at most 999,999,999, found `1000000000`"]
