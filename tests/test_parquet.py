@@ -64,7 +64,7 @@ def made_up_lines(seed: int = 12, patients: int = 60) -> list[dict[str, Any]]:
                     "units": rng.choice((None, 1, 2, 3, 5)), "minutes": rng.choice((None, 15, 30)),
                     "charge": Decimal(rng.randint(2000, 12000)).scaleb(-2),
                     "diagnoses": rng.choice((["M99.01"], ["M54.50", "M99.03"], ["M62.830"], [])),
-                    "prescription_by": None,
+                    "prescription_by": None, "place_of_service": None,
                 })
     bad = [("provider_npi", BAD_NPI), ("units", 0), ("modifiers", ["GP", "X"]), ("charge", Decimal("-5.00")),
            ("date", datetime.date(2024, 4, 1)), ("payer", "NOPE"), ("session_id", ""), ("code", "9714")]

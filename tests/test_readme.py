@@ -490,7 +490,7 @@ def is_sample(body: str) -> bool:
     """A data sample: CSV with a header row, or the text of a report or an error shown as an
     illustration of a section whose real output is checked by a marked block."""
     first = body.splitlines()[0]
-    return first.startswith(("session_id,", "case,", "E002 ", "  FAIL ", "machine: ", "grammar/rules.lark "))
+    return first.startswith(("session_id,", "case,", "E002 ", "  FAIL ", "machine: ", "grammar/rules.lark ", "warning: "))
 
 
 def test_pre_commit_snippet_names_the_shipped_hooks() -> None:

@@ -25,6 +25,9 @@ TERMINAL_SCOPES = {
     "STRING": "string.quoted.double.payer",
     "COMMENT": "comment.line.number-sign.payer",
     "OVERRIDE": "storage.modifier.override.payer",
+    "UNLESS_MODIFIER": "keyword.other.payer",
+    "NOT_IN": "keyword.other.payer",
+    "SHIFT": "keyword.operator.comparison.payer",
 }
 """The scope each named terminal of rules.lark is highlighted with."""
 

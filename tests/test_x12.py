@@ -210,7 +210,8 @@ def test_a_line_maps_to_the_flat_record() -> None:
     assert dict(zip(ALL_FIELDS, raw)) == {
         "session_id": "C1", "patient_id": "M100", "date": "2024-03-04", "payer": "SUMMIT",
         "provider_npi": NPIS[1], "provider_credential": "DC", "code": "98941", "modifiers": "AT", "units": "1",
-        "minutes": "", "charge": "65.00", "diagnoses": "M99.03", "prescription_by": ""}
+        "minutes": "", "charge": "65.00", "diagnoses": "M99.03", "prescription_by": "",
+        "place_of_service": "11"}
     assert problem is None
     assert (origin.file, origin.row, origin.path) == ("claims.837", 19, "ST 0001 / CLM C1 / LX 1 / SV1")
     assert origin.column("provider_npi") == "2310B NM109" and origin.column("charge") == "SV102"

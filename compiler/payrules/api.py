@@ -79,6 +79,11 @@ def load_policies(path: Path) -> list[Policy]:
     return policies
 
 
+def declared_fields(policies: Iterable[Policy]) -> tuple[str, ...]:
+    """The names of the fields the rule files declare, in the order first declared."""
+    return tuple(dict.fromkeys(f.name for policy in policies for f in policy.fields if f.declared))
+
+
 def read_history(paths: list[Path], columns: Columns | None = None) -> History:
     """Earlier sessions, counted by same-day rules and period limits but never judged. They must be valid."""
     try:
@@ -111,7 +116,11 @@ def start_check(sessions: list[Path], rules: Path, columns: Columns | None = Non
     """Compile the rules, read the history and the accumulators and scan the sessions; raises
     before any output. The warnings of the accumulators are in `run.accumulators.warnings`."""
     _refuse_renamed_json(sessions + (history or []), columns)
-    policies = policies_by_payer(load_policies(rules))
+    loaded = load_policies(rules)
+    policies = policies_by_payer(loaded)
+    names = declared_fields(loaded)
+    if names or (columns is not None and columns.mapping):
+        columns = (columns or Columns()).with_facts(names)
     # History lines are counted, never written: they need not have the kept columns.
     past = read_history(history, columns.without_keep() if columns else None) if history else None
     used = None
@@ -295,7 +304,8 @@ class RuleSet:
         except ValueError as error:
             raise InputError(str(error)) from None
         used = accumulators if isinstance(accumulators, Accumulators) else self.accumulators(accumulators)
-        return evaluate(session_batch(given, "<sessions>", kept), self.policies, past, used or None)
+        facts = declared_fields([p for found in self.policies.values() for p in found])
+        return evaluate(session_batch(given, "<sessions>", kept, facts), self.policies, past, used or None)
 
     def accumulators(self, rows: Iterable[Mapping[str, Any]]) -> Accumulators:
         """Accumulator rows (dicts with the fields of an accumulators file) checked against these

@@ -20,13 +20,14 @@ import attrs
 import click
 
 from payrules import ast, ncci
-from payrules.api import load_policies
+from payrules.api import declared_fields, load_policies
 from payrules.check import Checked
 from payrules.compiler import Policy, check_source, read_source
 from payrules.diagnosis_sets import as_written
 from payrules.diagnostics import CompileError, InputError
 from payrules.domain import CREDENTIALS, closest, dollars, format_cents
-from payrules.fields import RecordError, session_batch
+from payrules.explain import condition_values
+from payrules.fields import RecordError, field_name, session_batch
 from payrules.icd10 import release
 from payrules.judging import covers, date_range
 from payrules.render import TextWriter, diagnostics, printable
@@ -47,7 +48,8 @@ EXIT_PAID, EXIT_NOT_PAID, EXIT_USAGE = 0, 1, 2
 
 _OPTIONS = {"code": "--code", "modifiers": "--modifier", "units": "--units", "minutes": "--minutes",
             "charge": "--charge", "diagnoses": "--diagnosis", "date": "--date", "payer": "--payer",
-            "provider_credential": "--credential", "prescription_by": "--prescription-by"}
+            "provider_credential": "--credential", "prescription_by": "--prescription-by",
+            "place_of_service": "--place-of-service"}
 """Session field → the option that gave its value, for error messages."""
 
 
@@ -70,6 +72,9 @@ class Question:
     prescription_by: str | None = None
     same_day: tuple[str, ...] = ()
     """Other lines of the same session, each `CODE` or `CODE-MOD[-MOD...]`."""
+    place_of_service: str | None = None
+    facts: tuple[tuple[str, str], ...] = ()
+    """Values of declared fields (`--field NAME=VALUE`), for the session."""
 
 
 @attrs.frozen(kw_only=True)
@@ -114,7 +119,8 @@ def ask(rules: Path, question: Question) -> Answer:
     found = _payer(policies, question.payer)
     date = question.date if question.date is not None else default_date(found)
     assumptions = _assumptions(question, found[-1], date)
-    batch = session_batch([_session(question, found[0].payer_id, date)], ORIGIN)
+    names = declared_fields(p for policy in policies.values() for p in policy)
+    batch = session_batch([_session(question, found[0].payer_id, date)], ORIGIN, (), names)
     if batch.errors:
         raise AskError("\n".join(_field_errors(batch.errors, question)))
     block = judge_batch(batch, policies)
@@ -159,7 +165,7 @@ def _session(question: Question, payer: str, date: str) -> dict[str, Any]:
     first = {"code": question.code, "modifiers": list(question.modifiers), "units": question.units or "",
              "minutes": question.minutes or "", "charge": PLACEHOLDER_CHARGE if question.charge is None
              else question.charge, "diagnoses": list(question.diagnoses),
-             "prescription_by": question.prescription_by or ""}
+             "prescription_by": question.prescription_by or "", "place_of_service": question.place_of_service or ""}
     others = []
     for text in question.same_day:
         code, *modifiers = text.split("-")
@@ -167,7 +173,7 @@ def _session(question: Question, payer: str, date: str) -> dict[str, Any]:
                        "diagnoses": list(question.diagnoses)})
     return {"session_id": SESSION_ID, "patient_id": PATIENT_ID, "date": date, "payer": payer,
             "provider_npi": PROVIDER_NPI, "provider_credential": question.credential or "",
-            "lines": [first, *others]}
+            "lines": [first, *others], **dict(question.facts)}
 
 
 def _field_errors(errors: tuple[RecordError, ...] | list[RecordError], question: Question,
@@ -179,8 +185,12 @@ def _field_errors(errors: tuple[RecordError, ...] | list[RecordError], question:
         index = int(error.origin.path[len("lines["):-1]) if error.origin.path.startswith("lines[") else 0
         for problem in error.problems:
             if index == 0:
-                option = payer_option if problem.field == "payer" else _OPTIONS.get(problem.field, problem.field)
+                option = payer_option if problem.field == "payer" else _OPTIONS.get(problem.field,
+                                                                                   f"--field {problem.field}")
                 text = f"{option}: {problem.message}"
+                if problem.message.startswith("is missing"):
+                    text = f"{option}: is missing; a rule's condition needs it (give {option}"
+                    text += "=VALUE to ask)" if option.startswith("--field") else " to ask)"
             elif problem.field in ("code", "modifiers"):
                 # Its other fields are the first line's, whose problems are said once, above.
                 text = f"--same-day {question.same_day[index - 1]}: {problem.message}"
@@ -227,6 +237,11 @@ def _silent(policy: Policy, session: SessionResult) -> Iterator[Silent]:
             continue
         node = nodes[rule.position] if rule.position < len(nodes) else None
         why = _why(node, checked, session) if node is not None and checked is not None else ""
+        condition = dict(rule.params).get("condition")
+        if condition:  # the condition first: it is what a biller is asked about
+            values = condition_values(rule, session.lines[0].input)
+            here = "; here " + ", ".join(f"{w} is {v}" for w, v in values) if values else ""
+            why = f"it applies only {condition}{here}" + (f"; {why}" if why else "")
         yield Silent(rule=rule.name, kind=rule.kind, location=f"{rule.file}:{rule.line}", text=rule.text,
                      why=why or "its conditions do not hold for this line")
 
@@ -391,6 +406,18 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
 # --- the command -------------------------------------------------------------------------------
 
 
+def _facts(ctx: click.Context, given: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """`--field NAME=VALUE` options as (name, value), names as the input's keys are read."""
+    found = []
+    for text in given:
+        name, sign, value = text.partition("=")
+        if not sign or not name.strip():
+            raise click.BadParameter(f"expected NAME=VALUE, such as accident_date=2024-03-01, found `{text}`",
+                                     ctx, param_hint="--field")
+        found.append((field_name(name), value))
+    return tuple(found)
+
+
 class AskFormat(enum.Enum):
     TEXT = "text"
     JSON = "json"
@@ -417,13 +444,17 @@ class AskFormat(enum.Enum):
               help="The credential of the prescriber, when the line has a prescription.")
 @click.option("--same-day", "same_day", multiple=True, metavar="CODE[-MOD]",
               help="Another line of the same session, such as 98940 or 97140-59 (repeatable).")
+@click.option("--place-of-service", "place_of_service", metavar="CODE",
+              help="The place of service, two digits such as 11 (office) or 12 (home).")
+@click.option("--field", "facts", multiple=True, metavar="NAME=VALUE",
+              help="The value of a field the rule file declares, such as accident_date=2024-03-01 (repeatable).")
 @click.option("--format", "output_format", type=click.Choice([f.value for f in AskFormat]),
               default=AskFormat.TEXT.value, show_default=True, help="text for people, json for programs.")
 @click.pass_context
 def explain_command(ctx: click.Context, rules: Path, code: str, credential: str | None, modifiers: tuple[str, ...],
                     units: str | None, minutes: str | None, charge: str | None, diagnoses: tuple[str, ...],
                     date: str | None, payer: str | None, prescription_by: str | None, same_day: tuple[str, ...],
-                    output_format: str) -> None:
+                    place_of_service: str | None, facts: tuple[str, ...], output_format: str) -> None:
     """Say what the rules in RULES (a .payer file or a folder) would do with one service line
     described by its facts, without any session file: its decision and reasons, in the words of
     `payrules check`, and which of the payer's rules would not apply, with why.
@@ -437,7 +468,8 @@ def explain_command(ctx: click.Context, rules: Path, code: str, credential: str 
     """
     question = Question(code=code, credential=credential, modifiers=modifiers, units=units, minutes=minutes,
                         charge=charge, diagnoses=diagnoses, date=date, payer=payer,
-                        prescription_by=prescription_by, same_day=same_day)
+                        prescription_by=prescription_by, same_day=same_day, place_of_service=place_of_service,
+                        facts=_facts(ctx, facts))
     try:
         answer = ask(rules, question)
     except CompileError as error:

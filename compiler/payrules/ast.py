@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import ClassVar, Union
 
@@ -554,11 +555,26 @@ class Rule(Node):
     """Options given more than once (an error), by the keyword that repeats."""
     override: Word | None = None
     """The `override` keyword: this rule replaces the included rule of the same name."""
+    when: Condition | None = None
+    """The rule applies only to lines for which this holds (`when ...`)."""
+    unless: Condition | None = None
+    """The rule does not apply to lines for which this holds (`unless ...`)."""
 
     @property
     def text(self) -> str:
-        """The statement as written in the file (without the name)."""
-        return self.statement.span.text
+        """The statement as written in the file (without the name), with its conditions."""
+        if self.when is None and self.unless is None:
+            return self.statement.span.text
+        parts = [self.statement.span.text]
+        if self.when is not None:
+            parts.append(f"when {self.when.span.text}")
+        if self.unless is not None:
+            parts.append(f"unless {self.unless.span.text}")
+        return " ".join(parts)
+
+
+def _field_defs(items: Iterable[FieldDef]) -> tuple[FieldDef, ...]:
+    return tuple(items)
 
 
 @attrs.frozen(kw_only=True)
@@ -572,3 +588,87 @@ class Module:
     includes: tuple[Include, ...] = attrs.field(default=(), converter=tuple[Include, ...])
     drops: tuple[Drop, ...] = attrs.field(default=(), converter=tuple[Drop, ...])
     lets: tuple[LetDef, ...] = attrs.field(default=(), converter=tuple[LetDef, ...])
+    fields: tuple[FieldDef, ...] = attrs.field(default=(), converter=_field_defs)
+    """The declared facts (`field ...` lines), in file order."""
+
+
+# --- facts and conditions -------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class FieldDef(Node):
+    """A fact of the session or line that the rules use, read from the input column or key of the
+    same name: `field accident_date: date per session if missing deny carc P21 rarc N130`."""
+
+    name: Word
+    type: Word
+    """`date`, `code`, `text`, `number`, `money` or `yes/no` as written (checked later)."""
+    scope: str = "session"
+    """`session`: one value for the whole session (its lines must agree); `line`: each line's own."""
+    missing: str = "reject"
+    """What a line that lacks the value gets when a rule needs it: `reject` (not judged, a record
+    error) or `deny` (denied with this declaration's reason)."""
+    carc: Word | None = None
+    rarc: Word | None = None
+    """The reason codes of a `deny` when the value is missing."""
+
+
+@attrs.frozen(kw_only=True)
+class Value(Node):
+    """One side of a comparison: a field (`accident_date`), a literal (`11`, `2024-03-01`, `$100`,
+    `"A12"`), or a date moved by a number of days (`accident_date + 14 days`)."""
+
+    kind: str
+    """`field`, `code` (digits or a code-like word), `date`, `money` or `text`."""
+    text: str
+    """The field name or the literal as written (a quoted text unescaped)."""
+    shift: int | None = None
+    """Days added (negative: taken away), for `... + 14 days`."""
+    shift_text: str = ""
+    """The number of days as written (checked later)."""
+
+
+@attrs.frozen(kw_only=True)
+class Comparison(Node):
+    """`date > accident_date + 14 days`, `units >= 2`, `place_of_service != 11`."""
+
+    left: Value
+    op: str
+    right: Value
+
+
+@attrs.frozen(kw_only=True)
+class Membership(Node):
+    """`place_of_service in (11, 22)`, `code not in (97124)`."""
+
+    left: Value
+    values: tuple[Value, ...] = attrs.field(converter=tuple[Value, ...])
+    negated: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class Flag(Node):
+    """A yes/no field on its own: `when referral`."""
+
+    name: str
+
+
+def _parts(parts: Iterable[Condition]) -> tuple[Condition, ...]:
+    return tuple(parts)
+
+
+@attrs.frozen(kw_only=True)
+class AllOf(Node):
+    """`a and b`."""
+
+    parts: tuple[Condition, ...] = attrs.field(converter=_parts)
+
+
+@attrs.frozen(kw_only=True)
+class AnyOf(Node):
+    """`a or b`."""
+
+    parts: tuple[Condition, ...] = attrs.field(converter=_parts)
+
+
+Condition = Union[Comparison, Membership, Flag, AllOf, AnyOf]

@@ -32,6 +32,7 @@ from payrules.domain import (
     money_too_large,
     to_cents,
 )
+from payrules.conditions import Fields, fields_in
 from payrules.diagnosis_check import DiagnosisChecks
 from payrules.diagnosis_sets import Diagnoses
 from payrules.named import NamedValues
@@ -248,6 +249,11 @@ class Bindings:
     """The `let` definitions by name (the first, when a name is given twice)."""
     ncci: dict[ast.StatementNode, list[ncci.PtpRow] | list[ncci.MueRow]] = attrs.field(factory=dict)
     """The rows of each `apply ncci` statement's tables, in file order."""
+    conditions: dict[int, tuple[str, str, tuple[str, ...]]] = attrs.field(factory=dict)
+    """By rule position: its `when`/`unless` as a Python expression, in plain words, and the
+    fields it reads (see `conditions.py`)."""
+    fields: Fields | None = None
+    """The declared fields, and which fields the conditions use."""
 
 
 @attrs.frozen
@@ -328,8 +334,9 @@ class _Checker(DiagnosisChecks, NamedValues):
                 assert isinstance(set_def.codes, ast.CodeList)
                 self.bindings.sets_by_name[name] = self.codes(set_def.codes)
         self.lets()
+        self.bindings.fields = Fields(self.module, self.diagnostics.append)
         seen_rules: dict[str, ast.Rule] = {}
-        for rule in self.module.rules:
+        for position, rule in enumerate(self.module.rules):
             if rule.name is not None:
                 name = rule.name.value
                 self.name(rule.name, "the rule name")
@@ -346,6 +353,31 @@ class _Checker(DiagnosisChecks, NamedValues):
             self.reason_code(rule.rarc, RARC_RE, "RARC", "a remark code such as N130 or M15")
             self.remark_needed(rule)
             _check_statement(rule.statement, self)
+            self.condition(position, rule)
+        fields = self.bindings.fields
+        for name, field in fields.declared.items():
+            if name not in fields.used:
+                self.warning("W140", f"field `{name}` is declared but no rule uses it", field.name.span,
+                             f"use it in a condition, as in `... when {name} ...`, or remove the declaration")
+
+    def condition(self, position: int, rule: ast.Rule) -> None:
+        """A rule's `when` and `unless`, as one test of the line judged."""
+        fields = self.bindings.fields
+        assert fields is not None
+        parts: list[tuple[str, str]] = []
+        for keyword, condition in (("when", rule.when), ("unless", rule.unless)):
+            if condition is None:
+                continue
+            found = fields.condition(condition)
+            if found is None:
+                return
+            expression, words = found
+            parts.append((expression if keyword == "when" else f"not ({expression})", f"{keyword} {words}"))
+        if parts:
+            names = [n.lower() for c in (rule.when, rule.unless) if c is not None for n in fields_in(c)
+                     if fields.type_of(n) is not None]
+            self.bindings.conditions[position] = (" and ".join(f"({e})" for e, _ in parts),
+                                                  " and ".join(w for _, w in parts), tuple(dict.fromkeys(names)))
 
     def too_long(self, name: str, span: Span, what: str) -> bool:
         """Report a name longer than `MAX_NAME_LENGTH`; True when it is one."""

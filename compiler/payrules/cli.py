@@ -26,6 +26,7 @@ from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
 from payrules.domain import npi_is_valid
 from payrules.masking import KEY_ENVIRONMENT, MaskKeyError, PatientMask, load_key
 from payrules.records import Columns
+from payrules.unread import unread_columns
 from payrules.render import printable
 from payrules.runner import Block, Summary, Tally
 from payrules.source import Source
@@ -287,6 +288,8 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, ou
         run = api.start_check(paths, rules, columns, list(history), list(accumulators))
         for warning in run.accumulators.warnings if run.accumulators is not None else ():
             click.echo(f"warning: {printable(warning)}", err=True)
+        for warning in unread_columns(paths, run.columns):
+            click.echo(printable(warning), err=True)
         counted = api.Statistics() if statistics else None
         # Text, JSON, JSONL and CSV output can be merged back from buckets judged apart (workers).
         bucketed = (workers.bucketable(run) and counted is None

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 import attrs
 
 from payrules import __version__, ast, ncci
+from payrules import conditions_code
 from payrules.check import MONTHS, Bindings, Checked, Codes
 from payrules.diagnosis_sets import Diagnoses, as_written
 from payrules.diagnostics import InternalError
@@ -686,7 +687,8 @@ def generate(checked: Checked, *, group_fee_schedules: bool = True) -> str:
     passes = [i for i, rule in enumerate(module.rules) if _emit(rule.statement, rule, i, scratch).session]
     runs = _fee_runs(module.rules, passes, ctx) if group_fee_schedules else [[i] for i in passes]
     scheduled = {i for run in runs if len(run) > 1 for i in run}
-    emissions = [_emit(rule.statement, rule, i, scratch if i in scheduled else ctx)
+    emissions = [conditions_code.conditioned(_emit(rule.statement, rule, i, scratch if i in scheduled else ctx),
+                                             checked.bindings.conditions.get(i), i)
                  for i, rule in enumerate(module.rules)]
 
     w = _Writer()
@@ -697,12 +699,15 @@ def generate(checked: Checked, *, group_fee_schedules: bool = True) -> str:
     w.line(f"PAYER_NAME = {checked.payer_name!r}")
     w.line(f"SOURCE = {module.span.file!r}")
     w.line(f"EFFECTIVE = {checked.effective!r}")
-    w.line(f"HISTORY = {any(_over_history(rule) for rule in module.rules)!r}")
+    facts = conditions_code.module_facts(checked, emissions)
+    w.line(f"HISTORY = {any(_over_history(rule) for rule in module.rules) or facts.history!r}")
     w.line("RULES = (")
     with w.indent():
         for i, (rule, emission) in enumerate(zip(module.rules, emissions)):
             w.line(_rule_info(i, rule, emission))
+        w.block(facts.rule_infos)
     w.line(")")
+    w.block(facts.fields)
     w.line()
     constants_at = len(w.lines)  # the constants go here once `judge` is written (see below)
     w.line()
@@ -722,6 +727,7 @@ def generate(checked: Checked, *, group_fee_schedules: bool = True) -> str:
         w.line("reasons = []")
         w.line("denied = []")
         w.line("units = []")
+        w.block(facts.setup)
         for i, (rule, emission) in enumerate(zip(module.rules, emissions)):
             if _in_effect(rule):
                 w.line(_comment(rule))
@@ -734,6 +740,7 @@ def generate(checked: Checked, *, group_fee_schedules: bool = True) -> str:
             w.line("code = line.code")
             w.line("r = []")
             w.line("d = invalid[k]")
+            w.block(facts.per_line)
             for i, (rule, emission) in enumerate(zip(module.rules, emissions)):
                 if emission.per_line:
                     w.line(_comment(rule))
@@ -769,7 +776,8 @@ def _fee_codes(rule: ast.Rule, ctx: _Context) -> frozenset[str] | None:
     """
     s = rule.statement
     if not (isinstance(s, ast.MaxAmount) and s.amount.money is not None and s.period.kind == "unit"
-            and s.codes is not None and severity(rule) == "reduce" and not _in_effect(rule)):
+            and s.codes is not None and severity(rule) == "reduce" and not _in_effect(rule)
+            and rule.when is None and rule.unless is None):
         return None
     listed, ranges = ctx.bindings.code_sets[s.codes].split(RANGE_MIN)
     return None if ranges else listed

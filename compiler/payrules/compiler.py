@@ -43,6 +43,8 @@ class Policy:
     history: bool
     """True when a rule counts earlier sessions (a limit per day or longer period)."""
     python: str = attrs.field(repr=False)
+    fields: tuple[runtime.Field, ...] = ()
+    """The fields the rule file declares, and the built-in fields its conditions need."""
     """The generated Python source."""
     reason_cache: dict[tuple[int, object], Any] = attrs.field(factory=dict, eq=False, repr=False)
     """Explained reasons by (rule, facts), filled by the runner. Races between threads only
@@ -186,7 +188,7 @@ def _policy(python: str, code: types.CodeType, key: str) -> Policy:
     return Policy(payer_id=namespace["PAYER_ID"], payer_name=namespace["PAYER_NAME"],
                   source=namespace["SOURCE"], effective_from=namespace["EFFECTIVE"][0],
                   effective_to=namespace["EFFECTIVE"][1], rules=namespace["RULES"], judge=namespace["judge"],
-                  history=namespace["HISTORY"], python=python)
+                  history=namespace["HISTORY"], python=python, fields=namespace.get("FIELDS", ()))
 
 
 def read_source(path: Path, name: str | None = None) -> Source:

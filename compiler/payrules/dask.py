@@ -60,7 +60,7 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
         raise ValueError(f"the frame already has a column `{ORDER}`; name it with order=\"{ORDER}\" "
                          "if it gives the line order, or rename it")
     order = order or ORDER
-    lay = frames.layout(list(frame.columns), order, ids, order_added=added)
+    lay = frames.layout(list(frame.columns), order, ids, order_added=added, declared=frames.declared(texts))
     if added:
         frame = _numbered(frame)
     inner = _inner(lay)
@@ -73,7 +73,7 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
     if past_order is None:
         history = _numbered(history)
         past_order = ORDER
-    past_lay = frames.layout(list(history.columns), past_order, ())
+    past_lay = frames.layout(list(history.columns), past_order, (), declared=frames.declared(texts))
     # The same key, hash and partition count put a patient's history beside its lines.
     past = _prepared(history, past_lay).shuffle(frames.KEY, npartitions=parts)
     return lines.map_partitions(_judge_partition, texts, inner, past, _inner(past_lay), meta=meta,
@@ -82,7 +82,7 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
 
 def _inner(lay: frames.Layout) -> frames.Layout:
     return frames.Layout(tuple(f"{_FIELD}{f}" if c is not None else None for f, c in zip(ALL_FIELDS, lay.fields)),
-                         lay.order, lay.ids)
+                         lay.order, lay.ids, tuple((name, f"{_FIELD}{name}") for name, _ in lay.facts))
 
 
 def _judge_partition(part: PandasFrame, texts: tuple[str, ...], lay: frames.Layout,
@@ -110,7 +110,7 @@ def _numbered(frame: DataFrame) -> DataFrame:
 def _prepared(frame: DataFrame, lay: frames.Layout) -> DataFrame:
     """The ids and order as given, each field as text in its own column, and the patient key."""
     keep = list(dict.fromkeys((*lay.ids, lay.order)))
-    fields = [(f, c) for f, c in zip(ALL_FIELDS, lay.fields) if c is not None]
+    fields = [(f, c) for f, c in zip(ALL_FIELDS, lay.fields) if c is not None] + list(lay.facts)
     patient, session = lay.fields[ALL_FIELDS.index("patient_id")], lay.fields[ALL_FIELDS.index("session_id")]
 
     def prepare(part: PandasFrame) -> PandasFrame:

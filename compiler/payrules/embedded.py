@@ -31,8 +31,8 @@ from payrules.judging import (
     summary_dict,
     unknown_payer,
 )
-from payrules.runtime import CodeSet, Line, Origin, RuleInfo, Session, pooled_units, since, time_units
-from payrules.runtime import PairEdits, UnitLimits, by_provider
+from payrules.runtime import CodeSet, Field, Line, Origin, RuleInfo, Session, add_days, first_date, pooled_units, since
+from payrules.runtime import PairEdits, UnitLimits, by_provider, time_units
 
 
 class Policy(NamedTuple):
@@ -47,6 +47,8 @@ class Policy(NamedTuple):
     judge: Judge
     history: bool
     """True when a rule counts earlier sessions (a limit per day or longer period)."""
+    fields: tuple[Field, ...] = ()
+    """The declared fields, and the built-in fields the conditions need."""
 
 
 POLICIES: dict[str, tuple[Policy, ...]] = {}
@@ -57,12 +59,13 @@ def load_policy(python: str) -> Policy:
     """Run one payer's generated code (it only defines constants and `judge`)."""
     runtime = types.SimpleNamespace(RuleInfo=RuleInfo, Line=Line, Session=Session, Origin=Origin, since=since,
                                     time_units=time_units, CodeSet=CodeSet, PairEdits=PairEdits,
-                                    UnitLimits=UnitLimits, by_provider=by_provider, pooled_units=pooled_units)
+                                    UnitLimits=UnitLimits, by_provider=by_provider, pooled_units=pooled_units,
+                                    Field=Field, add_days=add_days, first_date=first_date)
     namespace: dict[str, Any] = {"__name__": "payrules_policy", "rt": runtime}
     exec(compile(python, "<payrules policy>", "exec"), namespace)  # noqa: S102 - payrules' own output
     start, end = namespace["EFFECTIVE"]
     return Policy(namespace["PAYER_ID"], namespace["PAYER_NAME"], namespace["SOURCE"], start, end,
-                  namespace["RULES"], namespace["judge"], namespace["HISTORY"])
+                  namespace["RULES"], namespace["judge"], namespace["HISTORY"], namespace.get("FIELDS", ()))
 
 
 def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, Any]] = (),
@@ -78,12 +81,13 @@ def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, 
     used = accumulators_of(rows, POLICIES, notes) if rows else None
     for note in used.warnings if used is not None else ():
         warnings.warn(note, stacklevel=2)
-    batch = session_batch(list(sessions), "<sessions>")
+    facts = tuple(dict.fromkeys(f.name for found in POLICIES.values() for p in found for f in p.fields if f.declared))
+    batch = session_batch(list(sessions), "<sessions>", (), facts)
     results: list[dict[str, Any]] = []
     errors = list(batch.errors)
     counts = {PAID: 0, REDUCED: 0, DENIED: 0}
     charged = allowed_total = 0
-    for session, policy, outcome in judge_sessions(batch.sessions, POLICIES, past, used):
+    for session, policy, outcome in judge_sessions(batch.sessions, POLICIES, past, used, errors):
         if policy is None:
             errors.extend(unknown_payer(session, POLICIES))
             continue

@@ -430,6 +430,51 @@ def _code_set(rule: RuleInfo, line: Line, facts: object) -> str:
     return explanation(facts)
 
 
+@_template("missing_field", key=lambda line, facts: None)
+def _missing_field(rule: RuleInfo, line: Line, facts: object) -> str:
+    return (f"{rule.param('words').capitalize()} is missing (the `{rule.param('field')}` field); a rule of this "
+            f"payer needs it, and the payer denies a line without it.")
+
+
+_BUILT_IN_VALUES = {"date": "date", "code": "code", "units": "units", "minutes": "minutes", "charge": "charge",
+                    "credential": "provider_credential", "place_of_service": "place_of_service"}
+
+
+def condition_values(rule: RuleInfo, line: Line) -> tuple[tuple[str, str], ...]:
+    """The values of the fields a rule's condition reads, as shown: (words, value)."""
+    names = dict(rule.params).get("condition_fields", "")
+    found = []
+    for name in names.split(",") if names else ():
+        attribute = _BUILT_IN_VALUES.get(name)
+        if attribute is not None:
+            value: object = getattr(line, attribute)
+            words = {"date": "the date of service", "code": "the procedure code", "units": "the units billed",
+                     "minutes": "the minutes", "charge": "the charge", "credential": "the provider's credential",
+                     "place_of_service": "the place of service"}[name]
+        elif name in line.facts:
+            value = line.facts[name]
+            words = "the first visit" if name == "first_visit_date" else "the " + name.replace("_", " ")
+        else:
+            continue
+        if name == "charge" and isinstance(value, int):
+            shown = dollars(value)
+        elif isinstance(value, bool):
+            shown = "yes" if value else "no"
+        else:
+            shown = "none" if value in (None, "") else str(value)
+        found.append((words, shown))
+    return tuple(found)
+
+
+def _with_condition(rule: RuleInfo, line: Line, sentence: str) -> str:
+    condition = dict(rule.params).get("condition")
+    if not condition:
+        return sentence
+    values = condition_values(rule, line)
+    here = "; here " + ", ".join(f"{words} is {value}" for words, value in values) if values else ""
+    return f"{sentence} The rule applies {condition}{here}."
+
+
 def _entry(rule: RuleInfo) -> _Entry:
     entry = _TEMPLATES.get(rule.kind)
     if entry is None:  # a statement kind without a template is a bug in payrules
@@ -453,7 +498,7 @@ def _warning(rule: RuleInfo, facts: object) -> str:
 
 def explain(rule: RuleInfo, line: Line, facts: object) -> str:
     """The sentence for one reason; it cites the facts the rule used, and the rule's source."""
-    sentence = _entry(rule).template(rule, line, facts)
+    sentence = _with_condition(rule, line, _entry(rule).template(rule, line, facts))
     if rule.severity == "warn":
         sentence = f"{_warning(rule, facts)} (a warning: the amount is not changed): {sentence}"
     if rule.source:
@@ -463,4 +508,5 @@ def explain(rule: RuleInfo, line: Line, facts: object) -> str:
 
 def explanation_key(rule: RuleInfo, line: Line, facts: object) -> object:
     """What `explain` reads from the line and facts for this rule, as a hashable value."""
-    return _entry(rule).key(line, facts)
+    key = _entry(rule).key(line, facts)
+    return (key, condition_values(rule, line)) if dict(rule.params).get("condition") else key

@@ -25,9 +25,12 @@ from payrules.domain import (
 )
 from payrules.runtime import Line, Origin, Session
 
+NO_FACTS = Line._field_defaults["facts"]
+"""The facts of a line before judging: none (see `runtime.Line.facts`)."""
+
 SESSION_FIELDS = ("session_id", "patient_id", "date", "payer")
 LINE_FIELDS = ("provider_npi", "provider_credential", "code", "modifiers", "units", "minutes", "charge",
-               "diagnoses", "prescription_by")
+               "diagnoses", "prescription_by", "place_of_service")
 ALL_FIELDS = SESSION_FIELDS + LINE_FIELDS
 REQUIRED_FIELDS = ("session_id", "patient_id", "date", "payer", "provider_npi", "code", "charge")
 LIST_FIELDS = ("modifiers", "diagnoses")
@@ -223,10 +226,20 @@ def _diagnoses(raw: str) -> Parsed:
     return tuple(diagnoses), None
 
 
+_PLACE_RE = re.compile(r"[0-9]{2}")
+
+
+@_memo
+def _place(raw: str) -> Parsed:
+    if raw and not _PLACE_RE.fullmatch(raw):
+        return None, f"expected a place of service of two digits such as 11 or 02, found `{shown(raw)}`"
+    return raw, None
+
+
 _FIELD_PARSERS: tuple[tuple[int, str, _Memo], ...] = (
     (2, "date", _date), (4, "provider_npi", _npi), (5, "provider_credential", _credential), (6, "code", _code),
     (7, "modifiers", _modifiers), (8, "units", _units), (9, "minutes", _minutes), (10, "charge", _charge),
-    (11, "diagnoses", _diagnoses), (12, "prescription_by", _credential),
+    (11, "diagnoses", _diagnoses), (12, "prescription_by", _credential), (13, "place_of_service", _place),
 )
 """Position in `ALL_FIELDS`, name and parser of every field that is more than text."""
 
@@ -262,7 +275,7 @@ def _validate(raw: Sequence[str]) -> tuple[list[Any], list[Problem] | None]:
     return values, problems
 
 
-_DATE, _NPI, _CREDENTIAL, _CODE, _MODIFIERS, _UNITS, _MINUTES, _CHARGE, _DIAGNOSES, _PRESCRIBER = (
+_DATE, _NPI, _CREDENTIAL, _CODE, _MODIFIERS, _UNITS, _MINUTES, _CHARGE, _DIAGNOSES, _PRESCRIBER, _PLACE = (
     parse.valid for _, _, parse in _FIELD_PARSERS)
 
 
@@ -272,7 +285,7 @@ def _values(raw: Sequence[str]) -> tuple[list[Any], list[Problem] | None]:
     try:
         values = [clean(raw[0]), clean(raw[1]), _DATE[raw[2]], clean(raw[3]), _NPI[raw[4]],
                   _CREDENTIAL[raw[5]], _CODE[raw[6]], _MODIFIERS[raw[7]], _UNITS[raw[8]], _MINUTES[raw[9]],
-                  _CHARGE[raw[10]], _DIAGNOSES[raw[11]], _PRESCRIBER[raw[12]]]
+                  _CHARGE[raw[10]], _DIAGNOSES[raw[11]], _PRESCRIBER[raw[12]], _PLACE[raw[13]]]
     except KeyError:
         return _validate(raw)
     if values[0] and values[1] and values[3]:
@@ -334,6 +347,7 @@ def limited(raw: Sequence[str]) -> tuple[Sequence[str], Problem | None]:
 
 
 _KEYS = frozenset(ALL_FIELDS) | {"lines"}
+KNOWN_KEYS = _KEYS
 """The keys a session or line object may have, as field names."""
 
 
@@ -354,15 +368,36 @@ def normal_keys(obj: dict[Any, Any]) -> tuple[dict[Any, Any], tuple[str, str, st
     return named, twice
 
 
-def _session_records(obj: Any, file: str, row: int, path: str, keep: tuple[str, ...] = ()) -> Iterator[Record]:
+def _session_records(obj: Any, file: str, row: int, path: str, keep: tuple[str, ...] = (),
+                     facts: tuple[str, ...] = ()) -> Iterator[Record]:
     """The flat records of one session object; with the values of the `keep` keys (names as
-    `field_name` gives them) on each origin: the line's own, else its session's, else ""."""
-    for raw, where, problem, kept in _json_lines(obj, path, keep):
+    `field_name` gives them) on each origin: the line's own, else its session's, else "";
+    and so the values of the declared fields `facts`."""
+    names = keep + facts if facts else keep
+    for raw, where, problem, kept in _json_lines(obj, path, names):
         raw, late = limited(raw)
         text = "".join(raw) if problem is None else "".join(raw) + problem.value
         if not text.isascii() and _SURROGATE.search(text):
             raw, problem = _without_surrogates(raw, problem)
+        if facts:
+            found = fact_texts(kept[len(keep):])
+            kept = kept[:len(keep)]
+            if isinstance(found, Problem):
+                problem = problem or found
+                found = ()
+            yield raw, Origin(file=file, row=row, path=where, kept=kept, facts=found), problem or late
+            continue
         yield raw, Origin(file=file, row=row, path=where, kept=kept), problem or late
+
+
+def fact_texts(found: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...] | Problem:
+    """The declared fields' texts of one line, bounded as every field is: the problem that rejects
+    the line when one is longer than `MAX_FIELD_CHARS`."""
+    for name, text in found:
+        if len(text) > MAX_FIELD_CHARS:
+            return Problem(field=name, value=shown(text),
+                           message=f"is {len(text):,} characters long; a field has at most {MAX_FIELD_CHARS:,}")
+    return tuple(found)
 
 
 def _kept(keep: tuple[str, ...], line: dict[Any, Any], session: dict[Any, Any]) -> tuple[tuple[str, str], ...]:
@@ -462,7 +497,7 @@ the keyword handling of its constructor (millions are built per run)."""
 def _line(v: list[Any], number: int, origin: Origin) -> Line:
     """The `Line` of a valid record's values (in `ALL_FIELDS` order)."""
     return new_named_tuple(Line, (v[0], v[1], v[2], v[3], number, v[6], v[7], v[8], v[9], v[10], v[4], v[5],
-                                  v[11], v[12], origin))
+                                  v[11], v[12], origin, v[13], NO_FACTS))
 
 
 class _Open:
@@ -583,7 +618,7 @@ class _Grouper:
         return batch
 
 
-def session_batch(sessions: list[Any], name: str, keep: tuple[str, ...] = ()) -> Batch:
+def session_batch(sessions: list[Any], name: str, keep: tuple[str, ...] = (), facts: tuple[str, ...] = ()) -> Batch:
     """Sessions given in memory (dicts in the JSON input shape, or typed `Session` values) as one
     batch; dicts are validated and located as `name` row N (the Nth session), carrying the
     values of their `keep` keys (see `_session_records`)."""
@@ -594,7 +629,7 @@ def session_batch(sessions: list[Any], name: str, keep: tuple[str, ...] = ()) ->
             order.append(session)
             grouper.lines_read += len(session.lines)
             continue
-        for raw, origin, problem in _session_records(session, name, row, "", keep):
+        for raw, origin, problem in _session_records(session, name, row, "", keep, facts):
             grouper.add(raw, origin, problem)
         if isinstance(session, dict):
             order.append(clean(_json_value(normal_keys(session)[0].get("session_id"))))
@@ -606,3 +641,56 @@ def session_batch(sessions: list[Any], name: str, keep: tuple[str, ...] = ()) ->
         if found is not None:
             batch.sessions.append(found)
     return batch
+
+
+# --- declared fields (`field accident_date: date` in a rule file) ---------------------------
+
+_FACT_CODE = re.compile(r"[A-Z0-9][A-Z0-9.\-]*")
+_YES = frozenset({"yes", "y", "true", "1"})
+_NO = frozenset({"no", "n", "false", "0"})
+
+
+def _fact_code(raw: str) -> Parsed:
+    code = raw.upper()
+    if not _FACT_CODE.fullmatch(code):
+        return None, f"expected a code of letters and digits, found `{shown(raw)}`"
+    return code, None
+
+
+def _fact_number(raw: str) -> Parsed:
+    value = _whole(raw)
+    if isinstance(value, int):
+        return value, None
+    if value == "not a whole number":
+        return None, f"expected a whole number, found `{shown(raw)}`"
+    return None, f"a number is at most {MAX_WHOLE:,}, found `{shown(raw)}`"
+
+
+def _fact_money(raw: str) -> Parsed:
+    value, message = _charge(raw)
+    return value, message.replace("a charge", "an amount") if message else None
+
+
+def _fact_yes_no(raw: str) -> Parsed:
+    word = raw.lower()
+    if word in _YES:
+        return True, None
+    if word in _NO:
+        return False, None
+    return None, f"expected yes or no, found `{shown(raw)}`"
+
+
+FACT_PARSERS: dict[str, Callable[[str], Parsed]] = {
+    "date": _date, "code": _fact_code, "text": lambda raw: (raw, None), "number": _fact_number,
+    "money": _fact_money, "yes/no": _fact_yes_no,
+}
+"""Declared field type → parser of its text (never given the empty text: that is a missing value)."""
+
+
+def parse_fact(kind: str, raw: str) -> Parsed:
+    """The typed value of a declared field's text, or what is wrong with it; (None, None) when
+    the text is empty (the value is missing)."""
+    text = clean(raw)
+    if not text:
+        return None, None
+    return FACT_PARSERS[kind](text)

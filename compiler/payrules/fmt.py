@@ -19,7 +19,8 @@ from payrules.parser import layout_tree, procedure_shaped
 
 _KEEP_CASE = {"WORD", "STRING", "MONEY", "DATE", "PERCENT", "COMMENT"}
 _CAPITALS = {"CODE", "DIAGNOSIS"}
-_NO_SPACE_BEFORE = {",", ":"}
+_NO_SPACE_BEFORE = {",", ":", ")", "/"}
+_NO_SPACE_AFTER = {"(", "/"}
 
 
 def format_text(text: str) -> str:
@@ -81,13 +82,15 @@ def _token(token: Any, in_list: bool) -> str:
         return value.upper()
     if token.type in _KEEP_CASE:
         return value
+    if token.type in ("UNLESS_MODIFIER", "NOT_IN"):  # two words read as one token
+        return " ".join(value.lower().split())
     return "NPI" if value.lower() == "npi" else value.lower()
 
 
 def _join(words: list[str]) -> str:
     out = ""
     for word in words:
-        if out and word not in _NO_SPACE_BEFORE:
+        if out and word not in _NO_SPACE_BEFORE and out[-1] not in _NO_SPACE_AFTER:
             out += " "
         out += word
     return out

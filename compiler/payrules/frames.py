@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from payrules.accumulators import Accumulators
-from payrules.api import RuleSet, load
+from payrules.api import RuleSet, declared_fields, load
 from payrules.compiler import Policy, policy_from_python
 from payrules.fields import (
     ALL_FIELDS,
@@ -28,6 +28,7 @@ from payrules.fields import (
     RecordError,
     _Grouper,
     clean,
+    fact_texts,
     field_name,
     limited,
     new_named_tuple,
@@ -106,6 +107,8 @@ class Layout:
     """The frame column of each field in `ALL_FIELDS` order; None when the frame has none."""
     order: str
     ids: tuple[str, ...]
+    facts: tuple[tuple[str, str], ...] = ()
+    """(declared field, frame column) of each field a rule file declares that the frame has."""
 
     @property
     def output(self) -> tuple[str, ...]:
@@ -113,7 +116,8 @@ class Layout:
         return (*self.ids, *(() if self.order in self.ids else (self.order,)), *DECISION_COLUMNS)
 
 
-def layout(columns: Sequence[str], order: str, ids: Sequence[str], *, order_added: bool = False) -> Layout:
+def layout(columns: Sequence[str], order: str, ids: Sequence[str], *, order_added: bool = False,
+           declared: Sequence[str] = ()) -> Layout:
     """Match a frame's columns to the fields as CSV headers are matched (case, spaces and dashes
     do not matter); ValueError, worded, when a required field, the order or an id column is
     missing or an id column would be overwritten by a decision column; `order_added` when the
@@ -135,7 +139,8 @@ def layout(columns: Sequence[str], order: str, ids: Sequence[str], *, order_adde
     if clash:
         raise ValueError(f"column `{clash[0]}` would be overwritten by a decision column of the result "
                          f"({', '.join(DECISION_COLUMNS)}); rename it before judging")
-    return Layout(fields, order, tuple(dict.fromkeys(ids)))
+    facts = tuple((name, by_field[name]) for name in declared if name in by_field)
+    return Layout(fields, order, tuple(dict.fromkeys(ids)), facts)
 
 
 # --- rules, shipped to workers as their generated Python -------------------------------------
@@ -159,6 +164,11 @@ def accumulated(texts: tuple[str, ...], rows: Iterable[Mapping[str, Any]] | Accu
     return rebuilt(texts).accumulators(rows) or None
 
 
+def declared(texts: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields the rule files of `policy_texts` declare, read from the frame's columns."""
+    return declared_fields(p for found in rebuilt(texts).policies.values() for p in found)
+
+
 @functools.lru_cache(maxsize=8)
 def rebuilt(texts: tuple[str, ...]) -> RuleSet:
     """The rule set of `policy_texts`, compiled once per worker process."""
@@ -170,15 +180,23 @@ def rebuilt(texts: tuple[str, ...]) -> RuleSet:
 
 
 def _records(frame: PandasFrame, fields: Sequence[str | None], rows: Iterable[int],
-             source: str = SOURCE) -> list[tuple[Sequence[str], Origin, Any]]:
+             source: str = SOURCE, facts: Sequence[tuple[str, str]] = ()) -> list[tuple[Sequence[str], Origin, Any]]:
     """The reader's records of a frame's lines (see `records._csv_records`): every field as
-    text, too-long fields emptied, located as `<frame>` row N (N from `rows`)."""
+    text, too-long fields emptied, located as `<frame>` row N (N from `rows`), with the text of
+    the declared fields `facts` (field, column)."""
     empty = [""] * len(frame)
     columns = [[cell(v) for v in frame[c].tolist()] if c is not None else empty for c in fields]
+    fact_columns = [[cell(v) for v in frame[c].tolist()] for _, c in facts]
+    names = [name for name, _ in facts]
     found = []
-    for raw, row in zip(zip(*columns), rows):
+    for k, (raw, row) in enumerate(zip(zip(*columns), rows)):
         text, problem = limited(raw)
-        found.append((text, new_named_tuple(Origin, (source, row, "", None, ())), problem))
+        given: tuple[tuple[str, str], ...] | Problem = ()
+        if facts:
+            given = fact_texts([(name, clean(values[k])) for name, values in zip(names, fact_columns)])
+            if isinstance(given, Problem):
+                problem, given = problem or given, ()
+        found.append((text, new_named_tuple(Origin, (source, row, "", None, (), given)), problem))
     return found
 
 
@@ -218,7 +236,8 @@ def history_of(frame: PandasFrame | None, lay: Layout) -> History | None:
         return None
     frame = _ordered(frame, lay.order, lay.fields)
     grouper = _Grouper()
-    for raw, origin, problem in _records(frame, lay.fields, map(_row, frame[lay.order].tolist()), HISTORY):
+    for raw, origin, problem in _records(frame, lay.fields, map(_row, frame[lay.order].tolist()), HISTORY,
+                                         lay.facts):
         grouper.add(raw, origin, problem)
     try:
         return history_index(grouper.take())
@@ -240,7 +259,7 @@ def judge_frame(frame: PandasFrame, rules: RuleSet, lay: Layout,
     import pandas  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     frame = _ordered(frame, lay.order, lay.fields)
-    records = _records(frame, lay.fields, map(_row, frame[lay.order].tolist()))
+    records = _records(frame, lay.fields, map(_row, frame[lay.order].tolist()), facts=lay.facts)
     grouper = _Grouper()
     for raw, origin, problem in records:
         grouper.add(raw, origin, problem)

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from payrules.domain import closest, format_cents
-from payrules.fields import Batch, Problem, RecordError, session_batch
+from payrules.fields import Batch, Problem, RecordError, parse_fact, session_batch
 from payrules.icd10 import line_findings, rule_info
-from payrules.runtime import Accumulated, Day, Earlier, Entry, Line, Origin, Reason, RuleInfo, Session
+from payrules.runtime import Accumulated, Day, Earlier, Entry, Field, Line, Origin, Reason, RuleInfo, Session
 
 PAID, REDUCED, DENIED = "paid", "reduced", "denied"
 
@@ -141,17 +141,23 @@ class Accrued(Protocol):
 
 
 def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[P]],
-                   history: History | None,
-                   accumulators: Accrued | None = None) -> Iterator[tuple[Session, P | None, Judged]]:
+                   history: History | None, accumulators: Accrued | None = None,
+                   rejected: list[RecordError] | None = None) -> Iterator[tuple[Session, P | None, Judged]]:
     """Each session with its policy and judged lines (no policy: nothing judged), in input order.
+
+    A policy that declares fields (`field ...`) gets each line with their typed values
+    (`Line.facts`); a line whose value is wrong, missing where the policy rejects such lines,
+    or not the one of its session is added to `rejected` and not judged (see `_with_facts`).
 
     When a policy has rules over periods, each patient's sessions are judged in date order
     (input order within a date), and each sees the earlier ones with the amounts and units
     they were allowed, after the lines of `history`, and after what `accumulators` gives as
     used in the period up to its through date.
     """
-    days = days_with_history(sessions, history)
     picked = [pick(policies, session) for session in sessions]
+    if any(policy is not None and getattr(policy, "fields", ()) for policy in picked):
+        sessions, picked = _with_facts(sessions, picked, rejected)
+    days = days_with_history(sessions, history)
     counts_past = any(policy is not None and policy.history for policy in picked)
     order = sorted(range(len(sessions)), key=lambda i: sessions[i].date) if counts_past else range(len(sessions))
     results: list[Judged] = [[] for _ in sessions]
@@ -185,6 +191,85 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
         if counts_past:
             past.judged.extend(zip(session.lines, allowed, units))
     return zip(sessions, picked, results)
+
+
+def _with_facts(sessions: Sequence[Session], picked: list[P | None],
+                rejected: list[RecordError] | None) -> tuple[list[Session], list[P | None]]:
+    """The sessions with their lines' declared fields typed, and their policies; the lines that
+    cannot be judged go to `rejected` (a session left with no line is left out)."""
+    kept_sessions: list[Session] = []
+    kept_policies: list[P | None] = []
+    errors = rejected if rejected is not None else []
+    for session, policy in zip(sessions, picked):
+        fields: tuple[Field, ...] = getattr(policy, "fields", ()) if policy is not None else ()
+        if not fields:
+            kept_sessions.append(session)
+            kept_policies.append(policy)
+            continue
+        lines, problems = facts_of(session, fields, policy.source if policy is not None else "")
+        for line, found in zip(session.lines, problems):
+            if found:
+                errors.append(RecordError(origin=line.origin, session_id=session.session_id, line=line.number,
+                                          code=line.code, problems=tuple(found)))
+        if lines:
+            kept_sessions.append(session._replace(lines=tuple(lines)))
+            kept_policies.append(policy)
+    return kept_sessions, kept_policies
+
+
+def _built_in_text(line: Line, name: str) -> str:
+    if name == "minutes":
+        return "" if line.minutes is None else str(line.minutes)
+    return str(getattr(line, name, "") or "")
+
+
+def facts_of(session: Session, fields: Sequence[Field], source: str) -> tuple[list[Line], list[list[Problem]]]:
+    """The lines of `session` that can be judged, each with its typed `facts`, and the problems
+    of every line (empty for those judged)."""
+    problems: list[list[Problem]] = [[] for _ in session.lines]
+    typed: list[dict[str, object]] = [{} for _ in session.lines]
+    for field in fields:
+        values: list[object] = []
+        for k, line in enumerate(session.lines):
+            text = dict(line.origin.facts).get(field.name, "") if field.declared else _built_in_text(line, field.name)
+            value, message = parse_fact(field.type, text) if field.declared else (text or None, None)
+            if message is not None:
+                problems[k].append(Problem(field=field.name, value=text, message=message))
+            values.append(value)
+        if field.scope == "session":
+            given = {repr(v): (v, k) for k, v in reversed(list(enumerate(values))) if v is not None}
+            if len(given) > 1:
+                (first, at), (second, other) = sorted(given.values(), key=lambda item: item[1])[:2]
+                rows = (_where(session.lines[at].origin), _where(session.lines[other].origin))
+                for k in range(len(values)):
+                    problems[k].append(Problem(
+                        field=field.name, value=_shown_fact(values[k]),
+                        message=f"the lines of session {session.session_id} disagree: `{_shown_fact(first)}` "
+                                f"({rows[0]}) and `{_shown_fact(second)}` ({rows[1]}); a field declared "
+                                "per session has one value per session"))
+            elif given:
+                only = next(iter(given.values()))[0]
+                values = [only] * len(values)
+        for k, value in enumerate(values):
+            if value is None and field.used and field.missing == "reject" and not problems[k]:
+                how = ("(its declaration says `if missing reject`, the default)" if field.declared
+                       else "(a line without it cannot be judged by that rule)")
+                problems[k].append(Problem(field=field.name, value="",
+                                           message=f"is missing; a rule of {source} needs it in a condition {how}"))
+            typed[k][field.name] = value
+    lines = [line._replace(facts=facts) for line, facts, found in zip(session.lines, typed, problems) if not found]
+    return lines, problems
+
+
+def _where(origin: Origin) -> str:
+    """A line's place within its file, as a message between lines of one session names it."""
+    return origin.path.rsplit(".", 1)[-1] if origin.path else f"row {origin.row}"
+
+
+def _shown_fact(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else str(value)
 
 
 class Dated(Protocol):

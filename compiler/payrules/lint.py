@@ -264,7 +264,8 @@ def _warning(code: str, message: str, span: Span, help: str | None = None) -> Di
 
 def _unconditional(rule: ast.Rule) -> bool:
     """A rule that applies on every date and changes amounts (so it decides coverage)."""
-    return rule.effective_from is None and rule.effective_to is None and rule.warn is None
+    return (rule.effective_from is None and rule.effective_to is None and rule.warn is None
+            and rule.when is None and rule.unless is None)
 
 
 def _across_rules(checked: Checked) -> list[Diagnostic]:
@@ -405,8 +406,9 @@ def _only_with_overlap(rule: ast.Rule, code_sets: dict[ast.CodeList, Codes]) -> 
 def _rule_key(rule: ast.Rule) -> tuple[str, ...]:
     """The rule without its name and layout: statement words in lower case, then its options."""
     options = [rule.carc, rule.rarc, rule.warn, rule.source, rule.effective_from, rule.effective_to]
+    conditions = ["" if c is None else " ".join(c.span.text.lower().split()) for c in (rule.when, rule.unless)]
     return (" ".join(rule.statement.span.text.lower().split()),
-            *("" if o is None else o.value.lower() for o in options))
+            *("" if o is None else o.value.lower() for o in options), *conditions)
 
 
 def _code_lists(module: ast.Module) -> Iterator[ast.CodeList | ast.DiagnosisList]:

@@ -118,12 +118,14 @@ class _Linker:
         sets: list[ast.SetDef] = []
         lets: list[ast.LetDef] = []
         rules: list[ast.Rule] = []
+        fields: list[ast.FieldDef] = []
         for include in module.includes:
             found = self.include(include, chain)
             if found is not None:
                 sets += found.sets
                 lets += found.lets
                 rules += found.rules
+                fields += found.fields
         included = {rule.name.value: rule for rule in rules if rule.name is not None}
         dropped: set[str] = set()
         for drop in module.drops:
@@ -139,7 +141,7 @@ class _Linker:
         kept = [replaced.get(r.name.value, r) if r.name is not None else r
                 for r in rules if r.name is None or r.name.value not in dropped]
         return attrs.evolve(module, sets=sets + list(module.sets), rules=kept + own, includes=(), drops=(),
-                            lets=lets + list(module.lets))
+                            lets=lets + list(module.lets), fields=fields + list(module.fields))
 
     def include(self, include: ast.Include, chain: tuple[str, ...]) -> ast.Module | None:
         path = include.path.value

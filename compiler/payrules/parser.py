@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import attrs
 import lark
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.tree import Meta
@@ -22,7 +23,7 @@ from payrules.source import Source, Span
 STATEMENT_WORDS = ("only", "not", "no", "max", "requires", "units", "one", "apply")
 """The words a statement can start with; used to suggest a fix for an unknown word."""
 
-TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set", "include", "drop", "override", "let")
+TOP_LEVEL_WORDS = STATEMENT_WORDS + ("payer", "set", "include", "drop", "override", "let", "field")
 
 
 def grammar_text() -> str:
@@ -60,6 +61,7 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
     includes: list[ast.Include] = []
     drops: list[ast.Drop] = []
     lets: list[ast.LetDef] = []
+    fields: list[ast.FieldDef] = []
     seen_entry = False
     header_failed = False
     for lineno, text in enumerate(source.text.split("\n"), start=1):
@@ -90,6 +92,8 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
             includes.append(entry)
         elif isinstance(entry, ast.Drop):
             drops.append(entry)
+        elif isinstance(entry, ast.FieldDef):
+            fields.append(entry)
         else:
             rules.append(entry)
         seen_entry = True
@@ -97,7 +101,7 @@ def parse(source: Source) -> tuple[ast.Module, list[Diagnostic]]:
         diagnostics.append(_error("E003", "missing `payer` line", Span(source, 0, 0),
                                   'start the file with a line such as `payer ASH "American Specialty Health"`'))
     module = ast.Module(span=Span(source, 0, len(source.text)), header=header, sets=sets, rules=rules,
-                        includes=includes, drops=drops, lets=lets)
+                        includes=includes, drops=drops, lets=lets, fields=fields)
     return module, diagnostics
 
 
@@ -109,7 +113,7 @@ class _LineError(Exception):
         self.diagnostic = diagnostic
 
 
-Entry = ast.Header | ast.SetDef | ast.LetDef | ast.Include | ast.Drop | ast.Rule
+Entry = ast.Header | ast.SetDef | ast.LetDef | ast.Include | ast.Drop | ast.Rule | ast.FieldDef
 
 
 def _parse_line(text: str, source: Source, offset: int) -> Entry | None:
@@ -148,6 +152,10 @@ def _fraction_before_count(text: str, dot: int) -> tuple[int, int, str] | None:
     return start, found.end(2), word if word.endswith("s") else word + "s"
 
 
+_UNLESS_WITHOUT_MODIFIER = re.compile(r"\bunless\s+([0-9][A-Za-z0-9]?)\s*(?:(?:,|\bor\b)\s*[A-Za-z0-9]{2}\s*)*"
+                                      r"(?:#.*)?$", re.IGNORECASE)
+
+
 def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, offset: int) -> Diagnostic:
     unknown = _unknown_statement_word(text)
     if unknown is not None:
@@ -157,6 +165,12 @@ def _syntax_diagnostic(error: lark.UnexpectedInput, text: str, source: Source, o
                 "a statement starts with " + ", ".join(f"`{w}`" for w in STATEMENT_WORDS))
         span = Span(source, offset + start, offset + start + len(token))
         return _error("E002", f"unknown statement word {quoted(token)}", span, help)
+
+    forgot = _UNLESS_WITHOUT_MODIFIER.search(text)
+    if forgot is not None:  # `unless 59`: the statement's modifier exemption without its keyword
+        span = Span(source, offset + forgot.start(1), offset + forgot.end(1))
+        return _error("E001", f"expected `modifier` after `unless`, found {quoted(forgot.group(1))}", span,
+                      f"write `unless modifier {forgot.group(1)}`")
 
     if isinstance(error, lark.UnexpectedCharacters):
         column = error.column
@@ -297,6 +311,9 @@ _TERMINAL_WORDS = {
     "DATE": "a date such as 2024-01-01",
     "DIAGNOSIS": "an ICD-10-CM code such as M54.50 or a prefix such as M54.5*",
     "PERCENT": "a share such as 75%",
+    "UNLESS_MODIFIER": "`unless modifier`",
+    "NOT_IN": "`not in`",
+    "SHIFT": "`+` or `-`",
 }
 
 
@@ -318,7 +335,10 @@ def _expected_words(names: Iterable[str], set_items: bool = False) -> str:
         words = ["a number of days such as 30 or a name given by `let`"]
         return ", ".join(words + [f"`{_literal(n)}`" for n in sorted(names)][:-1]) + \
             f" or `{_literal(sorted(names)[-1])}`"
-    if {"CODE", "WORD"} <= names:
+    if {"CODE", "WORD", "DATE", "MONEY", "STRING"} <= names:  # a side of a comparison
+        names = names - {"CODE", "WORD", "DATE", "MONEY", "STRING"}
+        words = ['a field such as accident_date, or a value such as 11, 2024-03-01, $45 or "A1"']
+    elif {"CODE", "WORD"} <= names:
         names = names - {"CODE", "WORD"}
         words = ["a procedure code such as 97140 or a code set name"]
     else:
@@ -502,6 +522,87 @@ class _ToAst(Transformer[Token, Any]):
     def reason_code(self, meta: Meta, token: Token) -> ast.Word:
         return self._word(token)
 
+    # facts and conditions (see `conditions.py` for what they mean)
+    def field_def(self, meta: Meta, name: Token, type_: ast.Word, *rest: Any) -> ast.FieldDef:
+        values: dict[str, Any] = {}
+        for item in rest:
+            values.update({"scope": item} if isinstance(item, str) else item)
+        return ast.FieldDef(span=self._span(meta), name=self._word(name), type=type_, **values)
+
+    def field_type(self, meta: Meta, token: Token) -> ast.Word:
+        return self._word(token)
+
+    def type_yes_no(self, meta: Meta) -> ast.Word:
+        return ast.Word(span=self._span(meta), value="yes/no")
+
+    def scope_line(self, meta: Meta) -> str:
+        return "line"
+
+    def missing_reject(self, meta: Meta) -> dict[str, Any]:
+        return {"missing": "reject"}
+
+    def missing_deny(self, meta: Meta, *codes: ast.Word) -> dict[str, Any]:
+        # `carc` and `rarc` are both optional: tell them apart by where the keyword stands.
+        values: dict[str, Any] = {"missing": "deny"}
+        for code in codes:
+            before = self.source.text[:code.span.start].rstrip()
+            values["carc" if before.lower().endswith("carc") else "rarc"] = code
+        return values
+
+    def when_option(self, meta: Meta, condition: ast.Condition) -> tuple[str, dict[str, Any], ast.Word]:
+        return self._option(meta, "when", when=condition)
+
+    def unless_option(self, meta: Meta, condition: ast.Condition) -> tuple[str, dict[str, Any], ast.Word]:
+        return self._option(meta, "unless", unless=condition)
+
+    def cond_or(self, meta: Meta, *parts: ast.Condition) -> ast.Condition:
+        return parts[0] if len(parts) == 1 else ast.AnyOf(span=self._span(meta), parts=parts)
+
+    def cond_and(self, meta: Meta, *parts: ast.Condition) -> ast.Condition:
+        return parts[0] if len(parts) == 1 else ast.AllOf(span=self._span(meta), parts=parts)
+
+    def cond_flag(self, meta: Meta, token: Token) -> ast.Flag:
+        return ast.Flag(span=self._tspan(token), name=str(token))
+
+    def comparison(self, meta: Meta, left: ast.Value, op: str, right: ast.Value) -> ast.Comparison:
+        return ast.Comparison(span=self._span(meta), left=left, op=op, right=right)
+
+    def compare_op(self, meta: Meta, token: Token) -> str:
+        return str(token)
+
+    def cond_in(self, meta: Meta, left: ast.Value, values: tuple[ast.Value, ...]) -> ast.Membership:
+        return ast.Membership(span=self._span(meta), left=left, values=values)
+
+    def cond_not_in(self, meta: Meta, left: ast.Value, _: Token, values: tuple[ast.Value, ...]) -> ast.Membership:
+        return ast.Membership(span=self._span(meta), left=left, values=values, negated=True)
+
+    def value_list(self, meta: Meta, *values: ast.Value) -> tuple[ast.Value, ...]:
+        return values
+
+    def date_shift(self, meta: Meta, value: ast.Value, sign: Token, days: Token) -> ast.Value:
+        number = int(days) if str(days).isdigit() and len(str(days)) <= 7 else None
+        shift = None if number is None else (number if sign == "+" else -number)
+        return attrs.evolve(value, span=self._span(meta), shift=shift, shift_text=str(days))
+
+    def _value(self, token: Token, kind: str) -> ast.Value:
+        text = unescape(token) if kind == "text" else str(token)
+        return ast.Value(span=self._tspan(token), kind=kind, text=text)
+
+    def value_field(self, meta: Meta, token: Token) -> ast.Value:
+        return self._value(token, "field")
+
+    def value_code(self, meta: Meta, token: Token) -> ast.Value:
+        return self._value(token, "code")
+
+    def value_date(self, meta: Meta, token: Token) -> ast.Value:
+        return self._value(token, "date")
+
+    def value_money(self, meta: Meta, token: Token) -> ast.Value:
+        return self._value(token, "money")
+
+    def value_text(self, meta: Meta, token: Token) -> ast.Value:
+        return self._value(token, "text")
+
     # statements
     def only(self, meta: Meta, codes: ast.CodeList) -> ast.Only:
         return ast.Only(span=self._span(meta), codes=codes)
@@ -531,7 +632,7 @@ class _ToAst(Transformer[Token, Any]):
     def scope_day(self, meta: Meta) -> str:
         return "day"
 
-    def unless(self, meta: Meta, words: tuple[ast.Word, ...]) -> tuple[ast.Word, ...]:
+    def unless(self, meta: Meta, keyword: Token, words: tuple[ast.Word, ...]) -> tuple[ast.Word, ...]:
         return words
 
     def max_amount(self, meta: Meta, amount: ast.Amount, *rest: Any) -> ast.MaxAmount:

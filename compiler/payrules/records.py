@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import attrs
 
 from payrules import formats
-from payrules.diagnostics import InputError
+from payrules.diagnostics import InputError, closest
 from payrules.fields import (
     ALL_FIELDS,
     LIST_FIELDS,
@@ -32,6 +32,7 @@ from payrules.fields import (
     _Grouper,
     _session_records,
     clean,
+    fact_texts,
     field_name,
     limited,
     new_named_tuple,
@@ -59,6 +60,11 @@ class Columns:
     keep: tuple[str, ...] = ()
     """The caller's ids to carry to the output (`--keep`): column or key names, normalised as
     field names are, in the order asked (see `with_keep`)."""
+    facts: tuple[str, ...] = ()
+    """The fields the rule files declare (`field accident_date: date`), read from the column or
+    key of that name, or from the column the mapping gives them (see `with_facts`)."""
+    declared: tuple[str, ...] = ()
+    """Names the mapping file may map besides the session fields: `facts` once known."""
 
     @classmethod
     def load(cls, path: Path, keep: Sequence[str] = ()) -> Columns:
@@ -81,7 +87,14 @@ class Columns:
                 mapping[field] = (_normal_header(names[0]),)
                 continue
             if field not in ALL_FIELDS:
-                raise InputError(f"{path}: `{field}` is not a session field; fields are {', '.join(ALL_FIELDS)}")
+                # A field a rule file declares: one column, checked against the declarations
+                # once the rule files are read (see `with_facts`).
+                names = [headers] if isinstance(headers, str) else headers
+                if not isinstance(names, list) or len(names) != 1 or not isinstance(names[0], str):
+                    raise InputError(f"{path}: `{field}` is not a session field; fields are {', '.join(ALL_FIELDS)}, "
+                                     "and a field a rule file declares names one column header")
+                mapping[field] = (_normal_header(names[0]),)
+                continue
             names = [headers] if isinstance(headers, str) else headers
             if not isinstance(names, list) or not names or not all(isinstance(h, str) for h in names):
                 raise InputError(f"{path}: `{field}` must name a column header or a list of them")
@@ -101,6 +114,18 @@ class Columns:
             if not name:
                 raise InputError("--keep needs a column (or JSON key) name, such as --keep claim_line_id")
         return attrs.evolve(self, keep=keep)
+
+    def with_facts(self, names: Sequence[str]) -> Columns:
+        """These columns reading the declared fields `names` too; a mapped name that is neither a
+        session field, a kept id nor a declared field is refused (a typo would be read as nothing)."""
+        facts = tuple(dict.fromkeys(field_name(n) for n in names))
+        for field in self.mapping:
+            if field not in ALL_FIELDS and field not in facts and field not in self.keep:
+                hint = closest(field, [*ALL_FIELDS, *facts])
+                more = f"; did you mean `{hint}`?" if hint else ""
+                raise InputError(f"{self.source}: `{field}` is not a session field nor a field a rule file declares"
+                                 f"{more}")
+        return attrs.evolve(self, facts=facts)
 
     def without_keep(self) -> Columns:
         """These columns reading no ids (for history, whose lines are never written)."""
@@ -256,8 +281,15 @@ class _CsvTable:
         # Absent fields read the "" appended after the last column.
         self.pick = operator.itemgetter(*[p[0] if p else self.width for p in self.picks])
         self.padding = [""] * (self.width + 1)
+        self.header_names = tuple(header)
         self.keep = columns.keep
         self.kept_at = columns.kept_at(path, header)
+        normal = [_normal_header(h) for h in header]
+        self.facts = tuple((name, normal.index(column)) for name in columns.facts
+                           if (column := columns.mapping.get(name, (name,))[0]) in normal)
+        renamed = {name: header[i].strip() for name, i in self.facts if normal[i] != name}
+        if renamed:  # a record error about a declared field names the export's own column
+            self.headers = {**(self.headers or {}), **renamed}
 
     def _header(self) -> list[str]:
         if self.plain:
@@ -360,16 +392,26 @@ def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iter
     """The file's records, or those of one part of it (whose header is the file's first line)."""
     table = _CsvTable(path, columns)
     file, headers = str(path), table.headers
+    if table.facts:
+        names, at, facts = table.keep, table.kept_at, table.facts
+        for row, _, _, cells in table.rows(part):
+            raw, problem = table.record(cells)  # pads `cells` to the header's width
+            kept = tuple([(name, cells[i]) for name, i in zip(names, at)])
+            found = fact_texts([(name, clean(cells[i])) for name, i in facts])
+            if isinstance(found, Problem):
+                problem, found = problem or found, ()
+            yield raw, Origin(file, row, "", headers, kept, found), problem
+        return
     if table.keep:
         names, at = table.keep, table.kept_at
         for row, _, _, cells in table.rows(part):
             raw, problem = table.record(cells)  # pads `cells` to the header's width
             kept = tuple([(name, cells[i]) for name, i in zip(names, at)])
-            yield raw, new_named_tuple(Origin, (file, row, "", headers, kept)), problem
+            yield raw, new_named_tuple(Origin, (file, row, "", headers, kept, ())), problem
         return
     for row, _, _, cells in table.rows(part):
         raw, problem = table.record(cells)
-        yield raw, new_named_tuple(Origin, (file, row, "", headers, ())), problem
+        yield raw, new_named_tuple(Origin, (file, row, "", headers, (), ())), problem
 
 
 def _read_part(part: Part) -> bytes:
@@ -394,10 +436,10 @@ def _json_sessions(path: Path) -> tuple[list[Any], list[int]]:
     return data, starts if len(starts) == len(data) else [1] * len(data)
 
 
-def _json_records(path: Path, keep: tuple[str, ...] = ()) -> Iterator[Record]:
+def _json_records(path: Path, keep: tuple[str, ...] = (), facts: tuple[str, ...] = ()) -> Iterator[Record]:
     sessions, starts = _json_sessions(path)
     for i, session in enumerate(sessions):
-        yield from _session_records(session, str(path), starts[i], f"sessions[{i}]", keep)
+        yield from _session_records(session, str(path), starts[i], f"sessions[{i}]", keep, facts)
 
 
 def _json_loads(text: str, path: Path, row: int) -> tuple[Any, list[int] | None]:
@@ -460,9 +502,9 @@ def _jsonl_objects(path: Path) -> Iterator[tuple[int, Any]]:
             raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
 
 
-def _jsonl_records(path: Path, keep: tuple[str, ...] = ()) -> Iterator[Record]:
+def _jsonl_records(path: Path, keep: tuple[str, ...] = (), facts: tuple[str, ...] = ()) -> Iterator[Record]:
     for row, obj in _jsonl_objects(path):
-        yield from _session_records(obj, str(path), row, "", keep)
+        yield from _session_records(obj, str(path), row, "", keep, facts)
 
 
 def records(paths: list[Path], columns: Columns | None = None) -> Iterator[Record]:
@@ -475,9 +517,9 @@ def records(paths: list[Path], columns: Columns | None = None) -> Iterator[Recor
         elif kind == ".csv":
             yield from _csv_records(path, columns)
         elif kind == ".json":
-            yield from _json_records(path, columns.keep)
+            yield from _json_records(path, columns.keep, columns.facts)
         else:
-            yield from _jsonl_records(path, columns.keep)
+            yield from _jsonl_records(path, columns.keep, columns.facts)
 
 
 # --- grouping ------------------------------------------------------------------------------
@@ -781,7 +823,12 @@ def keyed_records(table: _CsvTable, rows: Iterable[Any]) -> Iterator[Record]:
             continue
         raw, problem = table.record(cells)  # pads `cells` to the header's width
         kept = tuple([(name, cells[i]) for name, i in zip(names, at)]) if names else ()
-        yield raw, new_named_tuple(Origin, (file, row, "", headers, kept)), problem
+        found: tuple[tuple[str, str], ...] | Problem = ()
+        if table.facts:
+            found = fact_texts([(name, clean(cells[i])) for name, i in table.facts])
+            if isinstance(found, Problem):
+                problem, found = problem or found, ()
+        yield raw, new_named_tuple(Origin, (file, row, "", headers, kept, found)), problem
 
 
 def read_batch(found: Iterable[Record]) -> Batch:

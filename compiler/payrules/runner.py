@@ -268,7 +268,7 @@ def judge_batch(batch: Batch, policies: Policies, history: History | None = None
     """
     results: list[SessionResult] = []
     errors = list(batch.errors)
-    for session, policy, judged in judge_sessions(batch.sessions, policies, history, accumulators):
+    for session, policy, judged in judge_sessions(batch.sessions, policies, history, accumulators, errors):
         if policy is None:
             errors.extend(unknown_payer(session, policies))
         else:
@@ -296,7 +296,7 @@ def judge_lines(batch: Batch, policies: Policies, history: History | None = None
     """`judge_batch` without the result objects: the same decisions and errors, in the same order."""
     judged: list[tuple[Session, Policy, Judged]] = []
     errors = list(batch.errors)
-    for session, policy, lines in judge_sessions(batch.sessions, policies, history, accumulators):
+    for session, policy, lines in judge_sessions(batch.sessions, policies, history, accumulators, errors):
         if policy is None:
             errors.extend(unknown_payer(session, policies))
         else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import datetime
 from collections.abc import Callable, Container, Iterable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 
@@ -24,6 +25,9 @@ class Origin(NamedTuple):
     kept: tuple[tuple[str, str], ...] = ()
     """The caller's ids asked for with `--keep` (name, value as given), in the order asked;
     empty unless ids were asked for, so that outputs without them stay as they are."""
+    facts: tuple[tuple[str, str], ...] = ()
+    """The text of each declared field (`field ...` in a rule file) the input gives for the line
+    (name, value as given; a line's own value, else its session's); empty when none is declared."""
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.row}"
@@ -61,6 +65,12 @@ class Line(NamedTuple):
     prescription_by: str
     """Credential of the prescriber, or "" when there is no prescription."""
     origin: Origin
+    place_of_service: str = ""
+    """The two-digit place of service code (11 office, 12 home, ...), or "" when not given."""
+    facts: Mapping[str, object] = MappingProxyType({})
+    """The declared fields of the policy that judges the line, by name, as typed values (a date
+    as YYYY-MM-DD, money in cents, a number as an int, yes/no as a bool, a code in capitals);
+    None where the input gives no value. Filled just before judging."""
 
 
 class Session(NamedTuple):
@@ -101,6 +111,43 @@ class RuleInfo(NamedTuple):
             if name == key:
                 return value
         raise KeyError(key)
+
+
+class Field(NamedTuple):
+    """A declared field of a rule file (`field accident_date: date per session`), or a built-in
+    field a condition uses, as judging needs to know it."""
+
+    name: str
+    type: str
+    """`date`, `code`, `text`, `number`, `money` or `yes/no`."""
+    scope: str
+    """`session` or `line`."""
+    missing: str
+    """`reject` or `deny`: what a line without a value gets when a rule uses the field."""
+    used: bool
+    """Whether a rule's condition uses it."""
+    rule: int
+    """The index in RULES of the reason a `deny` gives; -1 for `reject`."""
+    declared: bool = True
+    """False for a built-in field (place of service, minutes) that a condition uses undeclared."""
+
+
+def add_days(date: str, days: int) -> str:
+    """`date` (YYYY-MM-DD) moved by `days`; clamped to the first and last dates there are."""
+    ordinal = datetime.date.fromisoformat(date).toordinal() + days
+    ordinal = min(max(ordinal, 1), datetime.date.max.toordinal())
+    return datetime.date.fromordinal(ordinal).isoformat()
+
+
+def first_date(past: Earlier, date: str) -> str:
+    """The patient's first date of service with this payer: the earliest of the history, the
+    sessions judged before this one and `date`, this session's."""
+    found = [date]
+    if past.history:
+        found.append(past.history[0][0].date)
+    if past.judged:
+        found.append(min(entry[0].date for entry in past.judged))
+    return min(found)
 
 
 def code_shape(code: str) -> str:

@@ -191,7 +191,7 @@ def _grouped(found: Sequence[Record]) -> bool:
     return True
 
 
-def json_records(body: bytes, name: str, keep: tuple[str, ...] = ()) -> list[Record]:
+def json_records(body: bytes, name: str, keep: tuple[str, ...] = (), facts: tuple[str, ...] = ()) -> list[Record]:
     """The records of a JSON sessions body, read as `payrules check` reads a `.json` file named `name`."""
     text = _utf8(body, name)
     try:
@@ -207,7 +207,7 @@ def json_records(body: bytes, name: str, keep: tuple[str, ...] = ()) -> list[Rec
         starts, _ = _json_layout(text)
     rows = starts if len(starts) == len(data) else [1] * len(data)
     return [r for i, session in enumerate(data)
-            for r in _session_records(session, name, rows[i], f"sessions[{i}]", keep)]
+            for r in _session_records(session, name, rows[i], f"sessions[{i}]", keep, facts)]
 
 
 def x12_records(body: bytes, name: str, payers: dict[str, str], keep: tuple[str, ...] = ()) -> list[Record]:
@@ -417,7 +417,9 @@ class Service:
                                   "the body has a `rules` member; this service judges only with the rule files it "
                                   "was started with (start it with --allow-rule-text to accept rule text)", "rules")
                 policies, own = request_rules(text), True
-            found = json_records(body, name, keep)
+            # The fields the rule files declare are read from the sessions' keys.
+            facts = api.declared_fields(p for found_ in policies.values() for p in found_)
+            found = json_records(body, name, keep, facts)
         else:
             found = x12_records(body, name, loaded.payer_map, keep)
         return judge_records(found, policies, keep), loaded, own

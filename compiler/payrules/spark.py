@@ -61,11 +61,11 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
         raise ValueError(f"the frame already has a column `{ORDER}`; name it with order=\"{ORDER}\" "
                          "if it gives the line order, or rename it")
     order = order or ORDER
-    lay = frames.layout(list(frame.columns), order, ids, order_added=added)
+    lay = frames.layout(list(frame.columns), order, ids, order_added=added, declared=frames.declared(texts))
     if added:
         frame = _numbered(frame)
     inner = frames.Layout(tuple(f"{_FIELD}{f}" if c is not None else None for f, c in zip(ALL_FIELDS, lay.fields)),
-                          order, lay.ids)
+                          order, lay.ids, tuple((name, f"{_FIELD}{name}") for name, _ in lay.facts))
     lines = _prepared(frame, lay)
     schema = _schema(frame, lay)
     if history is None:
@@ -77,9 +77,10 @@ def judge(frame: DataFrame, rules: RuleSet | str | Path, *, order: str | None = 
     if past_order is None:
         history = _numbered(history)
         past_order = ORDER
-    past_lay = frames.layout(history.columns, past_order, ())
+    past_lay = frames.layout(history.columns, past_order, (), declared=frames.declared(texts))
     past_inner = frames.Layout(tuple(f"{_FIELD}{f}" if c is not None else None
-                                     for f, c in zip(ALL_FIELDS, past_lay.fields)), past_order, ())
+                                     for f, c in zip(ALL_FIELDS, past_lay.fields)), past_order, (),
+                               tuple((name, f"{_FIELD}{name}") for name, _ in past_lay.facts))
     past = _prepared(history, past_lay)
 
     def judge_with_history(group: PandasFrame, earlier: PandasFrame) -> PandasFrame:
@@ -121,8 +122,8 @@ def _prepared(frame: DataFrame, lay: frames.Layout) -> DataFrame:
     """The ids and order as given, each field as text in its own column, and the patient key."""
     from pyspark.sql import functions as F  # type: ignore[import-not-found, unused-ignore]
 
-    fields = [F.col(f"`{c}`").cast("string").alias(f"{_FIELD}{f}") for f, c in zip(ALL_FIELDS, lay.fields)
-              if c is not None]
+    fields = [F.col(f"`{c}`").cast("string").alias(f"{_FIELD}{f}")
+              for f, c in [*zip(ALL_FIELDS, lay.fields), *lay.facts] if c is not None]
     keep = [F.col(f"`{c}`") for c in dict.fromkeys((*lay.ids, lay.order))]
     patient, session = lay.fields[ALL_FIELDS.index("patient_id")], lay.fields[ALL_FIELDS.index("session_id")]
     assert patient is not None and session is not None

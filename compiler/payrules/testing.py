@@ -145,11 +145,16 @@ def _read_cases(path: Path) -> list[tuple[list[str], Expectation]]:
         if cell("expect_reasons"):
             tokens = [t.strip() for t in cell("expect_reasons").split(";") if t.strip()]
             reasons = () if tokens == ["-"] else tuple(_normal_reason(t) for t in tokens)
-        origin = Origin(str(path), start)
+        # Any other column is a declared field's value (`field accident_date: date`).
+        facts = tuple((name, cell(name)) for name in header if name not in _CASE_COLUMNS)
+        origin = Origin(str(path), start, facts=facts)
         rows.append(([cell(f) for f in ALL_FIELDS],
                      Expectation(origin=origin, case=cell("case"), status=status, allowed=allowed, reasons=reasons,
                                  units=units)))
     return rows
+
+
+_CASE_COLUMNS = frozenset(ALL_FIELDS) | {"case", "expect_status", "expect_allowed", "expect_reasons"}
 
 
 def _normal_reason(token: str) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from payrules.diagnostics import InputError
-from payrules.fields import ALL_FIELDS, Problem, Record, limited, new_named_tuple
+from payrules.fields import ALL_FIELDS, Problem, Record, fact_texts, field_name, limited, new_named_tuple
 from payrules.records import Columns
 from payrules.render import CSV_COLUMNS, CsvWriter, Fragment, Mask, Writer
 from payrules.runner import Block, Summary
@@ -242,7 +242,10 @@ def records(path: Path, columns: Columns | None = None) -> Iterator[Record]:
     fields = columns.resolve(path, names)
     headers = columns.headers(names, fields)
     kept_at = columns.kept_at(path, names)
-    needed = sorted({i for _, idx in fields for i in idx} | set(kept_at))
+    normal = [field_name(n) for n in names]
+    facts_at = [(name, normal.index(column)) for name in columns.facts
+                if (column := columns.mapping.get(name, (name,))[0]) in normal]
+    needed = sorted({i for _, idx in fields for i in idx} | set(kept_at) | {i for _, i in facts_at})
     texts: dict[int, Callable[[Any], str]] = {}
     for i in needed:
         text = _text_of(schema.field(i).type)
@@ -267,11 +270,17 @@ def records(path: Path, columns: Columns | None = None) -> Iterator[Record]:
             not_text = [(f, i, rows) for f, p in zip(ALL_FIELDS, picks) for i in p or () if (rows := bad[i])]
             kept = ([tuple(zip(columns.keep, values)) for values in zip(*(cells[i] for i in kept_at))]
                     if kept_at else None)
+            facts = ([[(name, text.strip()) for (name, _), text in zip(facts_at, values)]
+                      for values in zip(*(cells[i] for _, i in facts_at))] if facts_at else None)
             for j, raw in enumerate(zip(*by_field)):
                 found, problem = limited(raw)
                 if not_text:
                     problem = _not_text(not_text, j, names) or problem
-                yield found, new_named_tuple(Origin, (file, row + j, "", headers, kept[j] if kept else ())), problem
+                texts_found: tuple[tuple[str, str], ...] | Problem = fact_texts(facts[j]) if facts else ()
+                if isinstance(texts_found, Problem):
+                    problem, texts_found = problem or texts_found, ()
+                yield found, new_named_tuple(Origin, (file, row + j, "", headers, kept[j] if kept else (),
+                                                      texts_found)), problem
             row += batch.num_rows
     except (pa.ArrowException, OSError) as error:
         which = "its rows" if row == FIRST_ROW else f"the rows after row {row - 1}"

@@ -547,8 +547,10 @@ class _LineRecord:
         npi, taxonomy, provider_loop = self._provider()
         diagnoses = self._diagnoses()
         payer = self.walk.payer_id(claim.payer)
+        # Place of service: the line's SV105 when given, else the claim's CLM05-1.
+        place = sv1.get(5) or claim.segment.get(5, 1)
         raw = (session, claim.patient, self.date, payer, npi, credential_for(taxonomy), code, modifiers, units, minutes,
-               sv1.get(2), diagnoses, "")
+               sv1.get(2), diagnoses, "", place)
         where = f"ST {claim.transaction} / CLM {claim.id} / LX {self.line.lx or '?'}"
         if self.problem is not None:
             seg, element, field, value, message = self.problem
@@ -657,4 +659,5 @@ def _headers(patient_loop: str, provider_loop: str, line_date: bool, taxonomy: s
     return {"session_id": "CLM01", "patient_id": f"{patient_loop} NM109", "date": f"{'2400' if line_date else '2300'}"
             " DTP03", "payer": "2010BB NM109", "provider_npi": f"{provider_loop} NM109",
             "provider_credential": "PRV03", "code": "SV101-2", "modifiers": "SV101-3..6", "units": "SV104",
-            "minutes": "SV104", "charge": "SV102", "diagnoses": "HI (SV107 pointers)", TAXONOMY: taxonomy}
+            "minutes": "SV104", "charge": "SV102", "diagnoses": "HI (SV107 pointers)",
+            "place_of_service": "SV105 (else CLM05-1)", TAXONOMY: taxonomy}

@@ -21,6 +21,7 @@ import attrs
 from payrules import api, ast, fmt, lint
 from payrules.check import Checked
 from payrules.compiler import diagnose
+from payrules.conditions import BUILT_INS
 from payrules.diagnostics import Diagnostic, InputError, Severity
 from payrules.domain import CODE_RE, CREDENTIALS, code_family, code_number, describe_codes
 from payrules.modules import STDLIB_PREFIX, include_name, stdlib_names, stdlib_root
@@ -389,7 +390,7 @@ def definition(analysis: Analysis, offset: int) -> Span | str | None:
 class Item:
     label: str
     kind: str
-    """keyword, snippet, set, value (a `let` name), credential, modifier or include."""
+    """keyword, snippet, set, value (a `let` name), credential, modifier, include or field."""
     detail: str
     insert: str | None = None
 
@@ -404,8 +405,20 @@ CREDENTIAL_LIST_RE = re.compile(
 """The cursor is in a list of credentials (`not payable by L`, `requires DC or `, `from MD, `)."""
 
 
+CONDITION_RE = re.compile(r"\b(?:when|unless(?!\s+modifier\b)|and|or)\s+[(\s]*\w*$", re.IGNORECASE)
+"""The cursor is where a condition names a field (`when pl`, `unless (ref`, `... and `)."""
+
+
 def completions(analysis: Analysis, line_before: str) -> list[Item]:
     """What may be typed at the cursor; `line_before` is the line's text up to it."""
+    if CONDITION_RE.search(line_before) and not MODIFIER_LIST_RE.search(line_before) \
+            and not CREDENTIAL_LIST_RE.search(line_before):
+        fields = analysis.checked.bindings.fields
+        declared = fields.declared if fields is not None else {}
+        items = [Item(name, "field", f"declared field: {field.type.value.lower()}, per {field.scope}")
+                 for name, field in declared.items()]
+        return items + [Item(name, "field", f"built-in field: {built.words} ({built.type})")
+                        for name, built in BUILT_INS.items()]
     if INCLUDE_RE.match(line_before):
         return [Item(name, "include", "rule file shipped with payrules") for name in stdlib_names()]
     if MODIFIER_LIST_RE.search(line_before):

@@ -29,6 +29,7 @@ _KINDS = {
     "credential": types.CompletionItemKind.EnumMember,
     "modifier": types.CompletionItemKind.EnumMember,
     "include": types.CompletionItemKind.File,
+    "field": types.CompletionItemKind.Field,
 }
 
 
