@@ -66,6 +66,11 @@ class History:
     def __bool__(self) -> bool:
         return bool(self.days)
 
+    def covering(self, sessions: Sequence[Session]) -> History:
+        """The history a batch of `sessions` needs: all of it here; a history kept compact
+        (`payrules.history`) reads only the patients of `sessions`."""
+        return self
+
 
 _RELAXED = [0]
 """How many `fewer_collections` blocks are open: only the outermost one changes the collector."""
@@ -141,6 +146,7 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
     (input order within a date), and each sees the earlier ones with the amounts and units
     they were allowed, after the lines of `history`.
     """
+    history = history.covering(sessions) if history else None
     days = days_with_history(sessions, history)
     picked = [pick(policies, session) for session in sessions]
     counts_past = any(policy is not None and policy.history for policy in picked)
