@@ -8,13 +8,15 @@ from __future__ import annotations
 import gc
 import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from unittest import mock
 
 import pytest
 from syrupy.assertion import SnapshotAssertion
 
-from payrules import api, records, workers
+from payrules import api, history as compact_history, records, workers
 from payrules.history import CompactHistory, read_compact
 from payrules.judging import History
 from payrules.records import Columns, read_sessions
@@ -151,6 +153,49 @@ def test_a_compact_history_gives_the_sessions_of_the_history_read_whole(seed: in
     assert_same_history([first])
     assert_same_history([first, second])
     assert_same_history([second, first, second])  # a file given twice counts twice
+
+
+def usual_rows(count: int, seed: int) -> list[str]:
+    """Rows as most exports write them (benchmarks/generate.py), without the header."""
+    path = Path(f"{os.environ.get('TMPDIR', '/tmp')}/payrules-usual-{count}-{seed}.csv")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--lines", str(count), "--seed",
+                    str(seed), "-o", str(path)], check=True)
+    rows = path.read_text().splitlines()[1:]
+    path.unlink()
+    return rows
+
+
+def test_rows_in_the_usual_form_are_checked_by_one_pattern(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "h.csv"
+    path.write_text("\n".join([",".join(HEADER), *usual_rows(3000, 11)]) + "\n")
+    monkeypatch.setattr(compact_history, "BLOCK_BYTES", 5000)  # sessions go on from one block to the next
+    with mock.patch.object(compact_history._Loader, "_cells", side_effect=AssertionError("cell by cell")):
+        assert_same_history([path])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_blocks_in_the_usual_form_and_others_give_the_history_read_whole(seed: int, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks checked by the pattern and blocks checked cell by cell, one after the other, with
+    sessions and patients going on from one to the next."""
+    rng = random.Random(seed)
+    rows = usual_rows(2000, seed)
+    for at in rng.sample(range(len(rows)), 12):  # cells the reader accepts, in other forms
+        cells = rows[at].split(",")
+        column, value = rng.choice([(0, f" {cells[0]}"), (1, f"{cells[1]} "), (2, us_date(cells[2])),
+                                    (5, cells[5].lower()), (6, f" {cells[6]}"), (8, "01"), (10, f"${cells[10]}"),
+                                    (11, cells[11].lower()), (7, "gp")])
+        cells[column] = value
+        rows[at] = ",".join(cells)
+    rows.insert(rng.randrange(len(rows)), ",,,")
+    path = tmp_path / "h.csv"
+    path.write_text("\n".join([",".join(HEADER), *rows]) + "\n")
+    monkeypatch.setattr(compact_history, "BLOCK_BYTES", 3000)
+    cell_by_cell = mock.Mock(wraps=compact_history._Loader._cells)
+    monkeypatch.setattr(compact_history._Loader, "_cells", lambda self, *given: cell_by_cell(self, *given))
+    assert_same_history([path])
+    blocks = path.stat().st_size // 3000
+    assert 0 < cell_by_cell.call_count < blocks
 
 
 def test_renamed_columns_are_kept_in_the_lines_origins(tmp_path: Path) -> None:

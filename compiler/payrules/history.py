@@ -21,12 +21,14 @@ from __future__ import annotations
 import array
 import itertools
 import operator
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from payrules.diagnostics import InputError
+from payrules.domain import CREDENTIALS
 from payrules.fields import (
     _FIELD_PARSERS,
     ALL_FIELDS,
@@ -48,7 +50,31 @@ BLOCK_BYTES = 1 << 22
 
 _PARSERS = {index: parse for index, _, parse in _FIELD_PARSERS}
 _REQUIRED = frozenset(ALL_FIELDS.index(f) for f in REQUIRED_FIELDS)
-_SESSION, _PATIENT, _DATE, _PAYER = 0, 1, 2, 3
+_SESSION, _PATIENT, _DATE, _PAYER, _NPI = 0, 1, 2, 3, 4
+
+_ID = rb"[\x21-\x2b\x2d-\x7e](?:[\x20-\x2b\x2d-\x7e]*[\x21-\x2b\x2d-\x7e])?"
+"""An id as most exports write it: printable ASCII, no comma, nothing to strip at either end."""
+_CREDENTIAL = b"(?:" + b"|".join(sorted(c.encode() for c in CREDENTIALS)) + b")?"
+_DIAGNOSIS = rb"[A-Z][0-9][0-9A-Z](?:\.[0-9A-Z]{1,4})?"
+_CANONICAL = {
+    _SESSION: b"(" + _ID + b")",
+    _PATIENT: b"(" + _ID + b")",
+    _DATE: rb"([0-9]{4}-[0-9]{2}-[0-9]{2})",
+    _PAYER: b"(" + _ID + b")",
+    _NPI: rb"([0-9]{10})",
+    5: _CREDENTIAL,
+    6: rb"(?:[0-9]{5}|[0-9]{4}[FTU]|[A-Z][0-9]{4})",
+    7: rb"(?:[A-Z0-9]{2}(?:[ ;][A-Z0-9]{2})*)?",
+    8: rb"(?:[1-9][0-9]{0,8})?",
+    9: rb"(?:[0-9]{1,9})?",
+    10: rb"(?:0|[1-9][0-9]{0,8})(?:\.[0-9]{1,2})?",
+    11: b"(?:" + _DIAGNOSIS + b"(?:[ ;]" + _DIAGNOSIS + b")*)?",
+    12: _CREDENTIAL,
+}
+"""Each field's text in the form most exports write it, which the reader always accepts (see
+`fields._validate`): no spaces to strip, upper case, dates as YYYY-MM-DD, amounts as 45.00. Only
+the NPI check digit and the calendar are left to check, on each distinct text. The five fields
+in parentheses are captured, in column order."""
 T = TypeVar("T")
 
 
@@ -187,6 +213,8 @@ class _Loader:
         """Session id → its patient, date and payer, as on its first row."""
         self.folded: dict[str, str] = {}
         """Payer id → in lower case (see `str.casefold`)."""
+        self.canonical: dict[int, Any] = {}
+        """Per file, its pattern of rows in the usual form (see `_canonical`)."""
         self.patients: dict[PatientKey, _Patient] = {}
 
     def read(self, table: _CsvTable, index: int) -> None:
@@ -226,11 +254,42 @@ class _Loader:
             if value is _EMPTY:
                 self.emptied[field].add(raw)
 
+    def _canonical(self, table: _CsvTable) -> tuple[re.Pattern[bytes], dict[int, int]] | None:
+        """A pattern of the file's rows with every field as `_CANONICAL` has it, and the place of
+        each captured field among the groups; None when a column feeds two fields."""
+        fields: dict[int, int] = {}
+        for field, pick in enumerate(table.picks):
+            if pick:
+                if pick[0] in fields:
+                    return None
+                fields[pick[0]] = field
+        cells = [_CANONICAL[fields[at]] if at in fields else rb"[^,\n]*" for at in range(table.width)]
+        captured = sorted((at, field) for at, field in fields.items() if field in (_SESSION, _PATIENT, _DATE,
+                                                                                    _PAYER, _NPI))
+        return (re.compile(b"^" + b",".join(cells) + rb"\r?\n", re.MULTILINE),
+                {field: place for place, (_, field) in enumerate(captured)})
+
     def _block(self, table: _CsvTable, index: int, lines: list[bytes], block: bytes, first_row: int) -> None:
         longest = max(map(len, lines))
         if longest > CSV_READ_LIMIT:
             raise _Rejected
         width, count = table.width, len(lines)
+        canonical = self.canonical.get(index, ())
+        if canonical == ():
+            canonical = self.canonical[index] = self._canonical(table)
+        if canonical is not None and longest <= MAX_FIELD_CHARS:
+            pattern, place = canonical
+            found = pattern.findall(block)
+            if len(found) == count:  # each row, whole, in the usual form: one pass of the pattern checked it
+                captured = list(zip(*found))
+                self._column(_NPI, captured[place[_NPI]])
+                self._column(_DATE, captured[place[_DATE]])
+                session, patient, date, payer = (b"\0".join(captured[place[f]]).decode("ascii").split("\0")
+                                                 for f in (_SESSION, _PATIENT, _DATE, _PAYER))
+                del found, captured
+                self._check_sessions(session, list(zip(patient, date, payer)))
+                self._keep(patient, payer, lines, range(first_row, first_row + count), index)
+                return
         cells = self._cells(table, lines, block)
         picked = [(field, pick[0]) for field, pick in enumerate(table.picks) if pick]
         columns = {at: cells[at:width * count:width] for _, at in picked}
