@@ -3,17 +3,20 @@ full when loaded, and turned into sessions only for the patients of the batch be
 
 A history of a million lines read as `Session` and `Line` values costs several seconds and most
 of a gigabyte, though a batch needs the lines of its own patients only. Here a file is read in
-blocks of rows, and each block is checked column by column: every distinct text of a column is
-validated once, by the same field parsers as the reader's, and sessions, days and limits are
-checked over whole columns. The rows of each patient (payer and patient id) are kept as one
-`bytes` with their row numbers. When a batch is judged, `CompactHistory.covering` reads its
-patients' rows with the reader's own code (`_CsvTable.record`, `_Grouper`) into a
-`judging.History`: the same sessions, lines, numbers and origins as a history read whole.
+blocks of rows. A block whose rows all have the usual form (ids with nothing to strip, upper-case
+codes, ISO dates, plain amounts: see `_CANONICAL`) is checked by one pattern, and only its NPIs
+and dates are then looked at, each distinct text once. Any other block is checked column by
+column: each distinct text of a column is validated once, by the reader's own field parsers.
+Sessions (one patient, date and payer each) and the reader's limits are checked over whole
+columns. The rows of each patient (payer and patient id) are kept as one `bytes` with their row
+numbers. When a batch is judged, `CompactHistory.covering` reads its patients' rows with the
+reader's own code (`_CsvTable.record`, `fields._values`) into a `judging.History`: the same
+sessions, lines, numbers and origins as a history read whole.
 
 Only plain CSV files are read this way (no quote characters, one column per field: see
-`records._CsvTable`). Other files, and any file with a row the reader would reject (or a blank
-row, a row too long, a limit passed), are read the usual way, so that every message stays
-word for word what it was.
+`records._CsvTable`). Other files, and any file with a row the reader would reject, are read the
+usual way, so that every message stays word for word what it was; so is a file where one
+session writes its patient, date or payer in two ways (`P-1` and ` P-1`), which is rare.
 """
 
 from __future__ import annotations
@@ -37,13 +40,14 @@ from payrules.fields import (
     MAX_SESSION_LINES,
     MEMO_SIZE,
     REQUIRED_FIELDS,
-    _Grouper,
+    _line,
+    _values,
     clean,
     new_named_tuple,
 )
 from payrules.judging import History, PatientKey, fewer_collections
 from payrules.records import CSV_READ_LIMIT, Columns, _blank, _CsvTable, _kind, _plain_cells
-from payrules.runtime import Origin, Session
+from payrules.runtime import Line, Origin, Session
 
 BLOCK_BYTES = 1 << 22
 """About how much of a file is checked at a time (some 50,000 rows of a typical export)."""
@@ -120,7 +124,7 @@ class CompactHistory(History):
     the `judging.History` of a batch's patients."""
 
     def __init__(self, tables: list[_CsvTable], patients: dict[PatientKey, Rows]) -> None:
-        self.tables = tables
+        self.tables = [(table, str(table.path), table.headers) for table in tables]
         self.rows = patients
         self._last: tuple[tuple[PatientKey, ...], History] | None = None
 
@@ -133,20 +137,26 @@ class CompactHistory(History):
         keys = tuple(dict.fromkeys((s.payer.casefold(), s.patient_id) for s in sessions))
         if self._last is not None and self._last[0] == keys:  # the same batch judged again (`payrules diff`)
             return self._last[1]
-        grouper = _Grouper()
-        tables = [(table, str(table.path), table.headers) for table in self.tables]
+        tables = self.tables
+        sessions_read: list[Session] = []
         for key in keys:
             found = self.rows.get(key)
             if found is None:
                 continue
             text, rows, files = found
+            # The reader's sessions of these rows (see `fields._Grouper`), which it found valid:
+            # each session in the order its id first appears, its lines numbered in row order.
+            by_session: dict[str, list[Line]] = {}
             for line, row, at in zip(text.split(b"\n"), rows, files or itertools.repeat(0)):
                 table, file, headers = tables[at]
-                raw, problem = table.record(_plain_cells(line.decode("utf-8")))
-                grouper.add(raw, new_named_tuple(Origin, (file, row, "", headers, ())), problem)
-        batch = grouper.take()
-        assert not batch.errors, "history rows are checked when loaded"
-        history = History(batch.sessions)
+                values = _values(table.record(_plain_cells(line.decode("utf-8")))[0])[0]
+                lines = by_session.get(values[0])
+                if lines is None:
+                    lines = by_session[values[0]] = []
+                lines.append(_line(values, len(lines) + 1, new_named_tuple(Origin, (file, row, "", headers, ()))))
+            sessions_read += [Session(session, lines[0].patient_id, lines[0].date, lines[0].payer, tuple(lines))
+                              for session, lines in by_session.items()]
+        history = History(sessions_read)
         self._last = (keys, history)
         return history
 
