@@ -15,8 +15,7 @@ sessions, lines, numbers and origins as a history read whole.
 
 Only plain CSV files are read this way (no quote characters, one column per field: see
 `records._CsvTable`). Other files, and any file with a row the reader would reject, are read the
-usual way, so that every message stays word for word what it was; so is a file where one
-session writes its patient, date or payer in two ways (`P-1` and ` P-1`), which is rare.
+usual way, so that every message stays word for word what it was.
 """
 
 from __future__ import annotations
