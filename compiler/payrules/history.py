@@ -134,8 +134,9 @@ class CompactHistory(History):
         """The history of the patients of `sessions`, read as the reader reads a whole history:
         a patient's sessions, lines and numbers depend only on that patient's rows, in order."""
         keys = tuple(dict.fromkeys((s.payer.casefold(), s.patient_id) for s in sessions))
-        if self._last is not None and self._last[0] == keys:  # the same batch judged again (`payrules diff`)
-            return self._last[1]
+        last = self._last
+        if last is not None and last[0] == keys:  # the same batch judged again (`payrules diff`)
+            return last[1]
         tables = self.tables
         sessions_read: list[Session] = []
         for key in keys:
@@ -197,6 +198,11 @@ def _kept(values: Sequence[T], kept: list[int]) -> list[T]:
     return [values[i] for i in kept]
 
 
+def _encoded(values: list[Any]) -> list[bytes]:
+    """Text values as UTF-8 (none holds a NUL: it is not in a plain file)."""
+    return "\0".join(values).encode("utf-8").split(b"\0")
+
+
 def _plain(text: bytes) -> bool:
     """Whether `text` (whole lines) is plain as `records._is_plain` means it: no quote characters,
     NULs or carriage returns but before a line feed, and UTF-8."""
@@ -218,10 +224,10 @@ class _Loader:
         """Per field, the value of each cell text seen (`_EMPTY` for a required field left empty)."""
         self.emptied: list[set[bytes]] = [set() for _ in ALL_FIELDS]
         """Per field, the cell texts whose value is `_EMPTY`."""
-        self.owners: dict[str, tuple[str, str, str]] = {}
-        """Session id → its patient, date and payer, as on its first row."""
-        self.folded: dict[str, str] = {}
-        """Payer id → in lower case (see `str.casefold`)."""
+        self.owners: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+        """Session id → its patient, date and payer, as on its first row (values, UTF-8)."""
+        self.folded: dict[bytes, str] = {}
+        """Payer id (UTF-8) → in lower case (see `str.casefold`)."""
         self.canonical: dict[int, Any] = {}
         """Per file, its pattern of rows in the usual form (see `_canonical`)."""
         self.patients: dict[PatientKey, _Patient] = {}
@@ -291,11 +297,11 @@ class _Loader:
             found = pattern.findall(block)
             if len(found) == count:  # each row, whole, in the usual form: one pass of the pattern checked it
                 captured = list(zip(*found))
+                del found
                 self._column(_NPI, captured[place[_NPI]])
                 self._column(_DATE, captured[place[_DATE]])
-                session, patient, date, payer = (b"\0".join(captured[place[f]]).decode("ascii").split("\0")
-                                                 for f in (_SESSION, _PATIENT, _DATE, _PAYER))
-                del found, captured
+                # In the usual form a text is its value (UTF-8), as `_encoded` gives it below.
+                session, patient, date, payer = (captured[place[f]] for f in (_SESSION, _PATIENT, _DATE, _PAYER))
                 self._check_sessions(session, list(zip(patient, date, payer)))
                 self._keep(patient, payer, lines, range(first_row, first_row + count), index)
                 return
@@ -323,6 +329,7 @@ class _Loader:
                 return
             lines, numbers = _kept(lines, kept), _kept(numbers, kept)
             session, patient, date, payer = (_kept(values, kept) for values in (session, patient, date, payer))
+        session, patient, date, payer = (_encoded(values) for values in (session, patient, date, payer))
         self._check_sessions(session, list(zip(patient, date, payer)))
         self._keep(patient, payer, lines, numbers, index)
 
@@ -335,7 +342,7 @@ class _Loader:
                 raise _Rejected
         return [i for i in range(len(lines)) if i not in empty]
 
-    def _check_sessions(self, sessions: list[str], heads: list[tuple[str, str, str]]) -> None:
+    def _check_sessions(self, sessions: Sequence[bytes], heads: list[tuple[bytes, bytes, bytes]]) -> None:
         """`_Rejected` unless every row of a session has the patient, date and payer of its first."""
         first = dict(zip(reversed(sessions), reversed(heads)))
         owners = self.owners
@@ -345,9 +352,9 @@ class _Loader:
             raise _Rejected
         owners.update(first)
 
-    def _keep(self, patient: list[str], payer: list[str], lines: list[bytes], numbers: Sequence[int],
+    def _keep(self, patient: Sequence[bytes], payer: Sequence[bytes], lines: list[bytes], numbers: Sequence[int],
               index: int) -> None:
-        """Add each run of rows of one patient and payer to that patient's rows."""
+        """Add each run of rows of one patient and payer (values, UTF-8) to that patient's rows."""
         count = len(lines)
         changed = map(operator.or_, map(operator.ne, itertools.islice(patient, 1, None), patient),
                       map(operator.ne, itertools.islice(payer, 1, None), payer))
@@ -357,8 +364,8 @@ class _Loader:
             name = payer[start]
             lower = folded.get(name)
             if lower is None:
-                lower = folded[name] = name.casefold()
-            key = (lower, patient[start])
+                lower = folded[name] = name.decode("utf-8").casefold()
+            key = (lower, patient[start].decode("utf-8"))
             found = patients.get(key)
             if found is None:
                 found = patients[key] = _Patient(self.several_files)
