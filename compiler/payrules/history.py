@@ -149,7 +149,13 @@ class CompactHistory(History):
             by_session: dict[str, list[Line]] = {}
             for line, row, at in zip(text.split(b"\n"), rows, files or itertools.repeat(0)):
                 table, file, headers = tables[at]
-                values = _values(table.record(_plain_cells(line.decode("utf-8")))[0])[0]
+                cells = _plain_cells(line.decode("utf-8"))
+                if len(cells) == table.width:  # `table.record` without its padding, and no field is too long
+                    cells.append("")
+                    raw: Sequence[str] = table.pick(cells)
+                else:
+                    raw = table.record(cells)[0]
+                values = _values(raw)[0]
                 lines = by_session.get(values[0])
                 if lines is None:
                     lines = by_session[values[0]] = []
