@@ -155,19 +155,17 @@ def test_a_compact_history_gives_the_sessions_of_the_history_read_whole(seed: in
     assert_same_history([second, first, second])  # a file given twice counts twice
 
 
-def usual_rows(count: int, seed: int) -> list[str]:
+def usual_rows(count: int, seed: int, folder: Path) -> list[str]:
     """Rows as most exports write them (benchmarks/generate.py), without the header."""
-    path = Path(f"{os.environ.get('TMPDIR', '/tmp')}/payrules-usual-{count}-{seed}.csv")
+    path = folder / f"usual-{count}-{seed}.csv"
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--lines", str(count), "--seed",
                     str(seed), "-o", str(path)], check=True)
-    rows = path.read_text().splitlines()[1:]
-    path.unlink()
-    return rows
+    return path.read_text().splitlines()[1:]
 
 
 def test_rows_in_the_usual_form_are_checked_by_one_pattern(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "h.csv"
-    path.write_text("\n".join([",".join(HEADER), *usual_rows(3000, 11)]) + "\n")
+    path.write_text("\n".join([",".join(HEADER), *usual_rows(3000, 11, tmp_path)]) + "\n")
     monkeypatch.setattr(compact_history, "BLOCK_BYTES", 5000)  # sessions go on from one block to the next
     with mock.patch.object(compact_history._Loader, "_cells", side_effect=AssertionError("cell by cell")):
         assert_same_history([path])
@@ -179,7 +177,7 @@ def test_blocks_in_the_usual_form_and_others_give_the_history_read_whole(seed: i
     """Blocks checked by the pattern and blocks checked cell by cell, one after the other, with
     sessions and patients going on from one to the next."""
     rng = random.Random(seed)
-    rows = usual_rows(2000, seed)
+    rows = usual_rows(2000, seed, tmp_path)
     for at in rng.sample(range(len(rows)), 12):  # cells the reader accepts, in other forms
         cells = rows[at].split(",")
         column, value = rng.choice([(0, f" {cells[0]}"), (1, f"{cells[1]} "), (2, us_date(cells[2])),
