@@ -19,6 +19,7 @@ from payrules.accumulators import AccumulatorError, Accumulators, accumulator_re
 from payrules.compiler import Policy, compile_file, compile_source, emit_python, read_source
 from payrules.diagnostics import CompileError, Diagnostic, InputError, RulesError
 from payrules.fields import RecordError, session_batch
+from payrules.history import read_compact
 from payrules.judging import History, covers, history_days, history_index
 from payrules.lint import RuleFileDates, payer_overlaps
 from payrules.records import Columns, Scan, read_blocks, read_sessions, scan
@@ -85,9 +86,11 @@ def declared_fields(policies: Iterable[Policy]) -> tuple[str, ...]:
 
 
 def read_history(paths: list[Path], columns: Columns | None = None) -> History:
-    """Earlier sessions, counted by same-day rules and period limits but never judged. They must be valid."""
+    """Earlier sessions, counted by same-day rules and period limits but never judged. They must be valid.
+    Plain CSV files are kept compact (see `payrules.history`); other input is read whole."""
     try:
-        return history_index(read_sessions(paths, columns))
+        compact = read_compact(paths, columns)
+        return compact if compact is not None else history_index(read_sessions(paths, columns))
     except ValueError as error:
         raise InputError(str(error)) from None
 

@@ -66,6 +66,11 @@ class History:
     def __bool__(self) -> bool:
         return bool(self.days)
 
+    def covering(self, sessions: Sequence[Session]) -> History:
+        """The history a batch of `sessions` needs: all of it here; a history kept compact
+        (`payrules.history`) reads only the patients of `sessions`."""
+        return self
+
 
 _RELAXED = [0]
 """How many `fewer_collections` blocks are open: only the outermost one changes the collector."""
@@ -154,6 +159,7 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
     they were allowed, after the lines of `history`, and after what `accumulators` gives as
     used in the period up to its through date.
     """
+    history = history.covering(sessions) if history else None
     picked = [pick(policies, session) for session in sessions]
     if any(policy is not None and getattr(policy, "fields", ()) for policy in picked):
         sessions, picked = _with_facts(sessions, picked, rejected)

@@ -268,9 +268,11 @@ class _CsvTable:
     times faster, and it gives each row's byte offsets (for cutting parts).
     """
 
-    def __init__(self, path: Path, columns: Columns) -> None:
+    def __init__(self, path: Path, columns: Columns, plain: bool | None = None) -> None:
+        """`plain`: whether the file is plain, when the caller checks that itself as it reads
+        (see `payrules.history`); by default a first pass over the file finds out."""
         self.path = path
-        self.plain = _is_plain(path)
+        self.plain = _is_plain(path) if plain is None else plain
         header = self._header()
         fields = columns.resolve(path, header)
         self.headers = columns.headers(header, fields)
