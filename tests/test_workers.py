@@ -66,6 +66,19 @@ def test_parts_hold_whole_patients_and_every_line(generated: Path) -> None:
     assert in_parts == whole
 
 
+def test_a_part_is_read_without_reading_the_whole_file_again(generated: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scan found the file plain before cutting it, so reading a part reads only its bytes
+    (checking every part against the whole file made workers cost 1.6x one process)."""
+    parts = scan([generated], part_lines=250).parts
+    whole = [(b.sessions, b.errors) for b in read_blocks([generated])]
+    checked: list[Path] = []
+    monkeypatch.setattr(records, "_is_plain", lambda path: checked.append(path) or True)
+    in_parts = [(b.sessions, b.errors) for part in parts for b in read_part(part)]
+    assert checked == []
+    assert in_parts == whole
+
+
 NOT_JUDGED = {"text": "Lines not judged", "json": '"errors": [\n{', "jsonl": '"type": "error"', "csv": "not judged"}
 
 

@@ -391,8 +391,10 @@ def _is_plain(path: Path) -> bool:
 
 
 def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iterator[Record]:
-    """The file's records, or those of one part of it (whose header is the file's first line)."""
-    table = _CsvTable(path, columns)
+    """The file's records, or those of one part of it (whose header is the file's first line).
+    A file is cut into parts only when its scan found it plain, so a part's reader does not
+    read the whole file again to check that."""
+    table = _CsvTable(path, columns, plain=True if part is not None else None)
     file, headers = str(path), table.headers
     if table.facts:
         names, at, facts = table.keep, table.kept_at, table.facts
