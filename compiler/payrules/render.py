@@ -128,7 +128,29 @@ def report_text(report: Report, colour: bool = False) -> str:
 
 @functools.lru_cache(maxsize=20_000)
 def _wrapped(message: str) -> tuple[str, ...]:
-    return tuple(_wrap(message, " " * 8, " " * 8))
+    return _filled(message, " " * 8, 100) or tuple(_wrap(message, " " * 8, " " * 8))
+
+
+def _filled(message: str, indent: str, width: int) -> tuple[str, ...] | None:
+    """`_wrap(message, indent, indent)` for a message of printable words with one space
+    between them (nearly every explanation, most of them seen once): the same lines, filled
+    greedily as `textwrap` fills them when it breaks only at spaces; None for any other."""
+    if not message.isprintable() or "  " in message or message[:1] == " " or message[-1:] == " ":
+        return None
+    room = width - len(indent)
+    lines: list[str] = []
+    line = ""
+    for word in message.split(" "):
+        if not line:
+            line = word
+        elif len(line) + 1 + len(word) <= room:
+            line += " " + word
+        else:
+            lines.append(indent + line)
+            line = word
+    if line:
+        lines.append(indent + line)
+    return tuple(lines)
 
 
 def _session_text(session: SessionResult, colour: bool) -> list[str]:
