@@ -139,17 +139,18 @@ def _filled(message: str, indent: str, width: int) -> tuple[str, ...] | None:
         return None
     room = width - len(indent)
     lines: list[str] = []
-    line = ""
-    for word in message.split(" "):
-        if not line:
-            line = word
-        elif len(line) + 1 + len(word) <= room:
-            line += " " + word
-        else:
-            lines.append(indent + line)
-            line = word
-    if line:
-        lines.append(indent + line)
+    start, end = 0, len(message)
+    while end - start > room:
+        # The most words that fit: up to the last space within the room, else one long word.
+        cut = message.rfind(" ", start, start + room + 1)
+        if cut == -1:
+            cut = message.find(" ", start)
+            if cut == -1:
+                break
+        lines.append(indent + message[start:cut])
+        start = cut + 1
+    if start < end:
+        lines.append(indent + message[start:])
     return tuple(lines)
 
 
@@ -361,14 +362,14 @@ class TextWriter(Writer):
             patient = mask(session.patient_id) if mask else session.patient_id
             out.append(_session_head(session.session_id, patient, session.date, session.payer, policy.payer_name))
             codes = [_line_code(line.code, line.modifiers, line.units) for line, _, _, _, _ in lines]
-            code_width = max(map(len, codes))
-            charge_width = max(len(_dollars(line.charge)) for line, _, _, _, _ in lines)
-            allowed_width = max(len(_dollars(cents)) for _, cents, _, _, _ in lines)
+            charges = [_dollars(line.charge) for line, _, _, _, _ in lines]
+            alloweds = [_dollars(cents) for _, cents, _, _, _ in lines]
+            code_width, charge_width, allowed_width = max(map(len, codes)), max(map(len, charges)), \
+                max(map(len, alloweds))
             number_width = len(str(max(line.number for line, _, _, _, _ in lines)))
-            for (line, cents, status, found, _), code in zip(lines, codes):
+            for (line, cents, status, found, _), code, charge, allowed in zip(lines, codes, charges, alloweds):
                 out.append(f"  line {line.number:<{number_width}}  {code:<{code_width}}  "
-                           f"charge {_dollars(line.charge):>{charge_width}}  "
-                           f"allowed {_dollars(cents):>{allowed_width}}  "
+                           f"charge {charge:>{charge_width}}  allowed {allowed:>{allowed_width}}  "
                            f"{_coloured(status) if colour else status}"
                            f"{_kept_text(line.origin) if keep else ''}\n")
                 if found:
