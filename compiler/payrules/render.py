@@ -592,13 +592,14 @@ def _text_cells(*texts: str) -> str:
     """User text as CSV cells: each made safe by `_cell`, then quoted as `csv` would."""
     joined = ",".join(texts)
     # Nearly all text needs neither: ASCII, no quoting character, no formula start.
-    if (joined.isascii() and joined.count(",") == len(texts) - 1 and not _QUOTE_OR_BREAK.search(joined)
-            and not any(text[:1] in _FORMULA_STARTS for text in texts)):
+    if joined.isascii() and joined.count(",") == len(texts) - 1 and not _QUOTE_BREAK_OR_FORMULA.search(joined):
         return joined
     return _csv_cells(*map(_cell, texts))
 
 
-_QUOTE_OR_BREAK = re.compile(r'["\r\n]')
+_QUOTE_BREAK_OR_FORMULA = re.compile(r'["\r\n]|(?:^|,)[=+\-@\t]')
+"""In ASCII cells joined by their only commas: a character that makes `csv` quote, or an ASCII
+character of `_FORMULA_STARTS` at the start of a cell."""
 
 
 _FORMULA_STARTS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
