@@ -46,9 +46,12 @@ class Policy:
     fields: tuple[runtime.Field, ...] = ()
     """The fields the rule file declares, and the built-in fields its conditions need."""
     """The generated Python source."""
-    reason_cache: dict[tuple[int, object], Any] = attrs.field(factory=dict, eq=False, repr=False)
+    reason_cache: dict[tuple[int, int, object], Any] = attrs.field(factory=dict, eq=False, repr=False)
     """Explained reasons by (rule, facts), filled by the runner. Races between threads only
     recompute equal values."""
+    reason_keys: dict[int, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    """Each rule's `RuleInfo` and explanation key function, by rule index (see
+    `explain.explanation_key_of`), filled by the runner as its reasons are cached."""
 
 
 @attrs.frozen

@@ -508,5 +508,13 @@ def explain(rule: RuleInfo, line: Line, facts: object) -> str:
 
 def explanation_key(rule: RuleInfo, line: Line, facts: object) -> object:
     """What `explain` reads from the line and facts for this rule, as a hashable value."""
-    key = _entry(rule).key(line, facts)
-    return (key, condition_values(rule, line)) if dict(rule.params).get("condition") else key
+    return explanation_key_of(rule)(line, facts)
+
+
+def explanation_key_of(rule: RuleInfo) -> Callable[[Line, object], object]:
+    """`explanation_key` for one rule, as a function of the line and facts: the rule's template
+    and condition are looked up once, not for every reason."""
+    key = _entry(rule).key
+    if dict(rule.params).get("condition"):
+        return lambda line, facts: (key(line, facts), condition_values(rule, line))
+    return key

@@ -413,9 +413,67 @@ def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iter
             kept = tuple([(name, cells[i]) for name, i in zip(names, at)])
             yield raw, new_named_tuple(Origin, (file, row, "", headers, kept, ())), problem
         return
+    if table.plain and table.simple:
+        yield from _plain_records(table, part)
+        return
     for row, _, _, cells in table.rows(part):
         raw, problem = table.record(cells)
         yield raw, new_named_tuple(Origin, (file, row, "", headers, (), ())), problem
+
+
+PLAIN_BLOCK = 1 << 20
+"""Bytes of a plain CSV file decoded at once by `_plain_records`."""
+
+
+def _plain_records(table: _CsvTable, part: Part | None) -> Iterator[Record]:
+    """`_csv_records` of a plain file with one column per field and no kept ids: the same
+    records, from text decoded a block at a time. A row of the header's width, no longer than
+    `MAX_FIELD_CHARS` and with a first cell, is what `table.record` would make of it at once;
+    any other row, and a block that is not UTF-8, takes the way of `table.rows`."""
+    file, headers, width, pick = str(table.path), table.headers, table.width, table.pick
+    row = part.row if part is not None else 2
+    for block in _plain_blocks(table.path, part):
+        try:
+            lines = block.decode("utf-8").split("\n")
+        except UnicodeDecodeError:  # `table.rows` says which row, and yields those before it
+            for found in table._plain_rows(io.BytesIO(block), row, 0):
+                raw, problem = table.record(found[3])
+                yield raw, new_named_tuple(Origin, (file, found[0], "", headers, (), ())), problem
+            raise AssertionError("a block that is not UTF-8 has a row that is not")  # pragma: no cover
+        if lines[-1] == "":
+            lines.pop()  # after the last line break
+        for row, text in enumerate(lines, start=row):
+            cells = text.rstrip("\r").split(",")
+            if len(cells) != width or len(text) > MAX_FIELD_CHARS or not cells[0].strip():
+                if len(text) > CSV_READ_LIMIT and max(map(len, cells)) > CSV_READ_LIMIT:
+                    raise InputError(f"{table.path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
+                                     "more than payrules reads")
+                if _blank(cells):
+                    continue
+                raw, problem = table.record(cells)
+                yield raw, new_named_tuple(Origin, (file, row, "", headers, (), ())), problem
+                continue
+            cells.append("")
+            yield pick(cells), new_named_tuple(Origin, (file, row, "", headers, (), ())), None
+        row += 1
+
+
+def _plain_blocks(path: Path, part: Part | None) -> Iterator[bytes]:
+    """The rows of a plain file after its header (or of `part`), in blocks of whole lines."""
+    if part is not None:
+        yield _read_part(part)
+        return
+    with open(path, "rb") as stream:
+        stream.readline()
+        carry = b""
+        while data := stream.read(PLAIN_BLOCK):
+            data = carry + data
+            end = data.rfind(b"\n") + 1
+            carry = data[end:]
+            if end:
+                yield data[:end]
+        if carry:
+            yield carry
 
 
 def _read_part(part: Part) -> bytes:

@@ -128,7 +128,30 @@ def report_text(report: Report, colour: bool = False) -> str:
 
 @functools.lru_cache(maxsize=20_000)
 def _wrapped(message: str) -> tuple[str, ...]:
-    return tuple(_wrap(message, " " * 8, " " * 8))
+    return _filled(message, " " * 8, 100) or tuple(_wrap(message, " " * 8, " " * 8))
+
+
+def _filled(message: str, indent: str, width: int) -> tuple[str, ...] | None:
+    """`_wrap(message, indent, indent)` for a message of printable words with one space
+    between them (nearly every explanation, most of them seen once): the same lines, filled
+    greedily as `textwrap` fills them when it breaks only at spaces; None for any other."""
+    if not message.isprintable() or "  " in message or message[:1] == " " or message[-1:] == " ":
+        return None
+    room = width - len(indent)
+    lines: list[str] = []
+    start, end = 0, len(message)
+    while end - start > room:
+        # The most words that fit: up to the last space within the room, else one long word.
+        cut = message.rfind(" ", start, start + room + 1)
+        if cut == -1:
+            cut = message.find(" ", start)
+            if cut == -1:
+                break
+        lines.append(indent + message[start:cut])
+        start = cut + 1
+    if start < end:
+        lines.append(indent + message[start:])
+    return tuple(lines)
 
 
 def _session_text(session: SessionResult, colour: bool) -> list[str]:
@@ -339,14 +362,14 @@ class TextWriter(Writer):
             patient = mask(session.patient_id) if mask else session.patient_id
             out.append(_session_head(session.session_id, patient, session.date, session.payer, policy.payer_name))
             codes = [_line_code(line.code, line.modifiers, line.units) for line, _, _, _, _ in lines]
-            code_width = max(map(len, codes))
-            charge_width = max(len(_dollars(line.charge)) for line, _, _, _, _ in lines)
-            allowed_width = max(len(_dollars(cents)) for _, cents, _, _, _ in lines)
+            charges = [_dollars(line.charge) for line, _, _, _, _ in lines]
+            alloweds = [_dollars(cents) for _, cents, _, _, _ in lines]
+            code_width, charge_width, allowed_width = max(map(len, codes)), max(map(len, charges)), \
+                max(map(len, alloweds))
             number_width = len(str(max(line.number for line, _, _, _, _ in lines)))
-            for (line, cents, status, found, _), code in zip(lines, codes):
+            for (line, cents, status, found, _), code, charge, allowed in zip(lines, codes, charges, alloweds):
                 out.append(f"  line {line.number:<{number_width}}  {code:<{code_width}}  "
-                           f"charge {_dollars(line.charge):>{charge_width}}  "
-                           f"allowed {_dollars(cents):>{allowed_width}}  "
+                           f"charge {charge:>{charge_width}}  allowed {allowed:>{allowed_width}}  "
                            f"{_coloured(status) if colour else status}"
                            f"{_kept_text(line.origin) if keep else ''}\n")
                 if found:
@@ -569,13 +592,14 @@ def _text_cells(*texts: str) -> str:
     """User text as CSV cells: each made safe by `_cell`, then quoted as `csv` would."""
     joined = ",".join(texts)
     # Nearly all text needs neither: ASCII, no quoting character, no formula start.
-    if (joined.isascii() and joined.count(",") == len(texts) - 1 and not _QUOTE_OR_BREAK.search(joined)
-            and not any(text[:1] in _FORMULA_STARTS for text in texts)):
+    if joined.isascii() and joined.count(",") == len(texts) - 1 and not _QUOTE_BREAK_OR_FORMULA.search(joined):
         return joined
     return _csv_cells(*map(_cell, texts))
 
 
-_QUOTE_OR_BREAK = re.compile(r'["\r\n]')
+_QUOTE_BREAK_OR_FORMULA = re.compile(r'["\r\n]|(?:^|,)[=+\-@\t]')
+"""In ASCII cells joined by their only commas: a character that makes `csv` quote, or an ASCII
+character of `_FORMULA_STARTS` at the start of a cell."""
 
 
 _FORMULA_STARTS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import attrs
 
 from payrules.compiler import Policy
-from payrules.explain import explain, explanation_key
+from payrules.explain import explain, explanation_key_of
 from payrules.fields import Batch, RecordError
 from payrules.judging import (
     PAID,
@@ -334,8 +334,12 @@ def _judge(session: Session, judged: Judged, policy: Policy) -> SessionResult:
 
 def _reason(policy: Policy, index: int, line: Line, facts: object, amount: int) -> Reason:
     # Equal facts give equal reasons; most lines repeat a few, so each is built once per policy.
-    rule = rule_of(policy.rules, index)
-    key = (index, (amount, explanation_key(rule, line, facts)))
+    how = policy.reason_keys.get(index)
+    if how is None:
+        rule = rule_of(policy.rules, index)
+        how = policy.reason_keys[index] = (rule, explanation_key_of(rule))
+    rule, key_of = how
+    key = (index, amount, key_of(line, facts))
     cache = policy.reason_cache
     reason = cache.get(key)
     if reason is None:
