@@ -31,11 +31,10 @@ class DiagnosisChecks:
     _resolving: dict[str, None]
     _kinds: dict[str, str]
 
-    def error(self, code: str, message: str, span: Span, help: str | None = None) -> None:
-        raise NotImplementedError  # the checker's own
+    if TYPE_CHECKING:  # the checker's own methods, declared for the type checker only
+        def error(self, code: str, message: str, span: Span, help: str | None = None) -> None: ...
 
-    def too_long(self, name: str, span: Span, what: str) -> bool:
-        raise NotImplementedError  # the checker's own
+        def too_long(self, name: str, span: Span, what: str) -> bool: ...
 
     def set_kind(self, name: str) -> str | None:
         """`codes` or `diagnoses`: what the set holds, by the shape of its items; a set of set

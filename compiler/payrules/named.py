@@ -40,20 +40,16 @@ class NamedValues:
     most_count: ClassVar[int]
     """The largest whole number a rule file may hold (the checker's `MAX_COUNT`)."""
 
-    def error(self, code: str, message: str, span: Span, help: str | None = None) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # the checker's own methods, declared for the type checker only
+        def error(self, code: str, message: str, span: Span, help: str | None = None) -> None: ...
 
-    def name(self, word: ast.Word, what: str) -> None:
-        raise NotImplementedError
+        def name(self, word: ast.Word, what: str) -> None: ...
 
-    def money(self, money: ast.Money | ast.NameRef) -> None:
-        raise NotImplementedError
+        def money(self, money: ast.Money | ast.NameRef) -> None: ...
 
-    def share(self, percent: Decimal, span: Span, decimals_span: Span | None = None) -> None:
-        raise NotImplementedError
+        def share(self, percent: Decimal, span: Span, decimals_span: Span | None = None) -> None: ...
 
-    def share_ok(self, percent: Decimal) -> bool:
-        raise NotImplementedError
+        def share_ok(self, percent: Decimal) -> bool: ...
 
     def lets(self) -> None:
         """Check every `let` line: a name given once, not also a code set's, and its value."""
