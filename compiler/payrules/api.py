@@ -20,7 +20,7 @@ from payrules.compiler import Policy, compile_file, compile_source, emit_python,
 from payrules.diagnostics import CompileError, Diagnostic, InputError, RulesError
 from payrules.fields import RecordError, session_batch
 from payrules.history import read_compact
-from payrules.judging import History, covers, history_days, history_index
+from payrules.judging import History, covers, declared_fields, history_days, history_index
 from payrules.lint import RuleFileDates, payer_overlaps
 from payrules.records import Columns, Scan, read_blocks, read_sessions, scan
 from payrules.runner import (
@@ -78,11 +78,6 @@ def load_policies(path: Path) -> list[Policy]:
     if diagnostics:
         raise CompileError(diagnostics)
     return policies
-
-
-def declared_fields(policies: Iterable[Policy]) -> tuple[str, ...]:
-    """The names of the fields the rule files declare, in the order first declared."""
-    return tuple(dict.fromkeys(f.name for policy in policies for f in policy.fields if f.declared))
 
 
 def read_history(paths: list[Path], columns: Columns | None = None) -> History:

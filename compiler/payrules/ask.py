@@ -20,7 +20,7 @@ import attrs
 import click
 
 from payrules import ast, ncci
-from payrules.api import declared_fields, load_policies
+from payrules.api import load_policies
 from payrules.check import Checked
 from payrules.compiler import Policy, check_source, read_source
 from payrules.diagnosis_sets import as_written
@@ -29,7 +29,7 @@ from payrules.domain import CREDENTIALS, closest, dollars, format_cents
 from payrules.explain import condition_values
 from payrules.fields import RecordError, field_name, session_batch
 from payrules.icd10 import release
-from payrules.judging import covers, date_range
+from payrules.judging import covers, date_range, declared_fields
 from payrules.render import TextWriter, diagnostics, printable
 from payrules.runner import Block, LineResult, SessionResult, judge_batch, policies_by_payer
 

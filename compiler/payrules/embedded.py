@@ -20,6 +20,7 @@ from payrules.judging import (
     PAID,
     REDUCED,
     Judge,
+    declared_fields,
     error_dict,
     history_days,
     judge_sessions,
@@ -81,7 +82,7 @@ def check(sessions: Iterable[Mapping[str, Any]], history: Iterable[Mapping[str, 
     used = accumulators_of(rows, POLICIES, notes) if rows else None
     for note in used.warnings if used is not None else ():
         warnings.warn(note, stacklevel=2)
-    facts = tuple(dict.fromkeys(f.name for found in POLICIES.values() for p in found for f in p.fields if f.declared))
+    facts = declared_fields(p for found in POLICIES.values() for p in found)
     batch = session_batch(list(sessions), "<sessions>", (), facts)
     results: list[dict[str, Any]] = []
     errors = list(batch.errors)

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from payrules.accumulators import Accumulators
-from payrules.api import RuleSet, declared_fields, load
+from payrules.api import RuleSet, load
 from payrules.compiler import Policy, policy_from_python
 from payrules.fields import (
     ALL_FIELDS,
@@ -33,7 +33,7 @@ from payrules.fields import (
     limited,
     new_named_tuple,
 )
-from payrules.judging import History, history_index
+from payrules.judging import History, declared_fields, history_index
 from payrules.render import CSV_COLUMNS, CsvWriter
 from payrules.runner import Block, judge_batch, policies_by_payer
 from payrules.runtime import Origin

@@ -303,6 +303,11 @@ class Dated(Protocol):
 P = TypeVar("P", bound=Dated)
 
 
+def declared_fields(policies: Iterable[Any]) -> tuple[str, ...]:
+    """The names of the fields the rule files of `policies` declare, in the order first declared."""
+    return tuple(dict.fromkeys(f.name for policy in policies for f in policy.fields if f.declared))
+
+
 def by_payer(policies: Iterable[P]) -> dict[str, tuple[P, ...]]:
     """Policies by payer id in lower case, each payer's in date order."""
     grouped: dict[str, list[P]] = defaultdict(list)

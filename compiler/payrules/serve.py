@@ -28,7 +28,7 @@ from payrules import api, formats, render
 from payrules.compiler import Policy, compile_source
 from payrules.diagnostics import CompileError, InputError
 from payrules.fields import Record, _session_records, clean, limited, normal_keys
-from payrules.judging import error_dict
+from payrules.judging import declared_fields, error_dict
 from payrules.masking import MaskKeyError, PatientMask, load_key
 from payrules.parser import parse
 from payrules.records import Columns, _batches, _json_layout, _json_loads, refuse_x12_keep, with_kept
@@ -418,7 +418,7 @@ class Service:
                                   "was started with (start it with --allow-rule-text to accept rule text)", "rules")
                 policies, own = request_rules(text), True
             # The fields the rule files declare are read from the sessions' keys.
-            facts = api.declared_fields(p for found_ in policies.values() for p in found_)
+            facts = declared_fields(p for found_ in policies.values() for p in found_)
             found = json_records(body, name, keep, facts)
         else:
             found = x12_records(body, name, loaded.payer_map, keep)
