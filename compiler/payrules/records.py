@@ -12,7 +12,9 @@ import csv
 import io
 import json
 import operator
+import os
 import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -374,7 +376,35 @@ def _blank(cells: list[str]) -> bool:
 
 
 def _is_plain(path: Path) -> bool:
-    """Whether the file has no quote characters, NULs or lone CRs (see `_CsvTable`)."""
+    """Whether the file has no quote characters, NULs or lone CRs (see `_CsvTable`). The scan,
+    the check of its columns and the reader each ask of the same file: it is read once for
+    them, and again when it has changed. Only a file unchanged for `_SETTLED_NS` is
+    remembered, so that a change within the clock's granularity cannot go unseen."""
+    try:
+        found = os.stat(path)
+        key: tuple[object, ...] | None = (os.fspath(path), found.st_dev, found.st_ino, found.st_size,
+                                          found.st_mtime_ns, found.st_ctime_ns)
+        if time.time_ns() - max(found.st_mtime_ns, found.st_ctime_ns) <= _SETTLED_NS:
+            key = None
+    except OSError:  # `_open` says what is wrong
+        key = None
+    known = _PLAIN_FILES.get(key) if key is not None else None
+    if known is None:
+        known = _read_is_plain(path)
+        if key is not None:
+            if len(_PLAIN_FILES) >= 64:
+                _PLAIN_FILES.clear()
+            _PLAIN_FILES[key] = known
+    return known
+
+
+_SETTLED_NS = 2_000_000_000
+
+_PLAIN_FILES: dict[tuple[object, ...], bool] = {}
+"""What `_is_plain` found of files, by path and version (device, inode, size, time of change)."""
+
+
+def _read_is_plain(path: Path) -> bool:
     carry = ""
     with _open(path) as stream:
         try:
@@ -383,7 +413,7 @@ def _is_plain(path: Path) -> bool:
                 carry = "\r" if chunk.endswith("\r") else ""  # its LF may start the next chunk
                 if carry:
                     chunk = chunk[:-1]
-                if '"' in chunk or "\x00" in chunk or "\r" in chunk.replace("\r\n", ""):
+                if '"' in chunk or "\x00" in chunk or chunk.count("\r") != chunk.count("\r\n"):
                     return False
         except UnicodeDecodeError as error:
             raise InputError(f"{path}: not UTF-8 text (byte {error.start} of a block)") from None
@@ -649,8 +679,12 @@ def scan(paths: list[Path], columns: Columns | None = None, part_lines: int | No
     for path in paths:
         runs: Iterator[_Run]
         kind = _kind(path)
-        if kind == ".csv":
-            runs = _csv_runs(path, columns)
+        table = _CsvTable(path, columns) if kind == ".csv" else None
+        if table is not None:
+            if first_break is not None and _cut_plainly(table):  # only the count is left to find
+                count += _count_rows(table, len(_header_bytes(path)))
+                continue
+            runs = _csv_runs(table, str(path))
         else:
             parts = None  # only CSV files are cut into parts
             runs = _record_runs(path, kind, columns)
@@ -661,6 +695,10 @@ def scan(paths: list[Path], columns: Columns | None = None, part_lines: int | No
             if run.patient != current:
                 if run.patient in seen and first_break is None:
                     first_break = (run.origin, run.patient)
+                    if table is not None and run.end and _cut_plainly(table):
+                        # Not grouped: the rest of the file is only counted, without its runs.
+                        count += _count_rows(table, run.end)
+                        break
                 if current is not None:
                     seen.add(current)
                 current = run.patient
@@ -696,15 +734,77 @@ def _record_runs(path: Path, kind: str | formats.Format, columns: Columns) -> It
         yield _Run(clean(raw[1]), origin, 1)
 
 
-def _csv_runs(path: Path, columns: Columns) -> Iterator[_Run]:
+def _csv_runs(table: _CsvTable, file: str) -> Iterator[_Run]:
     """The file's runs of lines by patient: the rows and records the reader reads (see
     `_CsvTable`), and their patient as the reader groups it (see `_batches`). Runs of a file
     read without the csv module carry byte offsets; the others do not."""
-    table = _CsvTable(path, columns)
-    file = str(path)
-    if table.plain and table.simple and table.picks[0] and table.picks[1]:
+    if _cut_plainly(table):
         return _plain_runs(table, file)
     return _row_runs(table, file)
+
+
+def _cut_plainly(table: _CsvTable) -> bool:
+    """Whether the file is read without the csv module, one column per field, with a session
+    and a patient column: its rows can then be found, cut and counted in its bytes."""
+    return bool(table.plain and table.simple and table.picks[0] and table.picks[1])
+
+
+def _header_bytes(path: Path) -> bytes:
+    with open(path, "rb") as stream:
+        return stream.readline()
+
+
+_ROW_START_TO_LOOK_AT = re.compile(rb"\n(?=[^0-9A-Za-z])")
+"""A row that starts with neither a letter nor a digit: it may be blank (whitespace and commas)."""
+
+
+def _count_rows(table: _CsvTable, offset: int) -> int:
+    """The rows the reader reads in a plain file from byte `offset` (the start of a line) on:
+    every line but the blank ones, which are found by their first character. Refuses a field
+    longer than `CSV_READ_LIMIT` as the reader does."""
+    count = 0
+    with open(table.path, "rb") as stream:
+        stream.seek(offset)
+        carry = b""
+        while True:
+            data = stream.read(PLAIN_BLOCK)
+            block = carry + data
+            if not data:
+                if block:  # a last line without a line break
+                    count += not _blank_bytes(table, block, offset)
+                return count
+            cut = block.rfind(b"\n") + 1
+            if not cut:  # a line longer than a block goes on
+                carry = block
+                continue
+            block, carry = block[:cut], block[cut:]
+            count += block.count(b"\n")
+            count -= _blank_bytes(table, block[:block.index(b"\n") + 1], offset)
+            for found in _ROW_START_TO_LOOK_AT.finditer(block):
+                start = found.start() + 1
+                count -= _blank_bytes(table, block[start:block.index(b"\n", start) + 1], offset + start)
+            offset += cut
+
+
+def _blank_bytes(table: _CsvTable, line: bytes, offset: int) -> bool:
+    """Whether the line at byte `offset` of a plain file is a blank row (see `_blank`); a field
+    longer than `CSV_READ_LIMIT` is refused."""
+    if line[:1].isalnum():
+        if len(line) > CSV_READ_LIMIT:
+            _refuse_too_long(table, _plain_cells(line.decode("utf-8", "replace")), offset)
+        return False
+    cells = _plain_cells(line.decode("utf-8", "replace"))  # a plain file was read as UTF-8 already
+    if len(line) > CSV_READ_LIMIT:
+        _refuse_too_long(table, cells, offset)
+    return _blank(cells)
+
+
+def _refuse_too_long(table: _CsvTable, cells: list[str], offset: int) -> None:
+    if max(map(len, cells)) > CSV_READ_LIMIT:
+        with open(table.path, "rb") as stream:
+            row = 1 + stream.read(offset).count(b"\n")
+        raise InputError(f"{table.path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
+                         "more than payrules reads")
 
 
 class _Runs:
@@ -841,35 +941,55 @@ def csv_table(path: Path, columns: Columns) -> _CsvTable:
     return _CsvTable(path, columns)
 
 
-def keyed_rows(table: _CsvTable, columns: Columns) -> Iterator[tuple[str, str, Any]]:
-    """(patient, session id) of each record of a CSV file as the reader reads them, with the
-    record in a compact form that `keyed_records` turns back into the reader's record: the
-    row's number and text for a file read without the csv module, else the record itself.
-    Used to cut a file into buckets by patient; a row is parsed in full only where the cells
-    it is cut by might not be its own (as in `_plain_runs`)."""
+def keyed_rows(table: _CsvTable, columns: Columns) -> Iterator[tuple[str, str, int, Any]]:
+    """(patient, session id, row) of each record of a CSV file as the reader reads them, with
+    the record in a compact form that `keyed_records` turns back into the reader's record: the
+    row's number and text for a file read without the csv module (`plain_rows`), else the
+    record itself. Used to cut a file into buckets by patient."""
     path = table.path
-    if not (table.plain and table.simple and table.picks[0] and table.picks[1]):
+    if not plain_rows(table):
         for record in _csv_records(path, columns):
             raw = record[0]
-            yield clean(raw[1]), clean(raw[0]), record
+            yield clean(raw[1]), clean(raw[0]), record[1].row, record
         return
+
+    def lines() -> Iterator[tuple[int, str]]:
+        row = 2
+        for block in _plain_blocks(path, None):  # the file was read as UTF-8 when it was found plain
+            found = block.decode("utf-8").split("\n")
+            if found[-1] == "":
+                found.pop()  # after the last line break
+            yield from enumerate(found, start=row)
+            row += len(found)
+
+    yield from keyed_lines(table, lines())
+
+
+def plain_rows(table: _CsvTable) -> bool:
+    """Whether `keyed_rows` gives the file's rows as (row, text), which `keyed_lines` keys again."""
+    return _cut_plainly(table)
+
+
+def keyed_lines(table: _CsvTable, lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str, str, int, Any]]:
+    """`keyed_rows` of the lines (row, text without its line break) of a file read without the
+    csv module: a row is parsed in full only where the cells it is keyed by might not be its
+    own (as in `_plain_runs`)."""
+    path = table.path
+    assert table.picks[0] and table.picks[1]
     at_session, at_patient = table.picks[0][0], table.picks[1][0]
     cut = max(at_session, at_patient) + 1
-    with open(path, "rb") as stream:
-        stream.readline()
-        for row, line in enumerate(stream, start=2):
-            text = line.decode("utf-8")
-            cells = text.split(",", cut)
-            if len(cells) > cut and len(line) <= MAX_FIELD_CHARS:  # a blank row is skipped by `keyed_records`
-                yield clean(cells[at_patient]), clean(cells[at_session]), (row, text)
-                continue
-            whole = _plain_cells(text)
-            if len(line) > CSV_READ_LIMIT and max(map(len, whole)) > CSV_READ_LIMIT:
-                raise InputError(f"{path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
-                                 "more than payrules reads")
-            if not _blank(whole):
-                raw, _ = table.record(whole)
-                yield clean(raw[1]), clean(raw[0]), (row, text)
+    for row, text in lines:
+        cells = text.split(",", cut)
+        if len(cells) > cut and len(text) <= MAX_FIELD_CHARS:  # a blank row is skipped by `keyed_records`
+            yield clean(cells[at_patient]), clean(cells[at_session]), row, (row, text)
+            continue
+        whole = _plain_cells(text)
+        if len(text) > CSV_READ_LIMIT and max(map(len, whole)) > CSV_READ_LIMIT:
+            raise InputError(f"{path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
+                             "more than payrules reads")
+        if not _blank(whole):
+            raw, _ = table.record(whole)
+            yield clean(raw[1]), clean(raw[0]), row, (row, text)
 
 
 def keyed_records(table: _CsvTable, rows: Iterable[Any]) -> Iterator[Record]:
@@ -879,6 +999,20 @@ def keyed_records(table: _CsvTable, rows: Iterable[Any]) -> Iterator[Record]:
         yield from rows
         return
     file, headers, names, at = str(path), table.headers, table.keep, table.kept_at
+    if not names and not table.facts:
+        width, pick = table.width, table.pick
+        for row, text in rows:
+            cells = _plain_cells(text)
+            if len(cells) == width and len(text) <= MAX_FIELD_CHARS and cells[0].strip():
+                # No field can be longer than `MAX_FIELD_CHARS`: the record of `table.record` at once.
+                cells.append("")
+                yield pick(cells), new_named_tuple(Origin, (file, row, "", headers, (), ())), None
+                continue
+            if _blank(cells):
+                continue
+            raw, problem = table.record(cells)
+            yield raw, new_named_tuple(Origin, (file, row, "", headers, (), ())), problem
+        return
     for row, text in rows:
         cells = _plain_cells(text)
         if _blank(cells):
@@ -893,10 +1027,11 @@ def keyed_records(table: _CsvTable, rows: Iterable[Any]) -> Iterator[Record]:
         yield raw, new_named_tuple(Origin, (file, row, "", headers, kept, found)), problem
 
 
-def read_batch(found: Iterable[Record]) -> Batch:
-    """Records already read (such as the patients of one bucket of an ungrouped file, in input
-    order) as one batch, exactly as `read_blocks` groups a whole ungrouped input."""
-    return next(_batches(iter(found), grouped=False), Batch())
+def read_patients(found: Iterable[Record]) -> Iterator[Batch]:
+    """Records already read with each patient's records together (such as a bucket of an
+    ungrouped file, patient by patient), in batches of one patient, as `read_blocks` reads a
+    grouped input."""
+    return _batches(iter(found), grouped=True)
 
 
 def read_sessions(paths: list[Path], columns: Columns | None = None) -> Batch:

@@ -20,14 +20,14 @@ import os
 import pickle
 import signal
 import tempfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from payrules.api import CheckRun
 from payrules.fields import RecordError, clean
-from payrules.records import Columns, Part, csv_table, is_csv, keyed_records, keyed_rows, read_batch, read_blocks, read_part
+from payrules.records import (Columns, Part, csv_table, is_csv, keyed_lines, keyed_records, keyed_rows, plain_rows,
+                              read_blocks, read_part, read_patients)
 from payrules.render import CsvWriter, Fragment, JsonlWriter, JsonWriter, TextWriter, Writer
 from payrules.runner import Judgement, Tally, judge_lines
 
@@ -145,8 +145,9 @@ def partitionable(run: CheckRun, writer: Writer) -> bool:
     return bucketable(run) and type(writer) in _MERGEABLE
 
 
-_BUCKETS: tuple[CheckRun, Writer, Path, Any] | None = None
-"""The run, the main writer, the spill folder and how the file is read, inherited by forked workers."""
+_BUCKETS: tuple[CheckRun, Writer, Path, Any, int, int] | None = None
+"""The run, the main writer, the spill folder, how the file is read, the number of buckets and
+of shares of the cut, inherited by forked workers."""
 
 
 def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
@@ -157,29 +158,36 @@ def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[
         workers = _allowed_workers(buckets)
         buckets = -(-buckets // workers) * workers  # a whole number of rounds of workers
         table = csv_table(run.sessions[0], run.columns or Columns())
-        if not _cut(table, run.columns or Columns(), folder, buckets):  # a session id has two patients: only the whole input can say so
-            for batch in read_blocks(run.sessions, run.columns, grouped=False):
-                judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
-                writer.judged(judgement)
-                tally.add_judged(judgement)
-                yield judgement.lines_read
-            return
-        _BUCKETS = (run, writer, folder, table)
+        _BUCKETS = (run, writer, folder, table, buckets, workers)
         try:
             if workers == 1:
-                for index in range(buckets):
-                    counted = _judge_bucket(index)
+                whole = _cut(table, run.columns or Columns(), folder, buckets)
+                judged = map(_judge_bucket, range(buckets)) if whole else iter(())
+                for counted in judged:
                     tally.merge(counted)
                     yield counted.lines_read
             else:
                 import multiprocessing
 
                 with multiprocessing.get_context("fork").Pool(workers, initializer=_leave_interrupts_to_main) as pool:
-                    for counted in pool.imap(_judge_bucket, range(buckets)):
-                        tally.merge(counted)
-                        yield counted.lines_read
+                    # Every process reads the whole file and keeps the buckets of its share: this
+                    # one the first, each worker another.
+                    others = pool.map_async(_cut_share, range(1, workers))
+                    whole = _cut(table, run.columns or Columns(), folder, buckets, 0, workers)
+                    whole = all(others.get()) and whole
+                    if whole:
+                        for counted in pool.imap(_judge_bucket, range(buckets)):
+                            tally.merge(counted)
+                            yield counted.lines_read
         finally:
             _BUCKETS = None
+        if not whole:  # a session id has two patients: only the whole input can say so
+            for batch in read_blocks(run.sessions, run.columns, grouped=False):
+                judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
+                writer.judged(judgement)
+                tally.add_judged(judgement)
+                yield judgement.lines_read
+            return
         # Sessions in the order their ids first appear, then the lines not judged by row: the
         # order in which one process writes the whole input (see `runner.judge_lines`).
         for kind in ("sessions", "errors"):
@@ -199,29 +207,68 @@ def _first(item: tuple[Any, ...]) -> Any:
     return item[0]
 
 
-def _cut(table: Any, columns: Columns, folder: Path, buckets: int) -> bool:
-    """Spill the rows of the file `table` reads into `buckets` files by patient, each in input order; False when
-    a session id is used by two patients."""
+def _cut_share(share: int) -> bool:
+    """`_cut` of one share, in a worker."""
+    assert _BUCKETS is not None, "buckets are cut by write()"
+    run, _, folder, table, buckets, shares = _BUCKETS
+    return _cut(table, run.columns or Columns(), folder, buckets, share, shares)
+
+
+def _cut(table: Any, columns: Columns, folder: Path, buckets: int, share: int = 0, shares: int = 1) -> bool:
+    """Spill the rows of the file `table` reads into `buckets` files by patient, each in input
+    order, keeping those of the buckets of `share` (bucket % shares == share); False when a
+    session id is used by two patients. The sessions of a share (by their id) are checked by
+    the process that cuts it, so that together the shares check every session.
+
+    Buckets and shares go by `hash`: the processes that cut are forked from one, so they hash
+    alike, and the output does not depend on which bucket holds a patient. The rows of a file
+    read without the csv module are spilled as their number and text, a line each; others as
+    pickled records."""
     owners: dict[str, str] = {}
-    held: list[list[Any]] = [[] for _ in range(buckets)]
-    sinks = [open(folder / f"rows{i}", "wb") for i in range(buckets)]
+    held: list[list[Any] | None] = [[] if i % shares == share else None for i in range(buckets)]
+    sinks = {i: open(folder / f"rows{i}", "wb") for i in range(share, buckets, shares)}
+    plain = plain_rows(table)
     try:
-        for patient, session, row in keyed_rows(table, columns):
-            if session and owners.setdefault(session, patient) != patient:
+        for patient, session, number, row in keyed_rows(table, columns):
+            if session and (shares == 1 or hash(session) % shares == share) \
+                    and owners.setdefault(session, patient) != patient:
                 return False
-            index = zlib.crc32(patient.encode("utf-8", "surrogatepass")) % buckets
+            index = hash(patient) % buckets
             pending = held[index]
-            pending.append(row)
+            if pending is None:
+                continue
+            pending.append(f"{number}\t{row[1]}\n" if plain else row)
             if len(pending) >= _SPILL_ITEMS:
-                pickle.dump(pending, sinks[index], pickle.HIGHEST_PROTOCOL)
+                _write_rows(sinks[index], pending, plain)
                 pending.clear()
-        for pending, sink in zip(held, sinks):
+        for index, sink in sinks.items():
+            pending = held[index]
             if pending:
-                pickle.dump(pending, sink, pickle.HIGHEST_PROTOCOL)
+                _write_rows(sink, pending, plain)
     finally:
-        for sink in sinks:
+        for sink in sinks.values():
             sink.close()
     return True
+
+
+def _write_rows(sink: Any, rows: list[Any], plain: bool) -> None:
+    if plain:
+        sink.write("".join(rows).encode("utf-8"))
+    else:
+        pickle.dump(rows, sink, pickle.HIGHEST_PROTOCOL)
+
+
+def _bucket_rows(path: Path, table: Any) -> Iterator[tuple[str, str, int, Any]]:
+    """The rows `_cut` spilled to `path`, keyed as `keyed_rows` keys them."""
+    if not plain_rows(table):
+        for record in _chunks(path):
+            raw = record[0]
+            yield clean(raw[1]), clean(raw[0]), record[1].row, record
+        return
+    text = path.read_bytes().decode("utf-8")
+    lines = [line.split("\t", 1) for line in text.split("\n")]
+    lines.pop()  # after the last line break
+    yield from keyed_lines(table, [(int(number), line) for number, line in lines])
 
 
 def _chunks(path: Path) -> Iterator[Any]:
@@ -236,34 +283,46 @@ def _chunks(path: Path) -> Iterator[Any]:
 
 
 def _judge_bucket(index: int) -> Tally:
-    """Judge one bucket as a whole input, and spill each session's and each error's rendering
-    with its place in the output of the whole input, in that order."""
+    """Judge one bucket as a whole input of its own, patient by patient (its rows put in the
+    order of their patients' first rows: each patient's rows stay in input order, so every
+    session and day is as in the whole input), and spill each session's and each error's
+    rendering with its place in the output of the whole input, in that order."""
     assert _BUCKETS is not None, "buckets are judged by write()"
-    run, main, folder, table = _BUCKETS
+    run, main, folder, table, _, _ = _BUCKETS
     source = folder / f"rows{index}"
-    found = list(keyed_records(table, _chunks(source)))
-    source.unlink()
+    by_patient: dict[str, list[Any]] = {}
     first: dict[str, int] = {}
-    for raw, origin, _ in found:
-        first.setdefault(clean(raw[0]), origin.row)
-    judgement = judge_lines(read_batch(found), run.policies, run.history, run.accumulators)
-    del found
+    """Session id → the row where it first appears (blank rows included: they have none)."""
+    for patient, session, number, row in _bucket_rows(source, table):
+        found = by_patient.get(patient)
+        if found is None:
+            found = by_patient[patient] = []
+        found.append(row)
+        if session not in first:
+            first[session] = number
+    source.unlink()
     tally = Tally()
-    tally.add_judged(judgement)
     sink = _Pieces()
     writer = main.continuation(sink)
-    sessions = []
-    for judged in judgement.sessions:
-        writer.judged(Judgement([judged], (), 0))
-        sessions.append((first[judged[0].session_id], sink.take(), ()))
+    sessions: list[tuple[int, str, tuple[()]]] = []
+    errors: list[tuple[tuple[int, str], str, list[RecordError]]] = []
+    ordered = [row for rows in by_patient.values() for row in rows]
+    del by_patient
+    for batch in read_patients(keyed_records(table, ordered)):
+        judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
+        tally.add_judged(judgement)
+        for judged in judgement.sessions:
+            writer.judged(Judgement([judged], (), 0))
+            sessions.append((first[judged[0].session_id], sink.take(), ()))
+        for error in judgement.errors:
+            writer.judged(Judgement([], (error,), 0))
+            errors.append(((error.origin.row, error.origin.path), sink.take(), writer.held))
+            writer.held = []
+    del ordered
     sessions.sort(key=_first)
     _spill(folder / f"sessions{index}", sessions)
     del sessions
-    errors = []
-    for error in judgement.errors:  # already in order of row
-        writer.judged(Judgement([], (error,), 0))
-        errors.append(((error.origin.row, error.origin.path), sink.take(), writer.held))
-        writer.held = []
+    errors.sort(key=_first)
     _spill(folder / f"errors{index}", errors)
     return tally
 

@@ -1,0 +1,159 @@
+"""Input not grouped by patient, read as little as possible: once the scan finds a patient again
+after others, the rest of a plain file is only counted; the cut into buckets is shared by the
+processes that judge them, each keeping its own buckets and checking its own session ids."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from payrules import records, workers
+from payrules.diagnostics import InputError
+from payrules.records import Columns, csv_table, keyed_rows, read_blocks, scan
+
+HEADER = ("session_id,patient_id,date,payer,provider_npi,provider_credential,code,modifiers,units,minutes,"
+          "charge,diagnoses,prescription_by\n")
+
+_BLANKS = ["", " ", ",,,,", " , ,", "\t,", "\u3000", "\x1c,,", ",\u00a0"]
+"""Rows the reader skips: whitespace (Unicode's too) and commas only."""
+
+_STARTS = ["S1", "-S1", " S1", "é1", "\u3000S1", "_S1", "", ",S1"]
+"""First cells: most rows start with a letter or a digit, these not always."""
+
+
+@st.composite
+def _ungrouped_csv(draw: st.DrawFn) -> str:
+    """A plain CSV file whose first patient comes back after another one, then any rows: blank
+    ones, rows that start with neither a letter nor a digit, short and long rows, CRLF, and
+    sometimes no line break after the last row."""
+    rows = ["S1,P1,2024-05-06,ACME,1328719467,DC,97140,,1,15,40.00,M54.50,MD",
+            "S2,P2,2024-05-06,ACME,1328719467,DC,97140,,1,15,40.00,M54.50,MD",
+            "S3,P1,2024-05-07,ACME,1328719467,DC,97140,,1,15,40.00,M54.50,MD"]
+    for _ in range(draw(st.integers(0, 40))):
+        shape = draw(st.sampled_from(["full", "full", "blank", "short", "long"]))
+        start, patient = draw(st.sampled_from(_STARTS)), draw(st.sampled_from(["P1", "P2", "P3", " P1", ""]))
+        if shape == "blank":
+            rows.append(draw(st.sampled_from(_BLANKS)))
+        elif shape == "short":
+            rows.append(f"{start},{patient}")
+        else:
+            tail = "x" * 1_100 if shape == "long" else "MD"
+            rows.append(f"{start},{patient},2024-05-06,ACME,1328719467,DC,97140,,1,15,40.00,M54.50,{tail}")
+    endings = [draw(st.sampled_from(["\n", "\r\n"])) for _ in rows]
+    if draw(st.booleans()):
+        endings[-1] = ""
+    return HEADER + "".join(row + end for row, end in zip(rows, endings))
+
+
+def records_read(paths: list[Path]) -> int:
+    return sum(batch.lines_read for batch in read_blocks(paths, grouped=False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_ungrouped_csv(), block=st.sampled_from([16, 64, 1 << 20]), second=st.booleans())
+def test_the_count_after_a_patient_comes_back_is_the_rows_the_reader_reads(text: str, block: int,
+                                                                         second: bool) -> None:
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(records, "PLAIN_BLOCK", block):
+        paths = [Path(folder) / "sessions.csv"]
+        paths[0].write_text(text, encoding="utf-8", newline="")
+        if second:  # a further file after the one where the input stopped being grouped
+            paths.append(Path(folder) / "more.csv")
+            paths[1].write_text(text.replace("P1", "P7"), encoding="utf-8", newline="")
+        found = scan(paths)
+        assert not found.grouped and found.patient == "P1"
+        assert found.lines == records_read(paths)
+
+
+def test_the_rest_of_the_file_is_counted_without_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.csv"
+    rows = [f"S{n},P{n % 50},2024-05-06,ACME,1328719467,DC,97140,,1,15,40.00,M54.50,MD" for n in range(2_000)]
+    path.write_text(HEADER + "\n".join(rows) + "\n\n , \n", encoding="utf-8")
+    line = records._Runs.line
+    calls = []
+
+    def counted(runs: records._Runs, patient: str, row: int, begin: int) -> object:
+        calls.append(row)
+        return line(runs, patient, row, begin)
+
+    with mock.patch.object(records._Runs, "line", counted):
+        found = scan([path])
+    assert (found.grouped, found.lines, str(found.regrouped_at)) == (False, 2_000, f"{path}:52")
+    assert max(calls) < 100  # the rows after the first few were counted, not read row by row
+
+
+def test_a_field_too_long_after_the_break_is_refused_with_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.csv"
+    rows = [f"S{n},P{n % 3},2024-05-06,ACME,1328719467,DC,97140,,1,15,40.00,M54.50,MD" for n in range(10)]
+    rows[7] = rows[7].replace("M54.50", "M" * 1_300)
+    path.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    with mock.patch.object(records, "CSV_READ_LIMIT", 1_200), mock.patch.object(records, "PLAIN_BLOCK", 64):
+        with pytest.raises(InputError) as refused:
+            scan([path])
+        with pytest.raises(InputError) as read:
+            records_read([path])
+    assert str(refused.value) == str(read.value) == f"{path}:9: a field is longer than 1,200 characters, more than payrules reads"
+
+
+def _date_sorted(path: Path, conflicting: str | None = None) -> None:
+    rows = [f"S{p}-{d},P{p},2024-05-{d + 1:02d},BENCH,1328719467,DC,97140,,1,15,40.00,M54.50,MD"
+            for d in range(9) for p in range(40)]
+    if conflicting is not None:
+        rows.append(f"{conflicting},P999,2024-05-30,BENCH,1328719467,DC,97140,,1,15,40.00,M54.50,MD")
+    path.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+
+
+def test_each_share_keeps_its_buckets_and_together_they_keep_every_row(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.csv"
+    _date_sorted(path)
+    table = csv_table(path, Columns())
+    kept: dict[int, list[tuple[str, str, int, object]]] = {}
+    for share in range(3):
+        folder = tmp_path / f"share{share}"
+        folder.mkdir()
+        assert workers._cut(table, Columns(), folder, 6, share, 3)
+        assert sorted(int(p.name[4:]) for p in folder.iterdir()) == [share, share + 3]
+        for file in folder.iterdir():
+            kept[int(file.name[4:])] = list(workers._bucket_rows(file, table))
+    everything = list(keyed_rows(table, Columns()))
+    assert sorted(row for rows in kept.values() for row in rows) == sorted(everything)
+    patients = {patient: index for index, rows in kept.items() for patient, *_ in rows}
+    assert all(patients[patient] == index for index, rows in kept.items() for patient, *_ in rows)
+    assert all(rows == sorted(rows, key=lambda item: item[2]) for rows in kept.values())  # input order
+
+
+def test_a_session_id_with_two_patients_is_found_by_the_share_that_checks_it(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.csv"
+    _date_sorted(path, conflicting="S3-4")  # P3's session, also given to P999
+    table = csv_table(path, Columns())
+    found = []
+    for share in range(2):
+        folder = tmp_path / f"share{share}"
+        folder.mkdir()
+        found.append(workers._cut(table, Columns(), folder, 4, share, 2))
+    assert found == [share != hash("S3-4") % 2 for share in range(2)]
+
+
+def test_a_file_is_read_for_quotes_once_while_unchanged_and_again_when_changed(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.csv"
+    plain = HEADER + "S1,P1,2024-05-06,ACME,1328719467,DC,97140,,1,15,40.00,M54.50,MD\n"
+    path.write_text(plain, encoding="utf-8")
+    reads = mock.Mock(wraps=records._read_is_plain)
+    with mock.patch.object(records, "_read_is_plain", reads):
+        assert records._is_plain(path) and records._is_plain(path)
+        assert reads.call_count == 2  # just written: not remembered
+        with mock.patch.object(records, "_SETTLED_NS", 0):  # every change counts as settled
+            assert records._is_plain(path) and records._is_plain(path) and records._is_plain(path)
+            assert reads.call_count == 3
+            time.sleep(0.05)  # past the granularity of the file system's clock
+            stat = path.stat()
+            path.write_text(plain.replace("M54.50", '"M54"'), encoding="utf-8")  # the same size
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same time of change
+            assert not records._is_plain(path)  # its change of status tells
+            assert reads.call_count == 4
