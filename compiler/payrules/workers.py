@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from payrules.api import CheckRun
-from payrules.fields import RecordError, clean
-from payrules.records import (Columns, Part, csv_table, is_csv, keyed_lines, keyed_records, keyed_rows, plain_rows,
+from payrules.fields import RecordError
+from payrules.records import (Columns, Part, csv_table, is_csv, keyed_records, keyed_rows, plain_rows,
                               read_blocks, read_part, read_patients)
 from payrules.render import CsvWriter, Fragment, JsonlWriter, JsonWriter, TextWriter, Writer
 from payrules.runner import Judgement, Tally, judge_lines
@@ -191,7 +191,9 @@ def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[
         # Sessions in the order their ids first appear, then the lines not judged by row: the
         # order in which one process writes the whole input (see `runner.judge_lines`).
         for kind in ("sessions", "errors"):
-            merged = heapq.merge(*[_chunks(folder / f"{kind}{i}") for i in range(buckets)], key=_first)
+            # Items compare by their first value alone: no two sessions share a first row, and
+            # no two lines not judged a row.
+            merged = heapq.merge(*[_chunks(folder / f"{kind}{i}") for i in range(buckets)])
             texts: list[str] = []
             held: list[RecordError] = []
             for _, text, errors in merged:
@@ -237,7 +239,8 @@ def _cut(table: Any, columns: Columns, folder: Path, buckets: int, share: int = 
             pending = held[index]
             if pending is None:
                 continue
-            pending.append(f"{number}\t{row[1]}\n" if plain else row)
+            # NUL and line breaks are in no cell of a plain file: they part the spilled values.
+            pending.append(f"{number}\0{patient}\0{session}\0{row[1]}\n" if plain else (patient, session, number, row))
             if len(pending) >= _SPILL_ITEMS:
                 _write_rows(sinks[index], pending, plain)
                 pending.clear()
@@ -261,14 +264,14 @@ def _write_rows(sink: Any, rows: list[Any], plain: bool) -> None:
 def _bucket_rows(path: Path, table: Any) -> Iterator[tuple[str, str, int, Any]]:
     """The rows `_cut` spilled to `path`, keyed as `keyed_rows` keys them."""
     if not plain_rows(table):
-        for record in _chunks(path):
-            raw = record[0]
-            yield clean(raw[1]), clean(raw[0]), record[1].row, record
+        yield from _chunks(path)
         return
-    text = path.read_bytes().decode("utf-8")
-    lines = [line.split("\t", 1) for line in text.split("\n")]
+    lines = path.read_bytes().decode("utf-8").split("\n")
     lines.pop()  # after the last line break
-    yield from keyed_lines(table, [(int(number), line) for number, line in lines])
+    for line in lines:
+        number, patient, session, text = line.split("\0", 3)
+        row = int(number)
+        yield patient, session, row, (row, text)
 
 
 def _chunks(path: Path) -> Iterator[Any]:
@@ -319,10 +322,10 @@ def _judge_bucket(index: int) -> Tally:
             errors.append(((error.origin.row, error.origin.path), sink.take(), writer.held))
             writer.held = []
     del ordered
-    sessions.sort(key=_first)
+    sessions.sort()
     _spill(folder / f"sessions{index}", sessions)
     del sessions
-    errors.sort(key=_first)
+    errors.sort(key=_first)  # never compares the errors themselves
     _spill(folder / f"errors{index}", errors)
     return tally
 
