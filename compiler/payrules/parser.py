@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 from collections.abc import Iterable
 from decimal import Decimal
@@ -17,7 +18,7 @@ from lark.tree import Meta
 
 from payrules import ast
 from payrules.diagnostics import Diagnostic, InternalError, Severity, closest, quoted
-from payrules.domain import parse_money
+from payrules.domain import cache_dir, parse_money
 from payrules.source import Source, Span
 
 STATEMENT_WORDS = ("only", "not", "no", "max", "requires", "units", "one", "apply")
@@ -37,12 +38,30 @@ def grammar_text() -> str:
 
 @functools.cache
 def _lark() -> Lark:
-    return Lark(grammar_text(), start="line", parser="lalr", propagate_positions=True)
+    text = grammar_text()
+    return Lark(text, start="line", parser="lalr", propagate_positions=True, cache=_grammar_cache(text, "rules"))
 
 
 @functools.cache
 def _layout_lark() -> Lark:
-    return Lark(grammar_text(), start="line", parser="lalr", keep_all_tokens=True)
+    text = grammar_text()
+    return Lark(text, start="line", parser="lalr", keep_all_tokens=True, cache=_grammar_cache(text, "layout"))
+
+
+def _grammar_cache(text: str, name: str) -> str | bool:
+    """Where lark keeps the parser it builds from the grammar (most of a short run's start-up),
+    in payrules' cache folder; lark checks the grammar and options it was built from before
+    using it, and builds it again when the file is missing, stale or unreadable. False (no
+    cache) when caching is off or the folder cannot be made."""
+    directory = cache_dir()
+    if directory is None:
+        return False
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    digest = hashlib.sha256(f"{lark.__version__}\0{text}".encode()).hexdigest()[:16]
+    return str(directory / f"grammar-{name}-{digest}.lark")
 
 
 def layout_tree(text: str) -> Tree[Token]:
