@@ -6,10 +6,12 @@ on its own: a worker reads, judges and renders it, and the main process writes t
 parts in input order. The output is the same as when one process judges the whole input.
 
 A CSV file that is not grouped by patient (a practice export sorted by date of service) is
-cut by patient into buckets spilled to a temporary folder; each bucket is judged like a
-whole input of its own, each session and each line not judged is rendered on its own, and the
-main process merges them into the order of the whole input: sessions by the row where their
-id first appears, then the lines not judged by row.
+cut by patient into buckets spilled to a temporary folder. Every process reads the whole file
+and spills only the buckets of its share, checking the session ids of its share (a session id
+used by two patients sends the whole input down the one-process path). Each bucket is then
+judged like a whole input of its own, patient by patient; each session and each line not
+judged is rendered on its own, and the main process merges them into the order of the whole
+input: sessions by the row where their id first appears, then the lines not judged by row.
 """
 
 from __future__ import annotations
