@@ -14,7 +14,9 @@ many large rule files, and date-sorted against grouped input; each against its t
    CPU time (its own and its workers') and peak memory (resident set size of the largest of
    its processes) are measured. One process is forced with PAYRULES_WORKERS=1. The polars
    program (benchmarks/polars_reference.py, the `bench` extra) gets the same file and the same
-   rules path, and its output must be the same bytes as payrules' CSV.
+   rules path, and its output must be the same bytes as payrules' CSV. The runs that use every
+   CPU (payrules with workers, on the grouped and the date-sorted file, and polars with its
+   threads) are timed --best-of times each; the best wall times are compared.
 4. History: the same number of earlier lines (another seed) loaded with `--history`, timed on
    its own and with a check of the sessions.
 5. A fee schedule: the reference policy plus 1,000 `max $N per unit for CODE` lines.
@@ -234,6 +236,12 @@ def history_load(history: Path) -> tuple[float, float]:
     return float(wall), float(cpu)
 
 
+def spread(runs: list[Measured] | list[float]) -> str:
+    """`N: low-high s` of the wall times of `runs`."""
+    walls = sorted(run.wall if isinstance(run, Measured) else run for run in runs)
+    return f"{len(walls)}: {walls[0]:.1f}-{walls[-1]:.1f} s"
+
+
 class Table:
     def __init__(self) -> None:
         self.targets: list[tuple[str, str, bool]] = []
@@ -256,6 +264,8 @@ def main() -> None:
     parser.add_argument("--eval-lines", type=int, default=300_000, help="lines timed in the evaluation benchmark")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--best-of", type=int, default=3,
+                        help="runs of each check that uses every CPU (and of polars), the best one compared")
     args = parser.parse_args()
     n = args.lines
     per_million = 1_000_000 / n
@@ -266,8 +276,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         grouped, by_date, earlier = tmp / "sessions.csv", tmp / "by-date.csv", tmp / "history.csv"
+        # Every input is made before anything is timed.
         generate(n, args.seed, grouped)
         date_sorted(grouped, by_date)
+        generate(n, args.seed + 1, earlier)
 
         print(f"end to end: payrules check, {n:,} lines (targets per million lines)")
         one: dict[str, Measured] = {}
@@ -278,10 +290,13 @@ def main() -> None:
                       f"{one[fmt].peak_mib:5.0f} MiB")
             table.target(f"one process {fmt} <= 10 CPU-s per 1M lines", f"{one[fmt].cpu * per_million:.1f}",
                          one[fmt].cpu * per_million <= 10)
-        many = check(grouped, tmp / "many.csv", "csv")
+        # The runs that use every CPU, and whose ratios are targets, are timed `--best-of` times:
+        # their best wall time is compared, and the range is shown.
+        manys = [check(grouped, tmp / "many.csv", "csv") for _ in range(args.best_of)]
+        many = min(manys, key=lambda m: m.wall)
         table.row(f"{cpu_count()} workers, --format csv",
-                  f"{many.wall:6.1f} s wall, {many.cpu * per_million:5.1f} CPU-s per 1M lines, "
-                  f"{many.peak_mib:5.0f} MiB")
+                  f"{many.wall:6.1f} s wall (best of {spread(manys)}), {many.cpu * per_million:5.1f} CPU-s per "
+                  f"1M lines, {many.peak_mib:5.0f} MiB")
         if not filecmp.cmp(tmp / "one.csv", tmp / "many.csv", shallow=False):
             sys.exit("one process and workers wrote different bytes")
 
@@ -292,25 +307,28 @@ def main() -> None:
             table.row("polars reference", "skipped: install the bench extra (polars)")
         if polars_reference is not None:
             polars_one = polars_reference.run(grouped, tmp / "polars-one.csv", threads=1, rules=Path(RULES))
-            polars_many = polars_reference.run(grouped, tmp / "polars-many.csv", rules=Path(RULES))
+            polars_manys = [polars_reference.run(grouped, tmp / "polars-many.csv", rules=Path(RULES))
+                            for _ in range(args.best_of)]
+            polars_many = min(polars_manys)
             for name in ("polars-one.csv", "polars-many.csv"):
                 if not filecmp.cmp(tmp / "one.csv", tmp / name, shallow=False):
                     sys.exit(f"the polars program wrote other bytes than payrules ({name})")
             table.row("polars, one thread", f"{polars_one:6.1f} s wall (same bytes as payrules)")
-            table.row("polars, default threads", f"{polars_many:6.1f} s wall (same bytes as payrules)")
+            table.row("polars, default threads", f"{polars_many:6.1f} s wall (best of {spread(polars_manys)}; same "
+                      "bytes as payrules)")
             table.row("payrules / polars, one process", f"{one['csv'].wall / polars_one:6.2f}x")
             table.row("payrules / polars, workers", f"{many.wall / polars_many:6.2f}x")
             table.target("end to end with workers <= 2.0x polars", f"{many.wall / polars_many:.2f}x",
                          many.wall / polars_many <= 2.0)
 
-        sorted_run = check(by_date, tmp / "by-date.csv.out", "csv")
+        sorted_runs = [check(by_date, tmp / "by-date.csv.out", "csv") for _ in range(args.best_of)]
+        sorted_run = min(sorted_runs, key=lambda m: m.wall)
         table.row("sorted by date of service, --format csv",
-                  f"{sorted_run.wall:6.1f} s wall, {sorted_run.peak_mib:5.0f} MiB, "
+                  f"{sorted_run.wall:6.1f} s wall (best of {spread(sorted_runs)}), {sorted_run.peak_mib:5.0f} MiB, "
                   f"{sorted_run.wall / many.wall:.2f}x the grouped file")
         table.target("date-sorted <= 1.3x grouped", f"{sorted_run.wall / many.wall:.2f}x",
                      sorted_run.wall / many.wall <= 1.3)
 
-        generate(n, args.seed + 1, earlier)
         loaded, loaded_cpu = history_load(earlier)
         with_history = check(grouped, tmp / "history.csv.out", "csv", history=earlier)
         table.row(f"history of {n:,} lines: load",
@@ -334,8 +352,8 @@ def main() -> None:
         table.target("1,000-line fee schedule <= 1.5x the 5-rule policy", f"{ratio:.2f}x", ratio <= 1.5)
 
         ptp_run = ptp_figures(table, tmp, grouped, one["csv"].cpu)
-        peak = max([m.peak_mib for m in one.values()] + [many.peak_mib, sorted_run.peak_mib,
-                                                          with_history.peak_mib, fee_run.peak_mib, ptp_run.peak_mib])
+        peak = max([m.peak_mib for m in [*one.values(), *manys, *sorted_runs]]
+                   + [with_history.peak_mib, fee_run.peak_mib, ptp_run.peak_mib])
         table.row("peak memory (largest process of any check)", f"{peak:6.0f} MiB")
         table.target("peak memory < 1 GiB", f"{peak:.0f} MiB", peak < 1024)
 
