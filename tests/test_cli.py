@@ -56,7 +56,7 @@ def test_compile_prints_python_and_errors_exit_1() -> None:
 
 def test_internal_error_exits_3_without_traceback(monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    def boom(*args: object) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("simulated fault")
 
     monkeypatch.setattr(cli_module.api, "start_check", boom)

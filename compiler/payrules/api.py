@@ -22,7 +22,7 @@ from payrules.fields import RecordError, session_batch
 from payrules.history import read_compact
 from payrules.judging import History, covers, declared_fields, history_days, history_index
 from payrules.lint import RuleFileDates, payer_overlaps
-from payrules.records import Columns, Scan, read_blocks, read_sessions, scan
+from payrules.records import Columns, Scan, read_blocks, read_grouped, read_sessions, scan
 from payrules.runner import (
     Policies,
     Block,
@@ -105,14 +105,21 @@ class CheckRun:
     def blocks(self) -> Iterator[Block]:
         """Judged blocks in input order: one per patient when the input is grouped by patient,
         else one for the whole input (held in memory)."""
-        for batch in read_blocks(self.sessions, self.columns, grouped=self.scan.grouped):
+        batches = (read_blocks(self.sessions, self.columns, grouped=self.scan.grouped) if self.scan.scanned
+                   else read_grouped(self.sessions, self.columns))
+        for batch in batches:
             yield judge_batch(batch, self.policies, self.history, self.accumulators)
 
 
 def start_check(sessions: list[Path], rules: Path, columns: Columns | None = None,
-                history: list[Path] | None = None, accumulators: list[Path] | None = None) -> CheckRun:
+                history: list[Path] | None = None, accumulators: list[Path] | None = None,
+                scan_sessions: bool = True) -> CheckRun:
     """Compile the rules, read the history and the accumulators and scan the sessions; raises
-    before any output. The warnings of the accumulators are in `run.accumulators.warnings`."""
+    before any output. The warnings of the accumulators are in `run.accumulators.warnings`.
+
+    `scan_sessions=False` leaves the scan out (`Scan.unread`): the run is judged in one process,
+    as if grouped by patient, and `records.NotGrouped` is raised while it is judged if it is not
+    (see `records.read_grouped`), so that its output must be held until the end."""
     _refuse_renamed_json(sessions + (history or []), columns)
     loaded = load_policies(rules)
     policies = policies_by_payer(loaded)
@@ -124,7 +131,8 @@ def start_check(sessions: list[Path], rules: Path, columns: Columns | None = Non
     used = None
     if accumulators:
         used = load_accumulators(accumulators, policies, Path(columns.source) if columns and columns.source else None)
-    return CheckRun(sessions, policies, columns, scan(sessions, columns), past, used)
+    found = scan(sessions, columns) if scan_sessions else Scan.unread()
+    return CheckRun(sessions, policies, columns, found, past, used)
 
 
 @attrs.define

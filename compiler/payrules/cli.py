@@ -25,7 +25,7 @@ from payrules.compiler import diagnose
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
 from payrules.domain import npi_is_valid
 from payrules.masking import KEY_ENVIRONMENT, MaskKeyError, PatientMask, load_key
-from payrules.records import Columns
+from payrules.records import Columns, NotGrouped, scan
 from payrules.unread import unread_columns
 from payrules.render import printable
 from payrules.runner import Block, Summary, Tally
@@ -285,11 +285,24 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, ou
             columns = (columns or Columns()).with_payers(formats.load_payer_map(payer_map_file))
         if keep:
             columns = (columns or Columns()).with_keep(keep)
-        run = api.start_check(paths, rules, columns, list(history), list(accumulators))
+        # In one process, into a file, the input is read once: not scanned first, but judged as
+        # grouped by patient into FILE.partial, which is moved into place when complete, and
+        # scanned and judged again only if it turns out not to be grouped.
+        once = (not to_stdout and output is not None and not verbose and not statistics
+                and chosen in (OutputFormat.TEXT, OutputFormat.JSON, OutputFormat.JSONL, OutputFormat.CSV)
+                and workers.one_process() and (quiet or not _is_tty(sys.stderr)) and _replaceable(output))
+        run = api.start_check(paths, rules, columns, list(history), list(accumulators), scan_sessions=not once)
         for warning in run.accumulators.warnings if run.accumulators is not None else ():
             click.echo(f"warning: {printable(warning)}", err=True)
         for warning in unread_columns(paths, run.columns):
             click.echo(printable(warning), err=True)
+        if once:
+            assert output is not None
+            with judging.fewer_collections():
+                written = _write_once(run, chosen, output, mask)
+            if written is not None:
+                ctx.exit(EXIT_OK if exit_zero or written.paid == written.lines_read else EXIT_FINDINGS)
+            run = attrs.evolve(run, scan=scan(paths, run.columns))
         counted = api.Statistics() if statistics else None
         # Text, JSON, JSONL and CSV output can be merged back from buckets judged apart (workers).
         bucketed = (workers.bucketable(run) and counted is None
@@ -359,6 +372,38 @@ def _write_parquet(run: api.CheckRun, output: Path, mask: render.Mask | None, co
         with sink:
             tally = _drive(run, ParquetWriter(sink, mask=mask, keep=_kept_names(run)), counted, progress)
         os.replace(partial, output)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return tally
+
+
+def _replaceable(output: Path) -> bool:
+    """Whether `output` may be written beside its place and moved there: a regular file, or
+    nothing yet (not a device such as /dev/null, a pipe or a symbolic link)."""
+    try:
+        return not output.is_symlink() and (output.is_file() or not output.exists())
+    except OSError:
+        return False
+
+
+def _write_once(run: api.CheckRun, chosen: OutputFormat, output: Path, mask: render.Mask | None) -> Tally | None:
+    """Judge a run that was not scanned (see `api.start_check`) into FILE.partial and move it into
+    place when complete, so that a failed run never leaves a truncated file under the name asked
+    for. None, and no file, when the input turns out not to be grouped by patient or the file
+    beside the output cannot be made: it is then judged the usual way."""
+    partial = output.with_name(output.name + ".partial")
+    try:
+        sink = open(partial, "w", encoding="utf-8", newline="")
+    except OSError:
+        return None
+    try:
+        with sink:
+            tally = _write(run, chosen, sink, colour=False, mask=mask, progress=False)
+        os.replace(partial, output)
+    except NotGrouped:
+        partial.unlink(missing_ok=True)
+        return None
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

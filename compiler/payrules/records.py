@@ -650,6 +650,15 @@ class Scan:
     parts: tuple[Part, ...] = ()
     """The input cut into parts at patient changes, when it is grouped CSV without quote
     characters and no session id is used by two patients; else empty."""
+    scanned: bool = True
+    """False when the input was not scanned (`Scan.unread`): nothing above is known, and the
+    input is read with `read_grouped`, which finds out whether it is grouped as it reads."""
+
+    @classmethod
+    def unread(cls) -> Scan:
+        """What stands for a scan that was not made: no lines counted, grouped until reading
+        finds otherwise, no parts."""
+        return cls(lines=0, grouped=True, scanned=False)
 
 
 @attrs.frozen
@@ -917,18 +926,42 @@ def read_part(part: Part, columns: Columns | None = None) -> Iterator[Batch]:
     return _batches(_csv_records(part.path, columns or Columns(), part), grouped=True)
 
 
-def _batches(found: Iterator[Record], grouped: bool) -> Iterator[Batch]:
+def _batches(found: Iterator[Record], grouped: bool, once: bool = False) -> Iterator[Batch]:
     grouper = _Grouper()
     current: str | None = None
+    seen: set[str] = set()
     for raw, origin, problem in found:
         if grouped:
             patient = clean(raw[1])
-            if patient != current and current is not None and grouper.lines_read:
-                yield grouper.take()
+            if patient != current and current is not None:
+                if once:  # `read_grouped`: a patient may not come back
+                    seen.add(current)
+                    if patient in seen:
+                        raise NotGrouped(origin, patient)
+                if grouper.lines_read:
+                    yield grouper.take()
             current = patient
         grouper.add(raw, origin, problem)
     if grouper.lines_read:
         yield grouper.take()
+
+
+class NotGrouped(Exception):
+    """The input turned out not to be grouped by patient (see `read_grouped`)."""
+
+    def __init__(self, origin: Origin, patient: str) -> None:
+        super().__init__(f"patient {patient} comes back at {origin}")
+        self.origin = origin
+        self.patient = patient
+
+
+def read_grouped(paths: list[Path], columns: Columns | None = None) -> Iterator[Batch]:
+    """The batches of `read_blocks(grouped=True)` of input that was not scanned first: one per
+    patient while every patient's records are together; `NotGrouped` is raised at the first
+    record of a patient that comes back after another patient (the batches given out before
+    then are not those of the input's order, and must be thrown away). Reading the input once
+    instead of scanning it first: it pays when the output can wait for the end."""
+    return _batches(records(paths, columns), grouped=True, once=True)
 
 
 def is_csv(path: Path) -> bool:

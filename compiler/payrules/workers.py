@@ -29,7 +29,7 @@ from typing import Any
 from payrules.api import CheckRun
 from payrules.fields import RecordError
 from payrules.records import (Columns, Part, csv_table, is_csv, keyed_records, keyed_rows, plain_rows,
-                              read_blocks, read_part, read_patients)
+                              read_blocks, read_grouped, read_part, read_patients)
 from payrules.render import CsvWriter, Fragment, JsonlWriter, JsonWriter, TextWriter, Writer
 from payrules.runner import Judgement, Tally, judge_lines
 
@@ -53,6 +53,12 @@ PARTITION_MIN_LINES = 50_000
 
 _SPILL_ITEMS = 2_000
 """Rows (or rendered items) per pickled chunk of a spill file."""
+
+
+def one_process() -> bool:
+    """True when `payrules check` judges in this process whatever the input (`PAYRULES_WORKERS=1`,
+    one CPU, or no `fork`)."""
+    return _allowed_workers(2) == 1
 
 
 def worker_count(run: CheckRun) -> int:
@@ -89,7 +95,9 @@ def write(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
         return
     workers = worker_count(run)
     if workers == 1:
-        for batch in read_blocks(run.sessions, run.columns, grouped=run.scan.grouped):
+        batches = (read_blocks(run.sessions, run.columns, grouped=run.scan.grouped) if run.scan.scanned
+                   else read_grouped(run.sessions, run.columns))
+        for batch in batches:
             judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
             writer.judged(judgement)
             tally.add_judged(judgement)
