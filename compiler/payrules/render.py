@@ -34,6 +34,7 @@ from payrules.runner import (
     SessionResult,
     Summary,
     reasons_of,
+    rendered_reasons,
     sorted_modifiers,
 )
 from payrules.runtime import Origin, Session
@@ -550,13 +551,22 @@ class CsvWriter(Writer):
                              f"{kept(line.origin)}\r\n"
                              for line, cents, status, found, _ in lines])
         else:
+            append, tails = rows.append, _CSV_TAILS
             for s, policy, lines in judgement.sessions:
                 session = _text_cells(s.session_id, mask(s.patient_id) if mask else s.patient_id, s.date, s.payer)
-                rows.extend([f"{_file_cell(line.origin.file)},{line.origin.row},{session},{line.number},"
-                             f"{_code_cell(line.code)},{_modifier_cell(line.modifiers)},{line.units},"
-                             f"{_money(line.charge)},{_money(cents)},{status},"
-                             f"{_reason_cells(reasons_of(policy, line, found) if found else ())}\r\n"
-                             for line, cents, status, found, _ in lines])
+                for line, cents, status, found, _ in lines:
+                    # The cells from the line number to the status repeat on many rows: built once.
+                    key = (line.number, line.code, line.modifiers, line.units, line.charge, cents, status)
+                    tail = tails.get(key)
+                    if tail is None:
+                        if len(tails) >= _CSV_TAILS_SIZE:
+                            tails.clear()
+                        tail = tails[key] = (f"{line.number},{_code_cell(line.code)},"
+                                             f"{_modifier_cell(line.modifiers)},{line.units},"
+                                             f"{_money(line.charge)},{_money(cents)},{status},")
+                    origin = line.origin
+                    append(f"{_file_cell(origin.file)},{origin.row},{session},{tail}"
+                           f"{rendered_reasons(policy, 'csv', _reason_cells_of, line, found) if found else ',,,'}\r\n")
         self.out.write("".join(rows))
         if judgement.errors:
             errors = _masked_errors(judgement.errors, mask) if mask else judgement.errors
@@ -620,6 +630,11 @@ def _cell(text: str) -> str:
 _money = functools.lru_cache(maxsize=10_000)(format_cents)
 """`format_cents`, for the few amounts that repeat on many rows."""
 
+_CSV_TAILS: dict[tuple[object, ...], str] = {}
+"""A CSV row's cells from its line number to its status, by those values."""
+
+_CSV_TAILS_SIZE = 50_000
+
 
 @functools.lru_cache(maxsize=256)
 def _file_cell(file: str) -> str:
@@ -642,6 +657,10 @@ def _reason_cells(reasons: tuple[Reason, ...]) -> str:
     return _text_cells(";".join(r.carc for r in reasons), ";".join(r.rarc or "" for r in reasons),
                        "; ".join(r.location + (f" [{r.rule}]" if r.rule else "") for r in reasons),
                        " | ".join(r.message for r in reasons))
+
+
+_reason_cells_of = _reason_cells.__wrapped__
+"""`_reason_cells` without its cache, for a writer that caches them by reason key."""
 
 
 # --- payrules test ---------------------------------------------------------------------------------
