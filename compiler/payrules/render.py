@@ -14,6 +14,7 @@ import textwrap
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
@@ -37,7 +38,8 @@ from payrules.runner import (
     rendered_reasons,
     sorted_modifiers,
 )
-from payrules.runtime import Origin, Session
+from payrules.runtime import Line, Origin, Session
+from payrules.runtime import Reason as Reason_
 from payrules.testing import Outcome, TestRun, actual_text, expected_text
 
 # --- user text in text output ----------------------------------------------------------------
@@ -185,6 +187,10 @@ def _session_head(session_id: str, patient_id: str, date: str, payer: str, payer
     return printable(f"Session {session_id} | patient {patient_id} | {date} | payer {shown}") + "\n"
 
 
+_session_head_of = _session_head.__wrapped__
+"""`_session_head` without its cache, for the writer of many sessions (each id is seen once)."""
+
+
 @functools.lru_cache(maxsize=20_000)
 def _line_code(code: str, modifiers: frozenset[str], units: int) -> str:
     """`_code_text` of a line, escaped, from its parts."""
@@ -210,6 +216,11 @@ def _reason_text(reason: Reason) -> str:
     rarc = f" RARC {reason.rarc}" if reason.rarc else ""
     head = printable(f"      {reason.severity} CARC {reason.carc}{rarc}: {reason.text}{name} ({reason.location})")
     return "".join(f"{text}\n" for text in (head, *_wrapped(reason.message)))
+
+
+def _reasons_text(reasons: tuple[Reason, ...]) -> str:
+    """`_reason_text` of each of a line's reasons, for a writer that caches them by reason key."""
+    return "".join(map(_reason_text.__wrapped__, reasons))
 
 
 def _masked_errors(errors: tuple[RecordError, ...], mask: Mask) -> list[RecordError]:
@@ -361,20 +372,11 @@ class TextWriter(Writer):
         mask, colour, keep, out = self.mask, self.colour, self.keep, []
         for session, policy, lines in judgement.sessions:
             patient = mask(session.patient_id) if mask else session.patient_id
-            out.append(_session_head(session.session_id, patient, session.date, session.payer, policy.payer_name))
-            codes = [_line_code(line.code, line.modifiers, line.units) for line, _, _, _, _ in lines]
-            charges = [_dollars(line.charge) for line, _, _, _, _ in lines]
-            alloweds = [_dollars(cents) for _, cents, _, _, _ in lines]
-            code_width, charge_width, allowed_width = max(map(len, codes)), max(map(len, charges)), \
-                max(map(len, alloweds))
-            number_width = len(str(max(line.number for line, _, _, _, _ in lines)))
-            for (line, cents, status, found, _), code, charge, allowed in zip(lines, codes, charges, alloweds):
-                out.append(f"  line {line.number:<{number_width}}  {code:<{code_width}}  "
-                           f"charge {charge:>{charge_width}}  allowed {allowed:>{allowed_width}}  "
-                           f"{_coloured(status) if colour else status}"
-                           f"{_kept_text(line.origin) if keep else ''}\n")
+            out.append(_session_head_of(session.session_id, patient, session.date, session.payer, policy.payer_name))
+            for (line, _, _, found, _), text in zip(lines, _line_texts(lines, colour)):
+                out.append(f"{text[:-1]}{_kept_text(line.origin)}\n" if keep else text)
                 if found:
-                    out.extend(map(_reason_text, reasons_of(policy, line, found)))
+                    out.append(rendered_reasons(policy, "text", _reasons_text, line, found))
             out.append("\n")
         self.out.write("".join(out))
         self.held.extend(_masked_errors(judgement.errors, mask) if mask else judgement.errors)
@@ -387,6 +389,23 @@ class TextWriter(Writer):
 
     def continuation(self, out: TextIO) -> Writer:
         return TextWriter(out, self.colour, continued=True, mask=self.mask, keep=self.keep)
+
+
+def _line_texts(lines: Judged, colour: bool) -> list[str]:
+    """The text of each judged line of a session, in columns, ending in a line break (a line
+    with ids to keep gets them before its break)."""
+    if len(lines) == 1:  # its own widths
+        line, cents, status, _, _ = lines[0]
+        return [f"  line {line.number}  {_line_code(line.code, line.modifiers, line.units)}  "
+                f"charge {_dollars(line.charge)}  allowed {_dollars(cents)}  {_coloured(status) if colour else status}\n"]
+    cells = [(line.number, _line_code(line.code, line.modifiers, line.units), _dollars(line.charge), _dollars(cents),
+              _coloured(status) if colour else status) for line, cents, status, _, _ in lines]
+    number_width = len(str(max([number for number, _, _, _, _ in cells])))
+    code_width = max([len(code) for _, code, _, _, _ in cells])
+    charge_width = max([len(charge) for _, _, charge, _, _ in cells])
+    allowed_width = max([len(allowed) for _, _, _, allowed, _ in cells])
+    return [f"  line {number:<{number_width}}  {code:<{code_width}}  charge {charge:>{charge_width}}  "
+            f"allowed {allowed:>{allowed_width}}  {status}\n" for number, code, charge, allowed, status in cells]
 
 
 class JsonWriter(Writer):
@@ -458,7 +477,8 @@ class JsonlWriter(Writer):
         return JsonlWriter(out, continued=True, mask=self.mask, keep=self.keep)
 
 
-_dumps = json.dumps
+_dumps: Callable[[str], str] = encode_basestring_ascii
+"""`json.dumps` of a string, without the encoder object around it (the same text)."""
 
 
 def _session_json(session: Session, payer_name: str, rules_file: str, lines: Judged, policy: Policy,
@@ -470,18 +490,22 @@ def _session_json(session: Session, payer_name: str, rules_file: str, lines: Jud
         body = ", ".join([f'{{"line": {line.number}, "code": {_json_text(line.code)}, "modifiers": '
                           f'{_json_modifiers(line.modifiers)}, "units": {line.units}, "units_paid": {paid}, '
                           f'"charge": "{_money(line.charge)}", "allowed": "{_money(cents)}", "status": "{status}", '
-                          f'"reasons": {_json_reasons(reasons_of(policy, line, found)) if found else "[]"}, '
+                          f'"reasons": {_rendered_json(policy, line, found) if found else "[]"}, '
                           f'"keep": {_keep_json(line.origin, keep)}}}'
                           for line, cents, status, found, paid in lines])
     else:
         body = ", ".join([f'{{"line": {line.number}, "code": {_json_text(line.code)}, "modifiers": '
                           f'{_json_modifiers(line.modifiers)}, "units": {line.units}, "units_paid": {paid}, '
                           f'"charge": "{_money(line.charge)}", "allowed": "{_money(cents)}", "status": "{status}", '
-                          f'"reasons": {_json_reasons(reasons_of(policy, line, found)) if found else "[]"}}}'
+                          f'"reasons": {_rendered_json(policy, line, found) if found else "[]"}}}'
                           for line, cents, status, found, paid in lines])
     return (f'"session_id": {_dumps(session.session_id)}, "patient_id": {_dumps(patient)}, '
             f'"date": {_json_text(session.date)}, "payer": {_json_text(session.payer)}, '
             f'"payer_name": {_json_text(payer_name)}, "rules": {_json_text(rules_file)}, "lines": [{body}]}}')
+
+
+def _rendered_json(policy: Policy, line: Line, found: list[Reason_]) -> str:
+    return rendered_reasons(policy, "json", _json_reasons.__wrapped__, line, found)
 
 
 _json_text = functools.lru_cache(maxsize=10_000)(json.dumps)

@@ -339,12 +339,16 @@ def reason_key(policy: Policy, line: Line, found: list[Reason_]) -> tuple[object
     keys = policy.reason_keys
     out = []
     for index, facts, amount in found:
-        how = keys.get(index)
-        if how is None:
-            rule = rule_of(policy.rules, index)
-            how = keys[index] = (rule, explanation_key_of(rule))
+        how = keys.get(index) or _key_of(policy, index)
         out.append((index, amount, how[1](line, facts)))
     return tuple(out)
+
+
+def _key_of(policy: Policy, index: int) -> tuple[RuleInfo, Callable[[Line, object], object]]:
+    """The rule of index `index` and its explanation key function, kept in `policy.reason_keys`."""
+    rule = rule_of(policy.rules, index)
+    how = policy.reason_keys[index] = (rule, explanation_key_of(rule))
+    return how
 
 
 RENDERED_CACHE_SIZE = 50_000
@@ -357,7 +361,12 @@ def rendered_reasons(policy: Policy, form: str, render: Callable[[tuple[Reason, 
     cache = policy.rendered.get(form)
     if cache is None:
         cache = policy.rendered[form] = {}
-    key = reason_key(policy, line, found)
+    if len(found) == 1:  # most lines: `reason_key` in short
+        index, facts, amount = found[0]
+        how = policy.reason_keys.get(index) or _key_of(policy, index)
+        key: tuple[object, ...] = ((index, amount, how[1](line, facts)),)
+    else:
+        key = reason_key(policy, line, found)
     text = cache.get(key)
     if text is None:
         text = render(tuple([_keyed_reason(policy, reason_key, line, facts)
