@@ -622,13 +622,19 @@ def _csv_cells(*cells: str) -> str:
     return _CSV_TEXT.getvalue().removesuffix("\r\n")
 
 
+def _quoted_cells(*cells: str) -> str:
+    """`_csv_cells`, quoting each cell here: `csv` quotes a cell (its quotes doubled) when it
+    holds a comma, a quote or a line break."""
+    return ",".join([f'"{cell.replace(chr(34), chr(34) * 2)}"' if _QUOTED.search(cell) else cell for cell in cells])
+
+
 def _text_cells(*texts: str) -> str:
     """User text as CSV cells: each made safe by `_cell`, then quoted as `csv` would."""
     joined = ",".join(texts)
     # Nearly all text needs neither: ASCII, no quoting character, no formula start.
     if joined.isascii() and joined.count(",") == len(texts) - 1 and not _QUOTE_BREAK_OR_FORMULA.search(joined):
         return joined
-    return _csv_cells(*map(_cell, texts))
+    return _quoted_cells(*map(_cell, texts))
 
 
 _QUOTE_BREAK_OR_FORMULA = re.compile(r'["\r\n]|(?:^|,)[=+\-@\t]')
