@@ -163,8 +163,8 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
     picked = _picked(policies, sessions)
     if any(policy is not None and getattr(policy, "fields", ()) for policy in picked):
         sessions, picked = _with_facts(sessions, picked, rejected)
-    days = days_with_history(sessions, history) if history else None
-    day_of = _days(sessions) if days is None else None
+    days = days_with_history(sessions, history) if history else {}
+    day_of = None if history else _days(sessions)
     counts_past = any(policy is not None and policy.history for policy in picked)
     order = sorted(range(len(sessions)), key=lambda i: sessions[i].date) if counts_past else range(len(sessions))
     results: list[Judged] = [[] for _ in sessions]
