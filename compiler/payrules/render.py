@@ -34,6 +34,7 @@ from payrules.runner import (
     Report,
     SessionResult,
     Summary,
+    Told,
     reasons_of,
     rendered_reasons,
     sorted_modifiers,
@@ -210,7 +211,7 @@ def _coloured(status: str) -> str:
 
 
 @functools.lru_cache(maxsize=20_000)
-def _reason_text(reason: Reason) -> str:
+def _reason_text(reason: Reason | Told) -> str:
     """The lines `_session_text` writes for one reason, each ending in a line break."""
     name = f" [{reason.rule}]" if reason.rule else ""
     rarc = f" RARC {reason.rarc}" if reason.rarc else ""
@@ -218,7 +219,7 @@ def _reason_text(reason: Reason) -> str:
     return "".join(f"{text}\n" for text in (head, *_wrapped(reason.message)))
 
 
-def _reasons_text(reasons: tuple[Reason, ...]) -> str:
+def _reasons_text(reasons: tuple[Reason | Told, ...]) -> str:
     """`_reason_text` of each of a line's reasons, for a writer that caches them by reason key."""
     return "".join(map(_reason_text.__wrapped__, reasons))
 
@@ -517,7 +518,7 @@ def _json_modifiers(modifiers: frozenset[str]) -> str:
 
 
 @functools.lru_cache(maxsize=20_000)
-def _json_reasons(reasons: tuple[Reason, ...]) -> str:
+def _json_reasons(reasons: tuple[Reason | Told, ...]) -> str:
     return json.dumps([r.to_dict() for r in reasons])
 
 
@@ -682,7 +683,7 @@ def _modifier_cell(modifiers: frozenset[str]) -> str:
 
 
 @functools.lru_cache(maxsize=20_000)
-def _reason_cells(reasons: tuple[Reason, ...]) -> str:
+def _reason_cells(reasons: tuple[Reason | Told, ...]) -> str:
     """The carc, rarc, rules and reasons cells of a line, as CSV text."""
     return _text_cells(";".join(r.carc for r in reasons), ";".join(r.rarc or "" for r in reasons),
                        "; ".join(r.location + (f" [{r.rule}]" if r.rule else "") for r in reasons),

@@ -355,9 +355,36 @@ RENDERED_CACHE_SIZE = 50_000
 """Rendered reasons kept per policy and format before the cache starts afresh."""
 
 
-def rendered_reasons(policy: Policy, form: str, render: Callable[[tuple[Reason, ...]], str], line: Line,
+class Told(NamedTuple):
+    """A reason as the writers read it, for a line whose reasons are rendered once per key (see
+    `rendered_reasons`): the fields of its `Reason` they use, without building one."""
+
+    rule: str | None
+    severity: str
+    carc: str
+    rarc: str | None
+    text: str
+    location: str
+    message: str
+    amount: int
+    info: RuleInfo
+
+    def to_dict(self) -> dict[str, Any]:
+        return reason_dict(self.info, self.message, self.amount)
+
+
+def _told(policy: Policy, key: Any, line: Line, facts: object) -> Told:
+    """The `Told` of a reason of `key` (rule, amount, explanation key): what `_reason` would hold."""
+    index, amount, _ = key
+    rule = policy.reason_keys[index][0]
+    return Told(rule.name, rule.severity, rule.carc, rule.rarc, rule.text,
+                f"{rule.file}:{rule.line}" if rule.line else rule.file, explain(rule, line, facts), amount, rule)
+
+
+def rendered_reasons(policy: Policy, form: str, render: Callable[[tuple[Reason | Told, ...]], str], line: Line,
                      found: list[Reason_]) -> str:
-    """`render(reasons_of(policy, line, found))`, rendered once per policy, format and reason key."""
+    """`render(reasons_of(policy, line, found))`, rendered once per policy, format and reason key
+    (from `Told` reasons, which hold what the writers read of a `Reason`)."""
     cache = policy.rendered.get(form)
     if cache is None:
         cache = policy.rendered[form] = {}
@@ -369,20 +396,11 @@ def rendered_reasons(policy: Policy, form: str, render: Callable[[tuple[Reason, 
         key = reason_key(policy, line, found)
     text = cache.get(key)
     if text is None:
-        text = render(tuple([_keyed_reason(policy, reason_key, line, facts)
-                             for reason_key, (_, facts, _) in zip(key, found)]))
+        text = render(tuple([_told(policy, reason_key, line, facts) for reason_key, (_, facts, _) in zip(key, found)]))
         if len(cache) >= RENDERED_CACHE_SIZE:
             cache.clear()
         cache[key] = text
     return text
-
-
-def _keyed_reason(policy: Policy, key: Any, line: Line, facts: object) -> Reason:
-    """`_reason` of a reason whose key `reason_key` has already worked out."""
-    reason = policy.reason_cache.get(key)
-    if reason is None:
-        reason = _new_reason(policy, policy.reason_keys[key[0]][0], key, line, facts)
-    return reason
 
 
 def _reason(policy: Policy, index: int, line: Line, facts: object, amount: int) -> Reason:
