@@ -399,14 +399,14 @@ def _line_texts(lines: Judged, colour: bool) -> list[str]:
         line, cents, status, _, _ = lines[0]
         return [f"  line {line.number}  {_line_code(line.code, line.modifiers, line.units)}  "
                 f"charge {_dollars(line.charge)}  allowed {_dollars(cents)}  {_coloured(status) if colour else status}\n"]
-    cells = [(line.number, _line_code(line.code, line.modifiers, line.units), _dollars(line.charge), _dollars(cents),
-              _coloured(status) if colour else status) for line, cents, status, _, _ in lines]
-    number_width = len(str(max([number for number, _, _, _, _ in cells])))
+    cells = [(str(line.number), _line_code(line.code, line.modifiers, line.units), _dollars(line.charge),
+              _dollars(cents), _coloured(status) if colour else status) for line, cents, status, _, _ in lines]
+    number_width = max([len(number) for number, _, _, _, _ in cells])
     code_width = max([len(code) for _, code, _, _, _ in cells])
     charge_width = max([len(charge) for _, _, charge, _, _ in cells])
     allowed_width = max([len(allowed) for _, _, _, allowed, _ in cells])
-    return [f"  line {number:<{number_width}}  {code:<{code_width}}  charge {charge:>{charge_width}}  "
-            f"allowed {allowed:>{allowed_width}}  {status}\n" for number, code, charge, allowed, status in cells]
+    return [f"  line {number.ljust(number_width)}  {code.ljust(code_width)}  charge {charge.rjust(charge_width)}  "
+            f"allowed {allowed.rjust(allowed_width)}  {status}\n" for number, code, charge, allowed, status in cells]
 
 
 class JsonWriter(Writer):
