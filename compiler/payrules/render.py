@@ -495,14 +495,29 @@ def _session_json(session: Session, payer_name: str, rules_file: str, lines: Jud
                           f'"keep": {_keep_json(line.origin, keep)}}}'
                           for line, cents, status, found, paid in lines])
     else:
-        body = ", ".join([f'{{"line": {line.number}, "code": {_json_text(line.code)}, "modifiers": '
-                          f'{_json_modifiers(line.modifiers)}, "units": {line.units}, "units_paid": {paid}, '
-                          f'"charge": "{_money(line.charge)}", "allowed": "{_money(cents)}", "status": "{status}", '
-                          f'"reasons": {_rendered_json(policy, line, found) if found else "[]"}}}'
-                          for line, cents, status, found, paid in lines])
+        heads, parts = _JSON_HEADS, []
+        for line, cents, status, found, paid in lines:
+            # What comes before a line's reasons repeats on many lines: built once.
+            key = (line.number, line.code, line.modifiers, line.units, paid, line.charge, cents, status)
+            head = heads.get(key)
+            if head is None:
+                if len(heads) >= _JSON_HEADS_SIZE:
+                    heads.clear()
+                head = heads[key] = (f'{{"line": {line.number}, "code": {_json_text(line.code)}, "modifiers": '
+                                     f'{_json_modifiers(line.modifiers)}, "units": {line.units}, "units_paid": {paid}, '
+                                     f'"charge": "{_money(line.charge)}", "allowed": "{_money(cents)}", '
+                                     f'"status": "{status}", "reasons": ')
+            parts.append(f'{head}{_rendered_json(policy, line, found)}}}' if found else f'{head}[]}}')
+        body = ", ".join(parts)
     return (f'"session_id": {_dumps(session.session_id)}, "patient_id": {_dumps(patient)}, '
             f'"date": {_json_text(session.date)}, "payer": {_json_text(session.payer)}, '
             f'"payer_name": {_json_text(payer_name)}, "rules": {_json_text(rules_file)}, "lines": [{body}]}}')
+
+
+_JSON_HEADS: dict[tuple[object, ...], str] = {}
+"""A judged line's JSON object up to its reasons, by the values it holds."""
+
+_JSON_HEADS_SIZE = 50_000
 
 
 def _rendered_json(policy: Policy, line: Line, found: list[Reason_]) -> str:
