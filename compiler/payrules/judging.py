@@ -15,7 +15,8 @@ from typing import Any, Protocol, TypeVar
 
 from payrules.domain import closest, format_cents
 from payrules.fields import Batch, Problem, RecordError, parse_fact, session_batch
-from payrules.icd10 import findings_of, rule_info
+from payrules.icd10 import findings_of as line_findings  # `icd10.line_findings`, once per diagnoses and date
+from payrules.icd10 import rule_info
 from payrules.runtime import Accumulated, Day, Earlier, Entry, Field, Line, Origin, Reason, RuleInfo, Session
 
 PAID, REDUCED, DENIED = "paid", "reduced", "denied"
@@ -187,7 +188,7 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
         # rejects such a line up front, so it pays nothing and uses up no limit. Its reason
         # comes first and takes the whole charge; the rules still say what they find.
         day = day_of[i] if day_of is not None else days[(session.payer.casefold(), session.patient_id, session.date)]
-        findings = [findings_of(line.diagnoses, line.date) for line in session.lines]
+        findings = [line_findings(line.diagnoses, line.date) for line in session.lines]
         if any(findings):
             invalid = [bool(wrong) for wrong in findings]
             allowed, reasons, denied, units = policy.judge(session, day, past, invalid)
