@@ -52,6 +52,9 @@ class Policy:
     reason_keys: dict[int, Any] = attrs.field(factory=dict, eq=False, repr=False)
     """Each rule's `RuleInfo` and explanation key function, by rule index (see
     `explain.explanation_key_of`), filled by the runner as its reasons are cached."""
+    rendered: dict[str, dict[object, str]] = attrs.field(factory=dict, eq=False, repr=False)
+    """The reasons of a line as a writer renders them, by format and then by the line's reason
+    keys (see `runner.reason_key`), filled by the bulk writers."""
 
 
 @attrs.frozen

@@ -151,7 +151,8 @@ def available() -> bool:
 def forget() -> None:
     """Drop the loaded library and every cached answer, so that the next lookup imports it
     again (after the extra was installed or removed in a running process)."""
-    for cached in (_library, _installed, release, rule_info, billable_codes, _billable, _finding, _line_findings):
+    for cached in (_library, _installed, release, rule_info, billable_codes, _billable, _finding, _line_findings,
+                   findings_of):
         cached.cache_clear()
 
 
@@ -257,6 +258,12 @@ def line_findings(diagnoses: tuple[str, ...], date_of_service: str) -> tuple[Fin
     if not diagnoses:
         return ()
     return _line_findings(diagnoses, _period(date_of_service))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def findings_of(diagnoses: tuple[str, ...], date_of_service: str) -> tuple[Finding, ...]:
+    """`line_findings`, once per diagnoses and date (lines repeat a few of each)."""
+    return line_findings(diagnoses, date_of_service)
 
 
 def explanation(findings: Sequence[Finding]) -> str:

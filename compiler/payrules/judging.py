@@ -15,7 +15,8 @@ from typing import Any, Protocol, TypeVar
 
 from payrules.domain import closest, format_cents
 from payrules.fields import Batch, Problem, RecordError, parse_fact, session_batch
-from payrules.icd10 import line_findings, rule_info
+from payrules.icd10 import findings_of as line_findings  # `icd10.line_findings`, once per diagnoses and date
+from payrules.icd10 import rule_info
 from payrules.runtime import Accumulated, Day, Earlier, Entry, Field, Line, Origin, Reason, RuleInfo, Session
 
 PAID, REDUCED, DENIED = "paid", "reduced", "denied"
@@ -160,10 +161,11 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
     used in the period up to its through date.
     """
     history = history.covering(sessions) if history else None
-    picked = [pick(policies, session) for session in sessions]
+    picked = _picked(policies, sessions)
     if any(policy is not None and getattr(policy, "fields", ()) for policy in picked):
         sessions, picked = _with_facts(sessions, picked, rejected)
-    days = days_with_history(sessions, history)
+    days = days_with_history(sessions, history) if history else {}
+    day_of = None if history else _days(sessions)
     counts_past = any(policy is not None and policy.history for policy in picked)
     order = sorted(range(len(sessions)), key=lambda i: sessions[i].date) if counts_past else range(len(sessions))
     results: list[Judged] = [[] for _ in sessions]
@@ -173,9 +175,9 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
         session, policy = sessions[i], picked[i]
         if policy is None:
             continue
-        key = (session.payer.casefold(), session.patient_id)
         past = nothing_earlier
         if counts_past:
+            key = (session.payer.casefold(), session.patient_id)
             found = pasts.get(key)
             if found is None:  # the patient's first session here: start from the history
                 found = pasts[key] = Earlier(history.patients.get(key, ()) if history else ())
@@ -185,18 +187,54 @@ def judge_sessions(sessions: Sequence[Session], policies: Mapping[str, Sequence[
         # Diagnoses the code set does not bill deny their line before any rule: the payer
         # rejects such a line up front, so it pays nothing and uses up no limit. Its reason
         # comes first and takes the whole charge; the rules still say what they find.
+        day = day_of[i] if day_of is not None else days[(session.payer.casefold(), session.patient_id, session.date)]
         findings = [line_findings(line.diagnoses, line.date) for line in session.lines]
-        invalid = [bool(wrong) for wrong in findings]
-        allowed, reasons, denied, units = policy.judge(session, days[(*key, session.date)], past, invalid)
-        for k, wrong in enumerate(findings):
-            if wrong:
-                reasons[k].insert(0, (CODE_SET_RULE, wrong, session.lines[k].charge))
+        if any(findings):
+            invalid = [bool(wrong) for wrong in findings]
+            allowed, reasons, denied, units = policy.judge(session, day, past, invalid)
+            for k, wrong in enumerate(findings):
+                if wrong:
+                    reasons[k].insert(0, (CODE_SET_RULE, wrong, session.lines[k].charge))
+        else:
+            allowed, reasons, denied, units = policy.judge(session, day, past, [False] * len(findings))
         results[i] = [(line, cents, DENIED if is_denied else REDUCED if cents < line.charge else PAID, found,
                        0 if is_denied else paid)
                       for line, cents, found, is_denied, paid in zip(session.lines, allowed, reasons, denied, units)]
         if counts_past:
             past.judged.extend(zip(session.lines, allowed, units))
     return zip(sessions, picked, results)
+
+
+def _picked(policies: Mapping[str, Sequence[P]], sessions: Sequence[Session]) -> list[P | None]:
+    """`pick` for each session; a payer with one rule file for every date needs no date compared."""
+    always: dict[str, P | None] = {}
+    picked: list[P | None] = []
+    for session in sessions:
+        payer = session.payer
+        policy = always.get(payer)
+        if policy is None:
+            dated = policies.get(payer.casefold(), ())
+            if len(dated) == 1 and dated[0].effective_from is None and dated[0].effective_to is None:
+                policy = always[payer] = dated[0]
+            else:
+                policy = pick(policies, session)
+        picked.append(policy)
+    return picked
+
+
+def _days(sessions: Sequence[Session]) -> list[Day]:
+    """The day of each session: `days_with_history(sessions, None)` by session, in one pass."""
+    days: dict[DayKey, Day] = {}
+    found: list[Day] = []
+    for session in sessions:
+        key = (session.payer.casefold(), session.patient_id, session.date)
+        day = days.get(key)
+        if day is None:
+            day = days[key] = Day(list(session.lines))
+        else:
+            day.lines.extend(session.lines)
+        found.append(day)
+    return found
 
 
 def _with_facts(sessions: Sequence[Session], picked: list[P | None],

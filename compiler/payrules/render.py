@@ -14,6 +14,7 @@ import textwrap
 import unicodedata
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from json.encoder import encode_basestring_ascii
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
@@ -33,10 +34,13 @@ from payrules.runner import (
     Report,
     SessionResult,
     Summary,
+    Told,
     reasons_of,
+    rendered_reasons,
     sorted_modifiers,
 )
-from payrules.runtime import Origin, Session
+from payrules.runtime import Line, Origin, Session
+from payrules.runtime import Reason as Reason_
 from payrules.testing import Outcome, TestRun, actual_text, expected_text
 
 # --- user text in text output ----------------------------------------------------------------
@@ -184,6 +188,10 @@ def _session_head(session_id: str, patient_id: str, date: str, payer: str, payer
     return printable(f"Session {session_id} | patient {patient_id} | {date} | payer {shown}") + "\n"
 
 
+_session_head_of = _session_head.__wrapped__
+"""`_session_head` without its cache, for the writer of many sessions (each id is seen once)."""
+
+
 @functools.lru_cache(maxsize=20_000)
 def _line_code(code: str, modifiers: frozenset[str], units: int) -> str:
     """`_code_text` of a line, escaped, from its parts."""
@@ -203,12 +211,17 @@ def _coloured(status: str) -> str:
 
 
 @functools.lru_cache(maxsize=20_000)
-def _reason_text(reason: Reason) -> str:
+def _reason_text(reason: Reason | Told) -> str:
     """The lines `_session_text` writes for one reason, each ending in a line break."""
     name = f" [{reason.rule}]" if reason.rule else ""
     rarc = f" RARC {reason.rarc}" if reason.rarc else ""
     head = printable(f"      {reason.severity} CARC {reason.carc}{rarc}: {reason.text}{name} ({reason.location})")
     return "".join(f"{text}\n" for text in (head, *_wrapped(reason.message)))
+
+
+def _reasons_text(reasons: tuple[Reason | Told, ...]) -> str:
+    """`_reason_text` of each of a line's reasons, for a writer that caches them by reason key."""
+    return "".join(map(_reason_text.__wrapped__, reasons))
 
 
 def _masked_errors(errors: tuple[RecordError, ...], mask: Mask) -> list[RecordError]:
@@ -360,20 +373,11 @@ class TextWriter(Writer):
         mask, colour, keep, out = self.mask, self.colour, self.keep, []
         for session, policy, lines in judgement.sessions:
             patient = mask(session.patient_id) if mask else session.patient_id
-            out.append(_session_head(session.session_id, patient, session.date, session.payer, policy.payer_name))
-            codes = [_line_code(line.code, line.modifiers, line.units) for line, _, _, _, _ in lines]
-            charges = [_dollars(line.charge) for line, _, _, _, _ in lines]
-            alloweds = [_dollars(cents) for _, cents, _, _, _ in lines]
-            code_width, charge_width, allowed_width = max(map(len, codes)), max(map(len, charges)), \
-                max(map(len, alloweds))
-            number_width = len(str(max(line.number for line, _, _, _, _ in lines)))
-            for (line, cents, status, found, _), code, charge, allowed in zip(lines, codes, charges, alloweds):
-                out.append(f"  line {line.number:<{number_width}}  {code:<{code_width}}  "
-                           f"charge {charge:>{charge_width}}  allowed {allowed:>{allowed_width}}  "
-                           f"{_coloured(status) if colour else status}"
-                           f"{_kept_text(line.origin) if keep else ''}\n")
+            out.append(_session_head_of(session.session_id, patient, session.date, session.payer, policy.payer_name))
+            for (line, _, _, found, _), text in zip(lines, _line_texts(lines, colour)):
+                out.append(f"{text[:-1]}{_kept_text(line.origin)}\n" if keep else text)
                 if found:
-                    out.extend(map(_reason_text, reasons_of(policy, line, found)))
+                    out.append(rendered_reasons(policy, "text", _reasons_text, line, found))
             out.append("\n")
         self.out.write("".join(out))
         self.held.extend(_masked_errors(judgement.errors, mask) if mask else judgement.errors)
@@ -386,6 +390,23 @@ class TextWriter(Writer):
 
     def continuation(self, out: TextIO) -> Writer:
         return TextWriter(out, self.colour, continued=True, mask=self.mask, keep=self.keep)
+
+
+def _line_texts(lines: Judged, colour: bool) -> list[str]:
+    """The text of each judged line of a session, in columns, ending in a line break (a line
+    with ids to keep gets them before its break)."""
+    if len(lines) == 1:  # its own widths
+        line, cents, status, _, _ = lines[0]
+        return [f"  line {line.number}  {_line_code(line.code, line.modifiers, line.units)}  "
+                f"charge {_dollars(line.charge)}  allowed {_dollars(cents)}  {_coloured(status) if colour else status}\n"]
+    cells = [(str(line.number), _line_code(line.code, line.modifiers, line.units), _dollars(line.charge),
+              _dollars(cents), _coloured(status) if colour else status) for line, cents, status, _, _ in lines]
+    number_width = max([len(number) for number, _, _, _, _ in cells])
+    code_width = max([len(code) for _, code, _, _, _ in cells])
+    charge_width = max([len(charge) for _, _, charge, _, _ in cells])
+    allowed_width = max([len(allowed) for _, _, _, allowed, _ in cells])
+    return [f"  line {number.ljust(number_width)}  {code.ljust(code_width)}  charge {charge.rjust(charge_width)}  "
+            f"allowed {allowed.rjust(allowed_width)}  {status}\n" for number, code, charge, allowed, status in cells]
 
 
 class JsonWriter(Writer):
@@ -457,7 +478,8 @@ class JsonlWriter(Writer):
         return JsonlWriter(out, continued=True, mask=self.mask, keep=self.keep)
 
 
-_dumps = json.dumps
+_dumps: Callable[[str], str] = encode_basestring_ascii
+"""`json.dumps` of a string, without the encoder object around it (the same text)."""
 
 
 def _session_json(session: Session, payer_name: str, rules_file: str, lines: Judged, policy: Policy,
@@ -469,18 +491,37 @@ def _session_json(session: Session, payer_name: str, rules_file: str, lines: Jud
         body = ", ".join([f'{{"line": {line.number}, "code": {_json_text(line.code)}, "modifiers": '
                           f'{_json_modifiers(line.modifiers)}, "units": {line.units}, "units_paid": {paid}, '
                           f'"charge": "{_money(line.charge)}", "allowed": "{_money(cents)}", "status": "{status}", '
-                          f'"reasons": {_json_reasons(reasons_of(policy, line, found)) if found else "[]"}, '
+                          f'"reasons": {_rendered_json(policy, line, found) if found else "[]"}, '
                           f'"keep": {_keep_json(line.origin, keep)}}}'
                           for line, cents, status, found, paid in lines])
     else:
-        body = ", ".join([f'{{"line": {line.number}, "code": {_json_text(line.code)}, "modifiers": '
-                          f'{_json_modifiers(line.modifiers)}, "units": {line.units}, "units_paid": {paid}, '
-                          f'"charge": "{_money(line.charge)}", "allowed": "{_money(cents)}", "status": "{status}", '
-                          f'"reasons": {_json_reasons(reasons_of(policy, line, found)) if found else "[]"}}}'
-                          for line, cents, status, found, paid in lines])
+        heads, parts = _JSON_HEADS, []
+        for line, cents, status, found, paid in lines:
+            # What comes before a line's reasons repeats on many lines: built once.
+            key = (line.number, line.code, line.modifiers, line.units, paid, line.charge, cents, status)
+            head = heads.get(key)
+            if head is None:
+                if len(heads) >= _JSON_HEADS_SIZE:
+                    heads.clear()
+                head = heads[key] = (f'{{"line": {line.number}, "code": {_json_text(line.code)}, "modifiers": '
+                                     f'{_json_modifiers(line.modifiers)}, "units": {line.units}, "units_paid": {paid}, '
+                                     f'"charge": "{_money(line.charge)}", "allowed": "{_money(cents)}", '
+                                     f'"status": "{status}", "reasons": ')
+            parts.append(f'{head}{_rendered_json(policy, line, found)}}}' if found else f'{head}[]}}')
+        body = ", ".join(parts)
     return (f'"session_id": {_dumps(session.session_id)}, "patient_id": {_dumps(patient)}, '
             f'"date": {_json_text(session.date)}, "payer": {_json_text(session.payer)}, '
             f'"payer_name": {_json_text(payer_name)}, "rules": {_json_text(rules_file)}, "lines": [{body}]}}')
+
+
+_JSON_HEADS: dict[tuple[object, ...], str] = {}
+"""A judged line's JSON object up to its reasons, by the values it holds."""
+
+_JSON_HEADS_SIZE = 50_000
+
+
+def _rendered_json(policy: Policy, line: Line, found: list[Reason_]) -> str:
+    return rendered_reasons(policy, "json", _json_reasons.__wrapped__, line, found)
 
 
 _json_text = functools.lru_cache(maxsize=10_000)(json.dumps)
@@ -492,7 +533,7 @@ def _json_modifiers(modifiers: frozenset[str]) -> str:
 
 
 @functools.lru_cache(maxsize=20_000)
-def _json_reasons(reasons: tuple[Reason, ...]) -> str:
+def _json_reasons(reasons: tuple[Reason | Told, ...]) -> str:
     return json.dumps([r.to_dict() for r in reasons])
 
 
@@ -550,13 +591,22 @@ class CsvWriter(Writer):
                              f"{kept(line.origin)}\r\n"
                              for line, cents, status, found, _ in lines])
         else:
+            append, tails = rows.append, _CSV_TAILS
             for s, policy, lines in judgement.sessions:
                 session = _text_cells(s.session_id, mask(s.patient_id) if mask else s.patient_id, s.date, s.payer)
-                rows.extend([f"{_file_cell(line.origin.file)},{line.origin.row},{session},{line.number},"
-                             f"{_code_cell(line.code)},{_modifier_cell(line.modifiers)},{line.units},"
-                             f"{_money(line.charge)},{_money(cents)},{status},"
-                             f"{_reason_cells(reasons_of(policy, line, found) if found else ())}\r\n"
-                             for line, cents, status, found, _ in lines])
+                for line, cents, status, found, _ in lines:
+                    # The cells from the line number to the status repeat on many rows: built once.
+                    key = (line.number, line.code, line.modifiers, line.units, line.charge, cents, status)
+                    tail = tails.get(key)
+                    if tail is None:
+                        if len(tails) >= _CSV_TAILS_SIZE:
+                            tails.clear()
+                        tail = tails[key] = (f"{line.number},{_code_cell(line.code)},"
+                                             f"{_modifier_cell(line.modifiers)},{line.units},"
+                                             f"{_money(line.charge)},{_money(cents)},{status},")
+                    origin = line.origin
+                    append(f"{_file_cell(origin.file)},{origin.row},{session},{tail}"
+                           f"{rendered_reasons(policy, 'csv', _reason_cells_of, line, found) if found else ',,,'}\r\n")
         self.out.write("".join(rows))
         if judgement.errors:
             errors = _masked_errors(judgement.errors, mask) if mask else judgement.errors
@@ -588,13 +638,19 @@ def _csv_cells(*cells: str) -> str:
     return _CSV_TEXT.getvalue().removesuffix("\r\n")
 
 
+def _quoted_cells(*cells: str) -> str:
+    """`_csv_cells`, quoting each cell here: `csv` quotes a cell (its quotes doubled) when it
+    holds a comma, a quote or a line break."""
+    return ",".join([f'"{cell.replace(chr(34), chr(34) * 2)}"' if _QUOTED.search(cell) else cell for cell in cells])
+
+
 def _text_cells(*texts: str) -> str:
     """User text as CSV cells: each made safe by `_cell`, then quoted as `csv` would."""
     joined = ",".join(texts)
     # Nearly all text needs neither: ASCII, no quoting character, no formula start.
     if joined.isascii() and joined.count(",") == len(texts) - 1 and not _QUOTE_BREAK_OR_FORMULA.search(joined):
         return joined
-    return _csv_cells(*map(_cell, texts))
+    return _quoted_cells(*map(_cell, texts))
 
 
 _QUOTE_BREAK_OR_FORMULA = re.compile(r'["\r\n]|(?:^|,)[=+\-@\t]')
@@ -620,6 +676,11 @@ def _cell(text: str) -> str:
 _money = functools.lru_cache(maxsize=10_000)(format_cents)
 """`format_cents`, for the few amounts that repeat on many rows."""
 
+_CSV_TAILS: dict[tuple[object, ...], str] = {}
+"""A CSV row's cells from its line number to its status, by those values."""
+
+_CSV_TAILS_SIZE = 50_000
+
 
 @functools.lru_cache(maxsize=256)
 def _file_cell(file: str) -> str:
@@ -637,11 +698,15 @@ def _modifier_cell(modifiers: frozenset[str]) -> str:
 
 
 @functools.lru_cache(maxsize=20_000)
-def _reason_cells(reasons: tuple[Reason, ...]) -> str:
+def _reason_cells(reasons: tuple[Reason | Told, ...]) -> str:
     """The carc, rarc, rules and reasons cells of a line, as CSV text."""
     return _text_cells(";".join(r.carc for r in reasons), ";".join(r.rarc or "" for r in reasons),
                        "; ".join(r.location + (f" [{r.rule}]" if r.rule else "") for r in reasons),
                        " | ".join(r.message for r in reasons))
+
+
+_reason_cells_of = _reason_cells.__wrapped__
+"""`_reason_cells` without its cache, for a writer that caches them by reason key."""
 
 
 # --- payrules test ---------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import operator
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from typing import Any, NamedTuple
 
@@ -332,6 +332,77 @@ def _judge(session: Session, judged: Judged, policy: Policy) -> SessionResult:
                          lines=lines)
 
 
+def reason_key(policy: Policy, line: Line, found: list[Reason_]) -> tuple[object, ...]:
+    """What decides the `reasons_of(policy, line, found)` of a line (not empty): each reason's
+    rule, amount and explanation key, as `_reason` caches a reason by them. Lines with equal
+    keys have equal reasons, so a writer can cache what it renders for them by this key."""
+    keys = policy.reason_keys
+    out = []
+    for index, facts, amount in found:
+        how = keys.get(index) or _key_of(policy, index)
+        out.append((index, amount, how[1](line, facts)))
+    return tuple(out)
+
+
+def _key_of(policy: Policy, index: int) -> tuple[RuleInfo, Callable[[Line, object], object]]:
+    """The rule of index `index` and its explanation key function, kept in `policy.reason_keys`."""
+    rule = rule_of(policy.rules, index)
+    how = policy.reason_keys[index] = (rule, explanation_key_of(rule))
+    return how
+
+
+RENDERED_CACHE_SIZE = 50_000
+"""Rendered reasons kept per policy and format before the cache starts afresh."""
+
+
+class Told(NamedTuple):
+    """A reason as the writers read it, for a line whose reasons are rendered once per key (see
+    `rendered_reasons`): the fields of its `Reason` they use, without building one."""
+
+    rule: str | None
+    severity: str
+    carc: str
+    rarc: str | None
+    text: str
+    location: str
+    message: str
+    amount: int
+    info: RuleInfo
+
+    def to_dict(self) -> dict[str, Any]:
+        return reason_dict(self.info, self.message, self.amount)
+
+
+def _told(policy: Policy, key: Any, line: Line, facts: object) -> Told:
+    """The `Told` of a reason of `key` (rule, amount, explanation key): what `_reason` would hold."""
+    index, amount, _ = key
+    rule = policy.reason_keys[index][0]
+    return Told(rule.name, rule.severity, rule.carc, rule.rarc, rule.text,
+                f"{rule.file}:{rule.line}" if rule.line else rule.file, explain(rule, line, facts), amount, rule)
+
+
+def rendered_reasons(policy: Policy, form: str, render: Callable[[tuple[Reason | Told, ...]], str], line: Line,
+                     found: list[Reason_]) -> str:
+    """`render(reasons_of(policy, line, found))`, rendered once per policy, format and reason key
+    (from `Told` reasons, which hold what the writers read of a `Reason`)."""
+    cache = policy.rendered.get(form)
+    if cache is None:
+        cache = policy.rendered[form] = {}
+    if len(found) == 1:  # most lines: `reason_key` in short
+        index, facts, amount = found[0]
+        how = policy.reason_keys.get(index) or _key_of(policy, index)
+        key: tuple[object, ...] = ((index, amount, how[1](line, facts)),)
+    else:
+        key = reason_key(policy, line, found)
+    text = cache.get(key)
+    if text is None:
+        text = render(tuple([_told(policy, reason_key, line, facts) for reason_key, (_, facts, _) in zip(key, found)]))
+        if len(cache) >= RENDERED_CACHE_SIZE:
+            cache.clear()
+        cache[key] = text
+    return text
+
+
 def _reason(policy: Policy, index: int, line: Line, facts: object, amount: int) -> Reason:
     # Equal facts give equal reasons; most lines repeat a few, so each is built once per policy.
     how = policy.reason_keys.get(index)
@@ -340,13 +411,19 @@ def _reason(policy: Policy, index: int, line: Line, facts: object, amount: int) 
         how = policy.reason_keys[index] = (rule, explanation_key_of(rule))
     rule, key_of = how
     key = (index, amount, key_of(line, facts))
-    cache = policy.reason_cache
-    reason = cache.get(key)
+    reason = policy.reason_cache.get(key)
     if reason is None:
-        reason = Reason(rule=rule.name, kind=rule.kind, file=rule.file, line=rule.line, column=rule.column,
-                        text=rule.text, message=explain(rule, line, facts), severity=rule.severity,
-                        carc=rule.carc, rarc=rule.rarc, source=rule.source, amount=amount, info=rule)
-        if len(cache) >= REASON_CACHE_SIZE:
-            cache.clear()
-        cache[key] = reason
+        reason = _new_reason(policy, rule, key, line, facts)
+    return reason
+
+
+def _new_reason(policy: Policy, rule: RuleInfo, key: tuple[int, int, object], line: Line, facts: object) -> Reason:
+    """The reason of `key` (rule, amount, explanation key), explained and cached."""
+    reason = Reason(rule=rule.name, kind=rule.kind, file=rule.file, line=rule.line, column=rule.column,
+                    text=rule.text, message=explain(rule, line, facts), severity=rule.severity,
+                    carc=rule.carc, rarc=rule.rarc, source=rule.source, amount=key[1], info=rule)
+    cache = policy.reason_cache
+    if len(cache) >= REASON_CACHE_SIZE:
+        cache.clear()
+    cache[key] = reason
     return reason
