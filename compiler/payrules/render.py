@@ -333,6 +333,20 @@ class Writer(abc.ABC):
         """A writer of the same kind that writes blocks into `out` as the middle of this one's
         output: the parts of a large input are rendered side by side, then `extend` this one."""
 
+    def session_texts(self, judgement: Judgement) -> list[str]:
+        """What `judged` writes for each session of `judgement`, a text per session, without
+        its lines not judged: for output merged back, session by session, from parts of the
+        input judged apart (see `payrules.workers`)."""
+        texts, out = [], self.out
+        try:
+            for one in judgement.sessions:
+                self.out = io.StringIO()
+                self.judged(Judgement([one], (), 0))
+                texts.append(self.out.getvalue())
+        finally:
+            self.out = out
+        return texts
+
     def fragment(self) -> Fragment:
         """What this continuation wrote, to hand to `extend` (its `out` must be a StringIO)."""
         assert isinstance(self.out, io.StringIO)
@@ -370,8 +384,16 @@ class TextWriter(Writer):
         self.held.extend(block.errors)
 
     def judged(self, judgement: Judgement) -> None:
-        mask, colour, keep, out = self.mask, self.colour, self.keep, []
-        for session, policy, lines in judgement.sessions:
+        self.out.write("".join(self._texts(judgement.sessions, [])))
+        self.held.extend(_masked_errors(judgement.errors, self.mask) if self.mask else judgement.errors)
+
+    def session_texts(self, judgement: Judgement) -> list[str]:
+        return ["".join(self._texts([one], [])) for one in judgement.sessions]
+
+    def _texts(self, sessions: list[tuple[Session, Policy, Judged]], out: list[str]) -> list[str]:
+        """`out` with the text of each of `sessions` added."""
+        mask, colour, keep = self.mask, self.colour, self.keep
+        for session, policy, lines in sessions:
             patient = mask(session.patient_id) if mask else session.patient_id
             out.append(_session_head_of(session.session_id, patient, session.date, session.payer, policy.payer_name))
             for (line, _, _, found, _), text in zip(lines, _line_texts(lines, colour)):
@@ -379,8 +401,7 @@ class TextWriter(Writer):
                 if found:
                     out.append(rendered_reasons(policy, "text", _reasons_text, line, found))
             out.append("\n")
-        self.out.write("".join(out))
-        self.held.extend(_masked_errors(judgement.errors, mask) if mask else judgement.errors)
+        return out
 
     def close(self, summary: Summary) -> None:
         if self.held:
@@ -465,11 +486,14 @@ class JsonlWriter(Writer):
             self.out.write(json.dumps({"type": "error", **error_dict(error)}) + "\n")
 
     def judged(self, judgement: Judgement) -> None:
-        out = [f'{{"type": "session", {_session_json(session, policy.payer_name, policy.source, lines, policy, self.mask, self.keep)}\n'
-               for session, policy, lines in judgement.sessions]
+        out = self.session_texts(judgement)
         errors = _masked_errors(judgement.errors, self.mask) if self.mask else judgement.errors
         out.extend(json.dumps({"type": "error", **error_dict(error)}) + "\n" for error in errors)
         self.out.write("".join(out))
+
+    def session_texts(self, judgement: Judgement) -> list[str]:
+        return [f'{{"type": "session", {_session_json(session, policy.payer_name, policy.source, lines, policy, self.mask, self.keep)}\n'
+                for session, policy, lines in judgement.sessions]
 
     def close(self, summary: Summary) -> None:
         self.out.write(json.dumps({"type": "summary", **summary.to_dict()}) + "\n")
@@ -579,10 +603,20 @@ class CsvWriter(Writer):
         self.out.write("".join(rows))
 
     def judged(self, judgement: Judgement) -> None:
-        mask, rows = self.mask, []
+        self.out.write("".join(self._rows(judgement.sessions, [])))
+        if judgement.errors:
+            errors = _masked_errors(judgement.errors, self.mask) if self.mask else judgement.errors
+            self._write_block(Block(sessions=(), errors=tuple(errors), lines_read=0))
+
+    def session_texts(self, judgement: Judgement) -> list[str]:
+        return ["".join(self._rows([one], [])) for one in judgement.sessions]
+
+    def _rows(self, sessions: list[tuple[Session, Policy, Judged]], rows: list[str]) -> list[str]:
+        """`rows` with the rows of each line of `sessions` added."""
+        mask = self.mask
         if self.keep:
             kept = self._kept_cells
-            for s, policy, lines in judgement.sessions:
+            for s, policy, lines in sessions:
                 session = _text_cells(s.session_id, mask(s.patient_id) if mask else s.patient_id, s.date, s.payer)
                 rows.extend([f"{_file_cell(line.origin.file)},{line.origin.row},{session},{line.number},"
                              f"{_code_cell(line.code)},{_modifier_cell(line.modifiers)},{line.units},"
@@ -592,7 +626,7 @@ class CsvWriter(Writer):
                              for line, cents, status, found, _ in lines])
         else:
             append, tails = rows.append, _CSV_TAILS
-            for s, policy, lines in judgement.sessions:
+            for s, policy, lines in sessions:
                 session = _text_cells(s.session_id, mask(s.patient_id) if mask else s.patient_id, s.date, s.payer)
                 for line, cents, status, found, _ in lines:
                     # The cells from the line number to the status repeat on many rows: built once.
@@ -607,10 +641,7 @@ class CsvWriter(Writer):
                     origin = line.origin
                     append(f"{_file_cell(origin.file)},{origin.row},{session},{tail}"
                            f"{rendered_reasons(policy, 'csv', _reason_cells_of, line, found) if found else ',,,'}\r\n")
-        self.out.write("".join(rows))
-        if judgement.errors:
-            errors = _masked_errors(judgement.errors, mask) if mask else judgement.errors
-            self._write_block(Block(sessions=(), errors=tuple(errors), lines_read=0))
+        return rows
 
     def close(self, summary: Summary) -> None:
         """A CSV has no footer: the summary's counts are the rows themselves."""

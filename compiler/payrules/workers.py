@@ -324,9 +324,8 @@ def _judge_bucket(index: int) -> Tally:
     for batch in read_patients(keyed_records(table, ordered)):
         judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
         tally.add_judged(judgement)
-        for judged in judgement.sessions:
-            writer.judged(Judgement([judged], (), 0))
-            sessions.append((first[judged[0].session_id], sink.take(), ()))
+        for judged, text in zip(judgement.sessions, writer.session_texts(judgement)):
+            sessions.append((first[judged[0].session_id], text, ()))
         for error in judgement.errors:
             writer.judged(Judgement([], (error,), 0))
             errors.append(((error.origin.row, error.origin.path), sink.take(), writer.held))
