@@ -157,3 +157,29 @@ def test_a_file_is_read_for_quotes_once_while_unchanged_and_again_when_changed(t
             os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same time of change
             assert not records._is_plain(path)  # its change of status tells
             assert reads.call_count == 4
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.integers(2, 5_000), unique=True, max_size=400), spills=st.integers(1, 6),
+       chunk=st.integers(1, 50), window=st.integers(1, 700), seed=st.integers(0, 100))
+def test_spilled_sessions_are_merged_back_in_order_of_their_rows(rows: list[int], spills: int, chunk: int,
+                                                                window: int, seed: int) -> None:
+    import pickle
+    import random
+
+    shares: list[list[int]] = [[] for _ in range(spills)]
+    for row in rows:
+        shares[random.Random(seed * 7919 + row).randrange(spills)].append(row)
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for n, share in enumerate(shares):
+            items = [(row, f"session of row {row}\n", ()) for row in sorted(share)]
+            path = Path(folder) / f"sessions{n}"
+            with open(path, "wb") as sink:
+                for at in range(0, len(items), chunk):
+                    pickle.dump(items[at:at + chunk], sink)
+            paths.append(path)
+        merged = list(workers._merged([workers._Spilled(path) for path in paths], window))
+    assert [text for texts, _ in merged for text in texts] == [f"session of row {row}\n" for row in sorted(rows)]
+    assert sum(count for _, count in merged) == len(rows)
+    assert all(count == len(texts) for texts, count in merged)

@@ -16,6 +16,7 @@ input: sessions by the row where their id first appears, then the lines not judg
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import io
 import os
@@ -200,19 +201,57 @@ def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[
             return
         # Sessions in the order their ids first appear, then the lines not judged by row: the
         # order in which one process writes the whole input (see `runner.judge_lines`).
-        for kind in ("sessions", "errors"):
-            # Items compare by their first value alone: no two sessions share a first row, and
-            # no two lines not judged a row.
-            merged = heapq.merge(*[_chunks(folder / f"{kind}{i}") for i in range(buckets)])
-            texts: list[str] = []
-            held: list[RecordError] = []
-            for _, text, errors in merged:
-                texts.append(text)
-                held.extend(errors)
-                if len(texts) >= _SPILL_ITEMS:
-                    writer.extend(Fragment("".join(texts), held, len(texts) if kind == "sessions" else 0))
-                    texts, held = [], []
-            writer.extend(Fragment("".join(texts), held, len(texts) if kind == "sessions" else 0))
+        window = max(_SPILL_ITEMS, run.scan.lines // MERGE_WINDOWS)
+        for pieces, count in _merged([_Spilled(folder / f"sessions{i}") for i in range(buckets)], window):
+            writer.extend(Fragment("".join(pieces), [], count))
+        # Items compare by their first value alone: no two lines not judged share a row.
+        merged = heapq.merge(*[_chunks(folder / f"errors{i}") for i in range(buckets)])
+        texts: list[str] = []
+        held: list[RecordError] = []
+        for _, text, errors in merged:
+            texts.append(text)
+            held.extend(errors)
+        writer.extend(Fragment("".join(texts), held, 0))
+
+
+MERGE_WINDOWS = 100
+"""The rendered sessions of the buckets are put back in order this many stretches of rows at a time."""
+
+
+class _Spilled:
+    """The items of a spill file sorted by their first value, taken a stretch at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.chunks = _chunk_lists(path)
+        self.chunk: list[Any] = next(self.chunks, [])
+        self.at = 0
+
+    def below(self, bound: int, into: list[Any]) -> None:
+        """Add to `into` the items whose first value is below `bound` that were not taken yet."""
+        while self.chunk:
+            chunk, at = self.chunk, self.at
+            if chunk[-1][0] < bound:
+                into.extend(chunk[at:] if at else chunk)
+                self.chunk, self.at = next(self.chunks, []), 0
+                continue
+            end = bisect.bisect_left(chunk, bound, at, key=_first)
+            into.extend(chunk[at:end])
+            self.at = end
+            return
+
+
+def _merged(spills: list[_Spilled], window: int) -> Iterator[tuple[list[str], int]]:
+    """The texts of the items of `spills` in the order of their first values (rows, none twice),
+    a window of rows at a time: each window's items are gathered from every spill (each
+    already in order) and sorted together."""
+    bound = 0
+    while any(spill.chunk for spill in spills):
+        bound += window
+        items: list[Any] = []
+        for spill in spills:
+            spill.below(bound, items)
+        items.sort()  # by row alone: no two items share one
+        yield [text for _, text, _ in items], len(items)
 
 
 def _first(item: tuple[Any, ...]) -> Any:
@@ -286,13 +325,18 @@ def _bucket_rows(path: Path, table: Any) -> Iterator[tuple[str, str, int, Any]]:
 
 def _chunks(path: Path) -> Iterator[Any]:
     """The items of a spill file, chunk by chunk."""
+    for chunk in _chunk_lists(path):
+        yield from chunk
+
+
+def _chunk_lists(path: Path) -> Iterator[list[Any]]:
+    """The pickled chunks (lists of items) of a spill file."""
     with open(path, "rb") as stream:
         while True:
             try:
-                chunk = pickle.load(stream)
+                yield pickle.load(stream)
             except EOFError:
                 return
-            yield from chunk
 
 
 def _judge_bucket(index: int) -> Tally:
