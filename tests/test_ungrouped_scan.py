@@ -120,12 +120,18 @@ def test_each_share_keeps_its_buckets_and_together_they_keep_every_row(tmp_path:
         assert workers._cut(table, Columns(), folder, 6, share, 3)
         assert sorted(int(p.name[4:]) for p in folder.iterdir()) == [share, share + 3]
         for file in folder.iterdir():
-            kept[int(file.name[4:])] = list(workers._bucket_rows(file, table))
+            ordered, first = workers._bucket_patients(file, table)
+            kept[int(file.name[4:])] = list(records.keyed_lines(table, ordered))
+            keys = kept[int(file.name[4:])]
+            assert first == {session: min(row for _, s, row, _ in keys if s == session) for _, session, _, _ in keys}
     everything = list(keyed_rows(table, Columns()))
     assert sorted(row for rows in kept.values() for row in rows) == sorted(everything)
     patients = {patient: index for index, rows in kept.items() for patient, *_ in rows}
     assert all(patients[patient] == index for index, rows in kept.items() for patient, *_ in rows)
-    assert all(rows == sorted(rows, key=lambda item: item[2]) for rows in kept.values())  # input order
+    for rows in kept.values():  # patient by patient, in the order of their first rows; each in input order
+        order = list(dict.fromkeys(patient for patient, *_ in rows))
+        assert order == sorted(order, key=lambda p: min(row for q, _, row, _ in rows if q == p))
+        assert rows == sorted(rows, key=lambda item: (order.index(item[0]), item[2]))
 
 
 def test_a_session_id_with_two_patients_is_found_by_the_share_that_checks_it(tmp_path: Path) -> None:

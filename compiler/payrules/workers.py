@@ -310,17 +310,29 @@ def _write_rows(sink: Any, rows: list[Any], plain: bool) -> None:
         pickle.dump(rows, sink, pickle.HIGHEST_PROTOCOL)
 
 
-def _bucket_rows(path: Path, table: Any) -> Iterator[tuple[str, str, int, Any]]:
-    """The rows `_cut` spilled to `path`, keyed as `keyed_rows` keys them."""
-    if not plain_rows(table):
-        yield from _chunks(path)
-        return
-    lines = path.read_bytes().decode("utf-8").split("\n")
-    lines.pop()  # after the last line break
-    for line in lines:
-        number, patient, session, text = line.split("\0", 3)
-        row = int(number)
-        yield patient, session, row, (row, text)
+def _bucket_patients(path: Path, table: Any) -> tuple[list[Any], dict[str, int]]:
+    """The rows `_cut` spilled to `path`, in the compact form of `keyed_rows`, put in the order
+    of their patients' first rows (each patient's rows in input order); and the row where each
+    session id first appears (blank rows included: they have none)."""
+    by_patient: dict[str, list[Any]] = {}
+    first: dict[str, int] = {}
+    if plain_rows(table):
+        lines = path.read_bytes().decode("utf-8").split("\n")
+        lines.pop()  # after the last line break
+        for line in lines:
+            number, patient, session, text = line.split("\0", 3)
+            row = int(number)
+            found = by_patient.get(patient)
+            if found is None:
+                found = by_patient[patient] = []
+            found.append((row, text))
+            if session not in first:
+                first[session] = row
+    else:
+        for patient, session, row, record in _chunks(path):
+            by_patient.setdefault(patient, []).append(record)
+            first.setdefault(session, row)
+    return [row for rows in by_patient.values() for row in rows], first
 
 
 def _chunks(path: Path) -> Iterator[Any]:
@@ -347,24 +359,13 @@ def _judge_bucket(index: int) -> Tally:
     assert _BUCKETS is not None, "buckets are judged by write()"
     run, main, folder, table, _, _ = _BUCKETS
     source = folder / f"rows{index}"
-    by_patient: dict[str, list[Any]] = {}
-    first: dict[str, int] = {}
-    """Session id → the row where it first appears (blank rows included: they have none)."""
-    for patient, session, number, row in _bucket_rows(source, table):
-        found = by_patient.get(patient)
-        if found is None:
-            found = by_patient[patient] = []
-        found.append(row)
-        if session not in first:
-            first[session] = number
+    ordered, first = _bucket_patients(source, table)
     source.unlink()
     tally = Tally()
     sink = _Pieces()
     writer = main.continuation(sink)
     sessions: list[tuple[int, str, tuple[()]]] = []
     errors: list[tuple[tuple[int, str], str, list[RecordError]]] = []
-    ordered = [row for rows in by_patient.values() for row in rows]
-    del by_patient
     for batch in read_patients(keyed_records(table, ordered)):
         judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
         tally.add_judged(judgement)
