@@ -279,13 +279,18 @@ def _cut(table: Any, columns: Columns, folder: Path, buckets: int, share: int = 
     held: list[list[Any] | None] = [[] if i % shares == share else None for i in range(buckets)]
     sinks = {i: open(folder / f"rows{i}", "wb") for i in range(share, buckets, shares)}
     plain = plain_rows(table)
+    last: tuple[str, str] | None = None  # the session and patient of the row before
+    pending: list[Any] | None = None
+    index = 0
     try:
         for patient, session, number, row in keyed_rows(table, columns):
-            if session and (shares == 1 or hash(session) % shares == share) \
-                    and owners.setdefault(session, patient) != patient:
-                return False
-            index = hash(patient) % buckets
-            pending = held[index]
+            if last is None or session != last[0] or patient != last[1]:  # else checked and placed already
+                if session and (shares == 1 or hash(session) % shares == share) \
+                        and owners.setdefault(session, patient) != patient:
+                    return False
+                last = (session, patient)
+                index = hash(patient) % buckets
+                pending = held[index]
             if pending is None:
                 continue
             # NUL and line breaks are in no cell of a plain file: they part the spilled values.
@@ -294,9 +299,9 @@ def _cut(table: Any, columns: Columns, folder: Path, buckets: int, share: int = 
                 _write_rows(sinks[index], pending, plain)
                 pending.clear()
         for index, sink in sinks.items():
-            pending = held[index]
-            if pending:
-                _write_rows(sink, pending, plain)
+            rest = held[index]
+            if rest:
+                _write_rows(sink, rest, plain)
     finally:
         for sink in sinks.values():
             sink.close()
