@@ -213,15 +213,23 @@ def _coloured(status: str) -> str:
 @functools.lru_cache(maxsize=20_000)
 def _reason_text(reason: Reason | Told) -> str:
     """The lines `_session_text` writes for one reason, each ending in a line break."""
-    name = f" [{reason.rule}]" if reason.rule else ""
-    rarc = f" RARC {reason.rarc}" if reason.rarc else ""
-    head = printable(f"      {reason.severity} CARC {reason.carc}{rarc}: {reason.text}{name} ({reason.location})")
-    return "".join(f"{text}\n" for text in (head, *_wrapped(reason.message)))
+    return _reason_head(reason.severity, reason.carc, reason.rarc, reason.text, reason.rule, reason.location) + \
+        "".join(f"{text}\n" for text in _wrapped(reason.message))
+
+
+@functools.lru_cache(maxsize=4096)
+def _reason_head(severity: str, carc: str, rarc: str | None, text: str, rule: str | None, location: str) -> str:
+    """The first line `_reason_text` writes for a reason: its rule's, the same for every line."""
+    name = f" [{rule}]" if rule else ""
+    coded = f" RARC {rarc}" if rarc else ""
+    return printable(f"      {severity} CARC {carc}{coded}: {text}{name} ({location})") + "\n"
 
 
 def _reasons_text(reasons: tuple[Reason | Told, ...]) -> str:
-    """`_reason_text` of each of a line's reasons, for a writer that caches them by reason key."""
-    return "".join(map(_reason_text.__wrapped__, reasons))
+    """`_reason_text` of each of a line's reasons, for a writer that caches them by reason key
+    (a message seen for the first time is wrapped without a cache of its own)."""
+    return "".join([_reason_head(r.severity, r.carc, r.rarc, r.text, r.rule, r.location)
+                    + "".join([f"{text}\n" for text in _wrapped.__wrapped__(r.message)]) for r in reasons])
 
 
 def _masked_errors(errors: tuple[RecordError, ...], mask: Mask) -> list[RecordError]:
