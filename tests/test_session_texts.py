@@ -1,16 +1,21 @@
 """`Writer.session_texts`: what `judged` writes, a text per session, for output merged back
-session by session from buckets judged apart."""
+session by session from buckets judged apart; and reasons written as JSON from their rules'
+JSON, as `json.dumps` writes them."""
 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from payrules import api, render
 from payrules.records import read_blocks
-from payrules.runner import Judgement, judge_lines
+from payrules.runner import Judgement, Told, judge_lines
+from payrules.runtime import RuleInfo
 
 from conftest import EXAMPLES
 
@@ -41,3 +46,18 @@ def test_the_texts_of_the_sessions_are_what_judged_writes(name: str, example: st
         assert len(texts) == sum(len(j.sessions) for j in judged)
         assert "".join(texts) == whole.out.getvalue()
         assert apart.out.getvalue() == ""  # nothing written by the writer itself
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30) | st.sampled_from(["", "a \"quoted\" \\ text", "é\u2028\x00"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=st.none() | _TEXT, text=_TEXT, message=_TEXT, line=st.integers(0, 99), column=st.integers(0, 9),
+       rarc=st.none() | _TEXT, source=st.none() | _TEXT, amount=st.integers(-10 ** 9, 10 ** 9))
+def test_reasons_as_json_are_what_json_dumps_writes(name: str | None, text: str, message: str, line: int,
+                                                    column: int, rarc: str | None, source: str | None,
+                                                    amount: int) -> None:
+    rule = RuleInfo(position=0, name=name, kind="only", file="r.payer", line=line, column=column, text=text,
+                    severity="deny", carc="204", rarc=rarc, params=(), source=source)
+    told = Told(name, "deny", "204", rarc, text, "r.payer:1", message, amount, rule)
+    assert render._told_json((told, told)) == json.dumps([told.to_dict(), told.to_dict()])

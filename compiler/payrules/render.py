@@ -39,7 +39,7 @@ from payrules.runner import (
     rendered_reasons,
     sorted_modifiers,
 )
-from payrules.runtime import Line, Origin, Session
+from payrules.runtime import Line, Origin, RuleInfo, Session
 from payrules.runtime import Reason as Reason_
 from payrules.testing import Outcome, TestRun, actual_text, expected_text
 
@@ -553,7 +553,26 @@ _JSON_HEADS_SIZE = 50_000
 
 
 def _rendered_json(policy: Policy, line: Line, found: list[Reason_]) -> str:
-    return rendered_reasons(policy, "json", _json_reasons.__wrapped__, line, found)
+    return rendered_reasons(policy, "json", _told_json, line, found)
+
+
+def _told_json(reasons: tuple[Reason | Told, ...]) -> str:
+    """`json.dumps([r.to_dict() for r in reasons])` of reasons rendered once per key: each from
+    its rule's JSON around its message and amount."""
+    parts = []
+    for reason in reasons:
+        before, between = _reason_json_ends(reason.info)
+        parts.append(f'{before}{_dumps(reason.message)}{between}"{_money(reason.amount)}"}}')
+    return f"[{', '.join(parts)}]"
+
+
+@functools.lru_cache(maxsize=4096)
+def _reason_json_ends(rule: RuleInfo) -> tuple[str, str]:
+    """The JSON of a reason of `rule` up to its message, and from there up to its amount."""
+    start = json.dumps({"rule": rule.name, "kind": rule.kind, "file": rule.file, "line": rule.line or None,
+                        "column": rule.column or None, "text": rule.text})
+    end = json.dumps({"severity": rule.severity, "carc": rule.carc, "rarc": rule.rarc, "source": rule.source})
+    return f'{start[:-1]}, "message": ', f', {end[1:-1]}, "amount": '
 
 
 _json_text = functools.lru_cache(maxsize=10_000)(json.dumps)
@@ -564,9 +583,6 @@ def _json_modifiers(modifiers: frozenset[str]) -> str:
     return json.dumps(sorted(modifiers))
 
 
-@functools.lru_cache(maxsize=20_000)
-def _json_reasons(reasons: tuple[Reason | Told, ...]) -> str:
-    return json.dumps([r.to_dict() for r in reasons])
 
 
 CSV_COLUMNS = ("file", "row", "session_id", "patient_id", "date", "payer", "line", "code", "modifiers", "units",
