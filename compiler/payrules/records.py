@@ -399,6 +399,8 @@ def _is_plain(path: Path) -> bool:
 
 
 _SETTLED_NS = 2_000_000_000
+"""How long a file must have been left unchanged (nanoseconds) before `_is_plain` remembers
+what it found: longer than any file system's clock granularity."""
 
 _PLAIN_FILES: dict[tuple[object, ...], bool] = {}
 """What `_is_plain` found of files, by path and version (device, inode, size, time of change)."""
