@@ -315,8 +315,7 @@ class _CsvTable:
             yield from reader
         except csv.Error as error:
             if "field larger than field limit" in str(error):
-                raise InputError(f"{self.path}:{reader.line_num}: a field is longer than {CSV_READ_LIMIT:,} "
-                                 "characters, more than payrules reads") from None
+                raise _too_long(self.path, reader.line_num) from None
             raise InputError(f"{self.path}:{reader.line_num}: {error}") from None
         except UnicodeDecodeError as error:
             raise InputError(f"{self.path}: not UTF-8 text (byte {error.start} of a block)") from None
@@ -347,8 +346,7 @@ class _CsvTable:
                 begin, offset = offset, offset + len(line)
                 cells = _plain_cells(line.decode("utf-8"))
                 if len(line) > CSV_READ_LIMIT and max(map(len, cells)) > CSV_READ_LIMIT:
-                    raise InputError(f"{self.path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
-                                     "more than payrules reads")
+                    raise _too_long(self.path, row)
                 if not _blank(cells):
                     yield row, begin, offset, cells
         except UnicodeDecodeError as error:
@@ -363,6 +361,11 @@ class _CsvTable:
         if self.simple:
             return limited(self.pick(cells))
         return limited(tuple(";".join(cells[i] for i in p) if p else "" for p in self.picks))
+
+
+def _too_long(path: Path, row: int) -> InputError:
+    """The error of a row with a field longer than `CSV_READ_LIMIT`, more than is read at all."""
+    return InputError(f"{path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, more than payrules reads")
 
 
 def _plain_cells(line: str) -> list[str]:
@@ -478,8 +481,7 @@ def _plain_records(table: _CsvTable, part: Part | None) -> Iterator[Record]:
             cells = text.rstrip("\r").split(",")
             if len(cells) != width or len(text) > MAX_FIELD_CHARS or not cells[0].strip():
                 if len(text) > CSV_READ_LIMIT and max(map(len, cells)) > CSV_READ_LIMIT:
-                    raise InputError(f"{table.path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
-                                     "more than payrules reads")
+                    raise _too_long(table.path, row)
                 if _blank(cells):
                     continue
                 raw, problem = table.record(cells)
@@ -490,13 +492,18 @@ def _plain_records(table: _CsvTable, part: Part | None) -> Iterator[Record]:
         row += 1
 
 
-def _plain_blocks(path: Path, part: Part | None) -> Iterator[bytes]:
-    """The rows of a plain file after its header (or of `part`), in blocks of whole lines."""
+def _plain_blocks(path: Path, part: Part | None, offset: int | None = None) -> Iterator[bytes]:
+    """The rows of a plain file after its header, or from byte `offset` (the start of a line)
+    when given, or those of `part`, in blocks of whole lines (the last one may lack its line
+    break)."""
     if part is not None:
         yield _read_part(part)
         return
     with open(path, "rb") as stream:
-        stream.readline()
+        if offset is None:
+            stream.readline()
+        else:
+            stream.seek(offset)
         carry = b""
         while data := stream.read(PLAIN_BLOCK):
             data = carry + data
@@ -692,7 +699,7 @@ def scan(paths: list[Path], columns: Columns | None = None, part_lines: int | No
         kind = _kind(path)
         table = _CsvTable(path, columns) if kind == ".csv" else None
         if table is not None:
-            if first_break is not None and _cut_plainly(table):  # only the count is left to find
+            if first_break is not None and plain_rows(table):  # only the count is left to find
                 count += _count_rows(table, len(_header_bytes(path)))
                 continue
             runs = _csv_runs(table, str(path))
@@ -706,7 +713,7 @@ def scan(paths: list[Path], columns: Columns | None = None, part_lines: int | No
             if run.patient != current:
                 if run.patient in seen and first_break is None:
                     first_break = (run.origin, run.patient)
-                    if table is not None and run.end and _cut_plainly(table):
+                    if table is not None and run.end and plain_rows(table):
                         # Not grouped: the rest of the file is only counted, without its runs.
                         count += _count_rows(table, run.end)
                         break
@@ -749,15 +756,9 @@ def _csv_runs(table: _CsvTable, file: str) -> Iterator[_Run]:
     """The file's runs of lines by patient: the rows and records the reader reads (see
     `_CsvTable`), and their patient as the reader groups it (see `_batches`). Runs of a file
     read without the csv module carry byte offsets; the others do not."""
-    if _cut_plainly(table):
+    if plain_rows(table):
         return _plain_runs(table, file)
     return _row_runs(table, file)
-
-
-def _cut_plainly(table: _CsvTable) -> bool:
-    """Whether the file is read without the csv module, one column per field, with a session
-    and a patient column: its rows can then be found, cut and counted in its bytes."""
-    return bool(table.plain and table.simple and table.picks[0] and table.picks[1])
 
 
 def _header_bytes(path: Path) -> bytes:
@@ -774,27 +775,19 @@ def _count_rows(table: _CsvTable, offset: int) -> int:
     every line but the blank ones, which are found by their first character. Refuses a field
     longer than `CSV_READ_LIMIT` as the reader does."""
     count = 0
-    with open(table.path, "rb") as stream:
-        stream.seek(offset)
-        carry = b""
-        while True:
-            data = stream.read(PLAIN_BLOCK)
-            block = carry + data
-            if not data:
-                if block:  # a last line without a line break
-                    count += not _blank_bytes(table, block, offset)
-                return count
-            cut = block.rfind(b"\n") + 1
-            if not cut:  # a line longer than a block goes on
-                carry = block
-                continue
-            block, carry = block[:cut], block[cut:]
-            count += block.count(b"\n")
-            count -= _blank_bytes(table, block[:block.index(b"\n") + 1], offset)
-            for found in _ROW_START_TO_LOOK_AT.finditer(block):
-                start = found.start() + 1
-                count -= _blank_bytes(table, block[start:block.index(b"\n", start) + 1], offset + start)
-            offset += cut
+    for block in _plain_blocks(table.path, None, offset):
+        count += block.count(b"\n") + (not block.endswith(b"\n"))
+        count -= _blank_bytes(table, block[:_line_end(block, 0)], offset)
+        for found in _ROW_START_TO_LOOK_AT.finditer(block):
+            start = found.start() + 1
+            count -= _blank_bytes(table, block[start:_line_end(block, start)], offset + start)
+        offset += len(block)
+    return count
+
+
+def _line_end(block: bytes, start: int) -> int:
+    """Where the line of `block` that starts at `start` ends, its line break included."""
+    return block.find(b"\n", start) + 1 or len(block)
 
 
 def _blank_bytes(table: _CsvTable, line: bytes, offset: int) -> bool:
@@ -814,8 +807,7 @@ def _refuse_too_long(table: _CsvTable, cells: list[str], offset: int) -> None:
     if max(map(len, cells)) > CSV_READ_LIMIT:
         with open(table.path, "rb") as stream:
             row = 1 + stream.read(offset).count(b"\n")
-        raise InputError(f"{table.path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
-                         "more than payrules reads")
+        raise _too_long(table.path, row)
 
 
 class _Runs:
@@ -896,8 +888,7 @@ def _plain_runs(table: _CsvTable, file: str) -> Iterator[_Run]:
                 continue
             text = _plain_cells(line.decode("utf-8"))
             if len(line) > CSV_READ_LIMIT and max(map(len, text)) > CSV_READ_LIMIT:
-                raise InputError(f"{table.path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
-                                 "more than payrules reads")
+                raise _too_long(table.path, row)
             if _blank(text):
                 continue
             # A row whose cells the reader pads or empties is compared by its record, never by raw bytes.
@@ -1001,8 +992,10 @@ def keyed_rows(table: _CsvTable, columns: Columns) -> Iterator[tuple[str, str, i
 
 
 def plain_rows(table: _CsvTable) -> bool:
-    """Whether `keyed_rows` gives the file's rows as (row, text), which `keyed_lines` keys again."""
-    return _cut_plainly(table)
+    """Whether the file is read without the csv module, one column per field, with a session
+    and a patient column: its rows can then be found, cut and counted in its bytes, and
+    `keyed_rows` gives them as (row, text), which `keyed_lines` keys again."""
+    return bool(table.plain and table.simple and table.picks[0] and table.picks[1])
 
 
 def keyed_lines(table: _CsvTable, lines: Iterable[tuple[int, str]]) -> Iterator[tuple[str, str, int, Any]]:
@@ -1020,8 +1013,7 @@ def keyed_lines(table: _CsvTable, lines: Iterable[tuple[int, str]]) -> Iterator[
             continue
         whole = _plain_cells(text)
         if len(text) > CSV_READ_LIMIT and max(map(len, whole)) > CSV_READ_LIMIT:
-            raise InputError(f"{path}:{row}: a field is longer than {CSV_READ_LIMIT:,} characters, "
-                             "more than payrules reads")
+            raise _too_long(path, row)
         if not _blank(whole):
             raw, _ = table.record(whole)
             yield clean(raw[1]), clean(raw[0]), row, (row, text)
@@ -1030,7 +1022,7 @@ def keyed_lines(table: _CsvTable, lines: Iterable[tuple[int, str]]) -> Iterator[
 def keyed_records(table: _CsvTable, rows: Iterable[Any]) -> Iterator[Record]:
     """The reader's records of rows in the compact form of `keyed_rows`."""
     path = table.path
-    if not (table.plain and table.simple and table.picks[0] and table.picks[1]):
+    if not plain_rows(table):
         yield from rows
         return
     file, headers, names, at = str(path), table.headers, table.keep, table.kept_at
