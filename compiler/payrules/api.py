@@ -22,7 +22,7 @@ from payrules.fields import RecordError, session_batch
 from payrules.history import read_compact
 from payrules.judging import History, covers, declared_fields, history_days, history_index
 from payrules.lint import RuleFileDates, payer_overlaps
-from payrules.records import Columns, Scan, read_blocks, read_grouped, read_sessions, scan
+from payrules.records import Columns, Scan, read_blocks, read_scanned, read_sessions, scan
 from payrules.runner import (
     Policies,
     Block,
@@ -105,9 +105,7 @@ class CheckRun:
     def blocks(self) -> Iterator[Block]:
         """Judged blocks in input order: one per patient when the input is grouped by patient,
         else one for the whole input (held in memory)."""
-        batches = (read_blocks(self.sessions, self.columns, grouped=self.scan.grouped) if self.scan.scanned
-                   else read_grouped(self.sessions, self.columns))
-        for batch in batches:
+        for batch in read_scanned(self.sessions, self.columns, self.scan):
             yield judge_batch(batch, self.policies, self.history, self.accumulators)
 
 

@@ -368,14 +368,20 @@ def _write_parquet(run: api.CheckRun, output: Path, mask: render.Mask | None, co
         sink = open(partial, "wb")
     except OSError as error:
         raise InputError(f"{output}: cannot write ({error.strerror})") from None
+    with _moved_into_place(partial, output), sink:
+        return _drive(run, ParquetWriter(sink, mask=mask, keep=_kept_names(run)), counted, progress)
+
+
+@contextlib.contextmanager
+def _moved_into_place(partial: Path, output: Path) -> Iterator[None]:
+    """Move the file `partial` to `output` when the block completes, and remove it when the
+    block fails (the error goes on)."""
     try:
-        with sink:
-            tally = _drive(run, ParquetWriter(sink, mask=mask, keep=_kept_names(run)), counted, progress)
+        yield
         os.replace(partial, output)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return tally
 
 
 def _replaceable(output: Path) -> bool:
@@ -398,16 +404,10 @@ def _write_once(run: api.CheckRun, chosen: OutputFormat, output: Path, mask: ren
     except OSError:
         return None
     try:
-        with sink:
-            tally = _write(run, chosen, sink, colour=False, mask=mask, progress=False)
-        os.replace(partial, output)
+        with _moved_into_place(partial, output), sink:
+            return _write(run, chosen, sink, colour=False, mask=mask, progress=False)
     except NotGrouped:
-        partial.unlink(missing_ok=True)
         return None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return tally
 
 
 @contextlib.contextmanager

@@ -948,6 +948,12 @@ class NotGrouped(Exception):
         self.patient = patient
 
 
+def read_scanned(paths: list[Path], columns: Columns | None, found: Scan) -> Iterator[Batch]:
+    """The input's batches as its scan says: `read_blocks` (one batch per patient when grouped,
+    else one for the whole input), or `read_grouped` when it was not scanned (`Scan.unread`)."""
+    return read_blocks(paths, columns, grouped=found.grouped) if found.scanned else read_grouped(paths, columns)
+
+
 def read_grouped(paths: list[Path], columns: Columns | None = None) -> Iterator[Batch]:
     """The batches of `read_blocks(grouped=True)` of input that was not scanned first: one per
     patient while every patient's records are together; `NotGrouped` is raised at the first

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from payrules.api import CheckRun
-from payrules.fields import RecordError
+from payrules.fields import Batch, RecordError
 from payrules.records import (Columns, Part, csv_table, is_csv, keyed_records, keyed_rows, plain_rows,
-                              read_blocks, read_grouped, read_part, read_patients)
+                              read_blocks, read_part, read_patients, read_scanned)
 from payrules.render import CsvWriter, Fragment, JsonlWriter, JsonWriter, TextWriter, Writer
 from payrules.runner import Judgement, Tally, judge_lines
 
@@ -96,13 +96,7 @@ def write(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
         return
     workers = worker_count(run)
     if workers == 1:
-        batches = (read_blocks(run.sessions, run.columns, grouped=run.scan.grouped) if run.scan.scanned
-                   else read_grouped(run.sessions, run.columns))
-        for batch in batches:
-            judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
-            writer.judged(judgement)
-            tally.add_judged(judgement)
-            yield judgement.lines_read
+        yield from _write_here(read_scanned(run.sessions, run.columns, run.scan), run, writer, tally)
         return
     import multiprocessing
 
@@ -116,6 +110,16 @@ def write(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
                 yield counted.lines_read
     finally:
         _JOB = None
+
+
+def _write_here(batches: Iterator[Batch], run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
+    """Judge `batches` in this process and write them with `writer`, counting into `tally`;
+    yields the number of lines done after each."""
+    for batch in batches:
+        judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
+        writer.judged(judgement)
+        tally.add_judged(judgement)
+        yield judgement.lines_read
 
 
 def _leave_interrupts_to_main() -> None:
@@ -193,11 +197,7 @@ def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[
         finally:
             _BUCKETS = None
         if not whole:  # a session id has two patients: only the whole input can say so
-            for batch in read_blocks(run.sessions, run.columns, grouped=False):
-                judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
-                writer.judged(judgement)
-                tally.add_judged(judgement)
-                yield judgement.lines_read
+            yield from _write_here(read_blocks(run.sessions, run.columns, grouped=False), run, writer, tally)
             return
         # Sessions in the order their ids first appear, then the lines not judged by row: the
         # order in which one process writes the whole input (see `runner.judge_lines`).
