@@ -25,7 +25,7 @@ from payrules.diagnostics import CODES, Diagnostic, InputError, Severity
 from payrules.domain import dollars, format_cents
 from payrules.fields import Problem, RecordError
 from payrules.compiler import Policy
-from payrules.judging import Judged, error_dict, kept_of
+from payrules.judging import Judged, error_dict, kept_of, reason_dict
 from payrules.runner import (
     Block,
     Judgement,
@@ -213,8 +213,13 @@ def _coloured(status: str) -> str:
 @functools.lru_cache(maxsize=20_000)
 def _reason_text(reason: Reason | Told) -> str:
     """The lines `_session_text` writes for one reason, each ending in a line break."""
+    return _reason_lines(reason, _wrapped)
+
+
+def _reason_lines(reason: Reason | Told, wrap: Callable[[str], tuple[str, ...]]) -> str:
+    """`_reason_text`, with the message wrapped by `wrap`."""
     return _reason_head(reason.severity, reason.carc, reason.rarc, reason.text, reason.rule, reason.location) + \
-        "".join(f"{text}\n" for text in _wrapped(reason.message))
+        "".join([f"{text}\n" for text in wrap(reason.message)])
 
 
 @functools.lru_cache(maxsize=4096)
@@ -228,8 +233,7 @@ def _reason_head(severity: str, carc: str, rarc: str | None, text: str, rule: st
 def _reasons_text(reasons: tuple[Reason | Told, ...]) -> str:
     """`_reason_text` of each of a line's reasons, for a writer that caches them by reason key
     (a message seen for the first time is wrapped without a cache of its own)."""
-    return "".join([_reason_head(r.severity, r.carc, r.rarc, r.text, r.rule, r.location)
-                    + "".join([f"{text}\n" for text in _wrapped.__wrapped__(r.message)]) for r in reasons])
+    return "".join([_reason_lines(reason, _wrapped.__wrapped__) for reason in reasons])
 
 
 def _masked_errors(errors: tuple[RecordError, ...], mask: Mask) -> list[RecordError]:
@@ -569,10 +573,10 @@ def _told_json(reasons: tuple[Reason | Told, ...]) -> str:
 @functools.lru_cache(maxsize=4096)
 def _reason_json_ends(rule: RuleInfo) -> tuple[str, str]:
     """The JSON of a reason of `rule` up to its message, and from there up to its amount."""
-    start = json.dumps({"rule": rule.name, "kind": rule.kind, "file": rule.file, "line": rule.line or None,
-                        "column": rule.column or None, "text": rule.text})
-    end = json.dumps({"severity": rule.severity, "carc": rule.carc, "rarc": rule.rarc, "source": rule.source})
-    return f'{start[:-1]}, "message": ', f', {end[1:-1]}, "amount": '
+    # Cut at the empty message and the zero amount; a quote inside a value is escaped, so
+    # `"message": ""` is found only as the key, and the amount is the last value.
+    before, after = json.dumps(reason_dict(rule, "", 0)).split('"message": ""')
+    return f'{before}"message": ', after.removesuffix('"0.00"}')
 
 
 _json_text = functools.lru_cache(maxsize=10_000)(json.dumps)
