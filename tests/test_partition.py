@@ -4,9 +4,6 @@ bucket and merged into exactly the output one process writes from the whole inpu
 from __future__ import annotations
 
 import os
-import random
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,63 +17,14 @@ from payrules import api, render, workers
 from payrules.runner import Tally
 
 from conftest import ROOT, transcript
+from ungrouped_rows import CHANGES, arranged, generated_rows
 
 RULES = str(ROOT / "benchmarks" / "reference.payer")
 FORMATS = ("text", "json", "jsonl", "csv", "835")
 
-# (column, value) changes that make a row a line not judged, or test how rows are cut
-CHANGES = [
-    (2, "2024-13-01"),        # a bad date
-    (2, "2024-02-29"),        # another date than the rest of its session
-    (3, "NOPE"),              # a payer without rules: the session is not judged
-    (0, ""),                  # no session id
-    (1, ""),                  # no patient id
-    (1, " {patient} "),       # the same patient, with spaces the reader drops
-    (8, "two"),               # bad units
-    (11, '"M54.50"'),         # a quoted cell: the file is read with the csv module
-    (11, "M" * 1200),         # a field over the limit payrules reads
-    (-1, "short"),            # a row with too few cells
-    (-2, "blank"),            # a blank row
-]
-
-
 @pytest.fixture(scope="module")
 def base_rows(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
-    path = tmp_path_factory.mktemp("partition") / "grouped.csv"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--lines", "500", "--seed", "9",
-                    "-o", str(path)], check=True)
-    header, *rows = path.read_text().splitlines()
-    return header + ",ref", [f"{row},R{n}" for n, row in enumerate(rows)]
-
-
-def arranged(rows: list[str], order: str, seed: int, changes: list[tuple[int, int]]) -> list[str]:
-    """`rows` changed by `changes` (row index, index into CHANGES), then put in `order`."""
-    rows = list(rows)
-    for at, which in changes:
-        column, value = CHANGES[which]
-        cells = rows[at % len(rows)].split(",")
-        if column == -1:
-            cells = cells[:5]
-        elif column == -2:
-            cells = [""] * len(cells)
-        elif column < len(cells):
-            cells[column] = value.format(patient=cells[1] if len(cells) > 1 else "")
-        rows[at % len(rows)] = ",".join(cells)
-    if order == "date":
-        rows.sort(key=lambda row: row.split(",", 3)[2] if row.count(",") >= 3 else "")  # stable
-    elif order == "shuffled":
-        random.Random(seed).shuffle(rows)
-    else:  # patients in turn, one row each, each patient's rows in their order
-        queues: dict[str, list[str]] = {}
-        for row in rows:
-            queues.setdefault(row.split(",")[1] if "," in row else "", []).append(row)
-        rows = []
-        while queues:
-            for patient in list(queues):
-                rows.append(queues[patient].pop(0))
-                if not queues[patient]:
-                    del queues[patient]
-    return rows
+    return generated_rows(tmp_path_factory.mktemp("partition"), 500, 9)
 
 
 def run_both(args: list[str]) -> tuple[tuple[int, str, str], tuple[int, str, str]]:

@@ -6,9 +6,6 @@ same, byte for byte, as when the input is scanned first."""
 from __future__ import annotations
 
 import os
-import random
-import subprocess
-import sys
 from pathlib import Path
 from unittest import mock
 
@@ -19,51 +16,15 @@ from hypothesis import strategies as st
 from payrules import api, cli, records, workers
 
 from conftest import ROOT, transcript
+from ungrouped_rows import CHANGES, arranged, generated_rows
 
 RULES = str(ROOT / "benchmarks" / "reference.payer")
 FORMATS = ("text", "json", "jsonl", "csv")
 
-CHANGES = [
-    (2, "2024-13-01"),        # a bad date
-    (3, "NOPE"),              # a payer without rules
-    (0, ""),                  # no session id
-    (1, ""),                  # no patient id
-    (1, " {patient} "),       # the same patient, with spaces the reader drops
-    (8, "two"),               # bad units
-    (11, '"M54.50"'),         # a quoted cell: the file is read with the csv module
-    (-1, "short"),            # a row with too few cells
-    (-2, "blank"),            # a blank row
-]
-
 
 @pytest.fixture(scope="module")
 def base_rows(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
-    path = tmp_path_factory.mktemp("once") / "grouped.csv"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--lines", "300", "--seed", "5",
-                    "-o", str(path)], check=True)
-    header, *rows = path.read_text().splitlines()
-    return header + ",ref", [f"{row},R{n}" for n, row in enumerate(rows)]
-
-
-def arranged(rows: list[str], order: str, seed: int, changes: list[tuple[int, int]]) -> list[str]:
-    rows = list(rows)
-    for at, which in changes:
-        column, value = CHANGES[which]
-        cells = rows[at % len(rows)].split(",")
-        if column == -1:
-            cells = cells[:5]
-        elif column == -2:
-            cells = [""] * len(cells)
-        else:
-            cells[column] = value.format(patient=cells[1])
-        rows[at % len(rows)] = ",".join(cells)
-    if order == "date":
-        rows.sort(key=lambda row: row.split(",", 3)[2] if row.count(",") >= 3 else "")
-    elif order == "shuffled":
-        random.Random(seed).shuffle(rows)
-    elif order == "late":  # grouped but for one row of the first patient, at the end
-        rows.append(rows.pop(0))
-    return rows
+    return generated_rows(tmp_path_factory.mktemp("once"), 300, 5)
 
 
 def both_ways(args: list[str], output: Path) -> tuple[tuple[int, str, str, bytes], tuple[int, str, str, bytes]]:
