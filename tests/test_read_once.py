@@ -32,7 +32,7 @@ def both_ways(args: list[str], output: Path) -> tuple[tuple[int, str, str, bytes
     results = []
     for once in (True, False):
         output.unlink(missing_ok=True)
-        with mock.patch.object(workers, "one_process", lambda: once):
+        with mock.patch.object(workers, "reads_once", lambda paths: once):
             code, out, err = transcript([*args, "--output", str(output)])
         assert not output.with_name(output.name + ".partial").exists()
         results.append((code, out, err, output.read_bytes() if output.exists() else b""))
@@ -76,7 +76,7 @@ def test_grouped_input_is_not_scanned(base_rows: tuple[str, list[str]], tmp_path
     sessions.write_text("\n".join([header, *rows]) + "\n")
     output = tmp_path / "decisions.csv"
     scans = mock.Mock(wraps=records.scan)
-    with mock.patch.object(workers, "one_process", lambda: True), mock.patch.object(cli, "scan", scans), \
+    with mock.patch.object(workers, "reads_once", lambda paths: True), mock.patch.object(cli, "scan", scans), \
             mock.patch.object(api, "scan", scans):
         code, out, err = transcript(["check", str(sessions), "--rules", RULES, "--format", "csv", "--keep", "ref", "-o", str(output)])
     assert (code, out, err, scans.call_count) == (1, "", "", 0)
@@ -89,7 +89,7 @@ def test_input_not_grouped_is_scanned_once_it_shows(base_rows: tuple[str, list[s
     sessions.write_text("\n".join([header, *arranged(rows, "date", 0, [])]) + "\n")
     output = tmp_path / "decisions.csv"
     scans = mock.Mock(wraps=records.scan)
-    with mock.patch.object(workers, "one_process", lambda: True), mock.patch.object(cli, "scan", scans), \
+    with mock.patch.object(workers, "reads_once", lambda paths: True), mock.patch.object(cli, "scan", scans), \
             mock.patch.object(cli, "LARGE_INPUT_LINES", 100):
         code, _, err = transcript(["check", str(sessions), "--rules", RULES, "--format", "csv", "--keep", "ref", "-o", str(output)])
     assert (code, scans.call_count) == (1, 1)
@@ -104,7 +104,7 @@ def test_an_error_found_while_judging_leaves_no_file(base_rows: tuple[str, list[
     sessions = tmp_path / "sessions.csv"
     sessions.write_text("\n".join([header, *rows]) + "\n")
     output = tmp_path / "decisions.csv"
-    with mock.patch.object(workers, "one_process", lambda: True), \
+    with mock.patch.object(workers, "reads_once", lambda paths: True), \
             mock.patch.object(records, "CSV_READ_LIMIT", 1_200):
         code, out, err = transcript(["check", str(sessions), "--rules", RULES, "--format", "csv", "--keep", "ref", "-o", str(output)])
     assert (code, out) == (2, "")
@@ -122,7 +122,7 @@ def test_an_existing_output_is_replaced_only_when_complete(base_rows: tuple[str,
     def interrupted(*args: object) -> object:
         raise KeyboardInterrupt
 
-    with mock.patch.object(workers, "one_process", lambda: True), mock.patch.object(workers, "judge_lines", interrupted):
+    with mock.patch.object(workers, "reads_once", lambda paths: True), mock.patch.object(workers, "judge_lines", interrupted):
         code, _, err = transcript(["check", str(sessions), "--rules", RULES, "--format", "csv", "--keep", "ref",
                                    "-o", str(output)])
     assert (code, err) == (1, "\nAborted!\n")  # Ctrl-C, as click reports it
@@ -138,7 +138,7 @@ def test_a_link_or_a_device_is_written_in_place(base_rows: tuple[str, list[str]]
     target.write_text("")
     link = tmp_path / "link.csv"
     link.symlink_to(target)
-    with mock.patch.object(workers, "one_process", lambda: True):
+    with mock.patch.object(workers, "reads_once", lambda paths: True):
         code, _, _ = transcript(["check", str(sessions), "--rules", RULES, "--format", "csv", "--keep", "ref", "-o", str(link)])
         assert code == 1 and link.is_symlink() and target.read_bytes().count(b"\r\n") == len(rows) + 1
         code, _, _ = transcript(["check", str(sessions), "--rules", RULES, "--format", "csv", "--keep", "ref", "-o", os.devnull])

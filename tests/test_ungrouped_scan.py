@@ -1,6 +1,7 @@
 """Input not grouped by patient, read as little as possible: once the scan finds a patient again
 after others, the rest of a plain file is only counted; the cut into buckets is shared by the
-processes that judge them, each keeping its own buckets and checking its own session ids."""
+processes that judge them, each cutting a stretch of a plain file (or keeping its own buckets of
+another), and a session id with two patients is found where the buckets are judged."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from payrules import records, workers
 from payrules.diagnostics import InputError
 from payrules.records import Columns, csv_table, keyed_rows, read_blocks, scan
+from payrules.runner import Tally
 
 HEADER = ("session_id,patient_id,date,payer,provider_npi,provider_credential,code,modifiers,units,minutes,"
           "charge,diagnoses,prescription_by\n")
@@ -109,23 +111,43 @@ def _date_sorted(path: Path, conflicting: str | None = None) -> None:
     path.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
 
 
-def test_each_share_keeps_its_buckets_and_together_they_keep_every_row(tmp_path: Path) -> None:
+def _buckets_cut(table: object, folder: Path, buckets: int, pieces: int, plain: bool) -> dict[int, list[Path]]:
+    """Cut the file of `table` into `buckets` as the processes of `_write_partitioned` do: a
+    plain file by `pieces` stretches of its bytes, another by `pieces` shares of the buckets;
+    the spill files of each bucket, in order."""
+    if plain:
+        starts = workers._row_starts(table.path, pieces)[0]  # type: ignore[attr-defined]
+        assert len(starts) == pieces + 1
+        for piece in range(pieces):
+            (start, row), (end, _) = starts[piece], starts[piece + 1]
+            workers._cut(keyed_rows(table, Columns(), (start, end, row)), True, folder, buckets, piece)
+    else:
+        for share in range(pieces):
+            workers._cut(keyed_rows(table, Columns()), False, folder, buckets, share, share, pieces)
+    return {b: [path for piece in range(pieces) if (path := folder / f"rows{b}.{piece}").exists()]
+            for b in range(buckets)}
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_the_cut_keeps_every_row_once_in_buckets_by_patient(tmp_path: Path, plain: bool) -> None:
     path = tmp_path / "sessions.csv"
     _date_sorted(path)
+    if not plain:  # a quoted cell: read with the csv module, each process keeping its share
+        path.write_text(path.read_text().replace(",M54.50,", ',"M54.50",', 1))
     table = csv_table(path, Columns())
+    assert records.plain_rows(table) == plain
     kept: dict[int, list[tuple[str, str, int, object]]] = {}
-    for share in range(3):
-        folder = tmp_path / f"share{share}"
-        folder.mkdir()
-        assert workers._cut(table, Columns(), folder, 6, share, 3)
-        assert sorted(int(p.name[4:]) for p in folder.iterdir()) == [share, share + 3]
-        for file in folder.iterdir():
-            ordered, first = workers._bucket_patients(file, table)
-            kept[int(file.name[4:])] = list(records.keyed_lines(table, ordered))
-            keys = kept[int(file.name[4:])]
-            assert first == {session: min(row for _, s, row, _ in keys if s == session) for _, session, _, _ in keys}
+    for bucket, files in _buckets_cut(table, tmp_path, 6, 3, plain).items():
+        found = workers._bucket_patients(files, table)
+        assert found is not None
+        ordered, first = found
+        keys = kept[bucket] = (list(records.keyed_lines(table, ordered)) if plain else  # (row, text) or records
+                               [(records.clean(raw[1]), records.clean(raw[0]), origin.row, (raw, origin, problem))
+                                for raw, origin, problem in ordered])
+        assert first == {session: (min(row for _, s, row, _ in keys if s == session), patient)
+                         for patient, session, _, _ in keys}
     everything = list(keyed_rows(table, Columns()))
-    assert sorted(row for rows in kept.values() for row in rows) == sorted(everything)
+    assert sorted((p, s, n) for rows in kept.values() for p, s, n, _ in rows) == sorted((p, s, n) for p, s, n, _ in everything)
     patients = {patient: index for index, rows in kept.items() for patient, *_ in rows}
     assert all(patients[patient] == index for index, rows in kept.items() for patient, *_ in rows)
     for rows in kept.values():  # patient by patient, in the order of their first rows; each in input order
@@ -134,16 +156,27 @@ def test_each_share_keeps_its_buckets_and_together_they_keep_every_row(tmp_path:
         assert rows == sorted(rows, key=lambda item: (order.index(item[0]), item[2]))
 
 
-def test_a_session_id_with_two_patients_is_found_by_the_share_that_checks_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("buckets", [1, 2, 4, 7])
+def test_a_session_id_with_two_patients_is_found_in_its_bucket_or_across_buckets(tmp_path: Path, buckets: int) -> None:
     path = tmp_path / "sessions.csv"
     _date_sorted(path, conflicting="S3-4")  # P3's session, also given to P999
     table = csv_table(path, Columns())
-    found = []
-    for share in range(2):
-        folder = tmp_path / f"share{share}"
-        folder.mkdir()
-        found.append(workers._cut(table, Columns(), folder, 4, share, 2))
-    assert found == [share != hash("S3-4") % 2 for share in range(2)]
+    judged: list[tuple[Tally, set[str]] | None] = []
+    for files in _buckets_cut(table, tmp_path, buckets, 2, True).values():
+        found = workers._bucket_patients(files, table)
+        judged.append(None if found is None else (Tally(), set(found[1]) - {""}))
+    same = hash("P3") % buckets == hash("P999") % buckets
+    assert (None in judged) == same  # in one bucket, its reading finds it
+    counted: list[Tally] = []
+    assert len(list(workers._checked(iter(judged), counted))) < buckets  # else, across buckets
+    assert len(counted) < buckets
+    fine = tmp_path / "fine"
+    fine.mkdir()
+    _date_sorted(path)
+    table = csv_table(path, Columns())
+    judged = [(Tally(), set(found[1]) - {""}) for files in _buckets_cut(table, fine, buckets, 2, True).values()
+              if (found := workers._bucket_patients(files, table)) is not None]
+    assert len(list(workers._checked(iter(judged), []))) == buckets
 
 
 def test_a_file_is_read_for_quotes_once_while_unchanged_and_again_when_changed(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from payrules.compiler import diagnose
 from payrules.diagnostics import CompileError, Diagnostic, InputError, Severity
 from payrules.domain import npi_is_valid
 from payrules.masking import KEY_ENVIRONMENT, MaskKeyError, PatientMask, load_key
-from payrules.records import Columns, NotGrouped, scan
+from payrules.records import Columns, ScanFirst, scan
 from payrules.unread import unread_columns
 from payrules.render import printable
 from payrules.runner import Block, Summary, Tally
@@ -290,7 +290,7 @@ def check(ctx: click.Context, sessions: tuple[Path, ...], rules: Path | None, ou
         # scanned and judged again only if it turns out not to be grouped.
         once = (not to_stdout and output is not None and not verbose and not statistics
                 and chosen in (OutputFormat.TEXT, OutputFormat.JSON, OutputFormat.JSONL, OutputFormat.CSV)
-                and workers.one_process() and (quiet or not _is_tty(sys.stderr)) and _replaceable(output))
+                and workers.reads_once(paths) and (quiet or not _is_tty(sys.stderr)) and _replaceable(output))
         run = api.start_check(paths, rules, columns, list(history), list(accumulators), scan_sessions=not once)
         for warning in run.accumulators.warnings if run.accumulators is not None else ():
             click.echo(f"warning: {printable(warning)}", err=True)
@@ -406,7 +406,7 @@ def _write_once(run: api.CheckRun, chosen: OutputFormat, output: Path, mask: ren
     try:
         with _moved_into_place(partial, output), sink:
             return _write(run, chosen, sink, colour=False, mask=mask, progress=False)
-    except NotGrouped:
+    except ScanFirst:
         return None
 
 

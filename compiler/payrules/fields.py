@@ -530,6 +530,8 @@ class _Grouper:
         self.lines_read = 0
         self._days: dict[tuple[str, str], list[int]] = {}
         """(patient, date) → judged lines so far; reset with each block, which holds whole patients."""
+        self.ids: set[str] | None = None
+        """When a set, the session ids of the lines given are added to it as they are taken."""
 
     def add(self, raw: Sequence[str], origin: Origin, structural: Problem | None = None) -> None:
         self.lines_read += 1
@@ -608,6 +610,8 @@ class _Grouper:
     def take(self) -> Batch:
         """The sessions and errors gathered so far; the grouper starts afresh (it remembers ids)."""
         batch = Batch(errors=self.errors, lines_read=self.lines_read)
+        if self.ids is not None:
+            self.ids.update(self._order)
         for session_id in self._order:
             entry = self._open[session_id]
             values = entry.head

@@ -410,6 +410,29 @@ _PLAIN_FILES: dict[tuple[object, ...], bool] = {}
 
 
 def _read_is_plain(path: Path) -> bool:
+    """`_is_plain` of a file read now: in its bytes while they are ASCII (then bytes and text
+    are alike), else as text, which also finds what is not UTF-8."""
+    try:
+        with open(path, "rb") as stream:
+            carry = b""
+            while block := stream.read(1 << 20):
+                if not block.isascii():
+                    return _read_is_plain_text(path)
+                block = carry + block
+                carry = b"\r" if block.endswith(b"\r") else b""  # its LF may start the next block
+                if carry:
+                    block = block[:-1]
+                if b'"' in block or b"\x00" in block or _LONE_CR.search(block):
+                    return False
+    except OSError:
+        return _read_is_plain_text(path)  # which says what is wrong
+    return not carry
+
+
+_LONE_CR = re.compile(b"\r(?!\n)")
+
+
+def _read_is_plain_text(path: Path) -> bool:
     carry = ""
     with _open(path) as stream:
         try:
@@ -492,10 +515,10 @@ def _plain_records(table: _CsvTable, part: Part | None) -> Iterator[Record]:
         row += 1
 
 
-def _plain_blocks(path: Path, part: Part | None, offset: int | None = None) -> Iterator[bytes]:
+def _plain_blocks(path: Path, part: Part | None, offset: int | None = None, end: int | None = None) -> Iterator[bytes]:
     """The rows of a plain file after its header, or from byte `offset` (the start of a line)
-    when given, or those of `part`, in blocks of whole lines (the last one may lack its line
-    break)."""
+    to byte `end` (the start of a line, or the end of the file) when given, or those of
+    `part`, in blocks of whole lines (the last one may lack its line break)."""
     if part is not None:
         yield _read_part(part)
         return
@@ -504,8 +527,10 @@ def _plain_blocks(path: Path, part: Part | None, offset: int | None = None) -> I
             stream.readline()
         else:
             stream.seek(offset)
+        left = -1 if end is None else end - stream.tell()
         carry = b""
-        while data := stream.read(PLAIN_BLOCK):
+        while left and (data := stream.read(PLAIN_BLOCK if left < 0 else min(PLAIN_BLOCK, left))):
+            left -= len(data) if left > 0 else 0
             data = carry + data
             end = data.rfind(b"\n") + 1
             carry = data[end:]
@@ -919,10 +944,68 @@ def read_part(part: Part, columns: Columns | None = None) -> Iterator[Batch]:
     return _batches(_csv_records(part.path, columns or Columns(), part), grouped=True)
 
 
-def _batches(found: Iterator[Record], grouped: bool, once: bool = False) -> Iterator[Batch]:
+def row_patients(table: _CsvTable, offset: int, row: int) -> Iterator[tuple[int, int, str]]:
+    """(byte offset, row, patient as the reader groups it) of each row that is not blank in a
+    plain file (`plain_rows`), from byte `offset`, the start of row `row`, to the end."""
+    with open(table.path, "rb") as stream:
+        stream.seek(offset)
+        for row, line in enumerate(stream, start=row):
+            cells = _plain_cells(line.decode("utf-8"))
+            if not _blank(cells):
+                raw, _ = table.record(cells)
+                yield offset, row, clean(raw[1])
+            offset += len(line)
+
+
+def patient_start(table: _CsvTable, first: int, offset: int, row: int) -> tuple[int, int]:
+    """(byte offset, row) of the first row at or after byte `offset` (the start of row `row`)
+    of a plain file whose patient is not that of the row before it, blank rows aside, or the
+    end of the file when there is none. `first` is the offset of the row after the header,
+    where a patient always starts. Two parts cut where this says hold no patient in common."""
+    if offset <= first:
+        return offset, row
+    before = _patient_before(table, first, offset)
+    for at, number, patient in row_patients(table, offset, row):
+        if patient != before:
+            return at, number
+    with open(table.path, "rb") as stream:
+        return stream.seek(0, os.SEEK_END), 0
+
+
+def _patient_before(table: _CsvTable, first: int, offset: int) -> str | None:
+    """The patient of the last row that is not blank before byte `offset` (a row's start) of a
+    plain file, reading back from there; None when there is none after the header at `first`."""
+    back = 1 << 12
+    with open(table.path, "rb") as stream:
+        while True:
+            begin = max(first, offset - back)
+            stream.seek(begin)
+            lines = stream.read(offset - begin).split(b"\n")[:-1]  # the last ended at `offset`
+            for line in reversed(lines if begin == first else lines[1:]):  # the first may be cut
+                cells = _plain_cells(line.decode("utf-8"))
+                if not _blank(cells):
+                    raw, _ = table.record(cells)
+                    return clean(raw[1])
+            if begin == first:
+                return None
+            back *= 8
+
+
+def read_part_once(part: Part, columns: Columns | None, patients: set[str], sessions: set[str]) -> Iterator[Batch]:
+    """`read_part` of a part cut without a scan (see `workers`), which may not hold whole
+    patients of a grouped file: `NotGrouped` is raised where a patient comes back within the
+    part, and the part's patients and session ids are added to `patients` and `sessions`, for
+    the caller to check that no other part has any of them."""
+    return _batches(_csv_records(part.path, columns or Columns(), part), grouped=True, once=True,
+                    patients=patients, sessions=sessions)
+
+
+def _batches(found: Iterator[Record], grouped: bool, once: bool = False, patients: set[str] | None = None,
+             sessions: set[str] | None = None) -> Iterator[Batch]:
     grouper = _Grouper()
+    grouper.ids = sessions
     current: str | None = None
-    seen: set[str] = set()
+    seen: set[str] = set() if patients is None else patients
     for raw, origin, problem in found:
         if grouped:
             patient = clean(raw[1])
@@ -937,9 +1020,17 @@ def _batches(found: Iterator[Record], grouped: bool, once: bool = False) -> Iter
         grouper.add(raw, origin, problem)
     if grouper.lines_read:
         yield grouper.take()
+    if current is not None:
+        seen.add(current)
 
 
-class NotGrouped(Exception):
+class ScanFirst(Exception):
+    """Input that was judged without a scan must be scanned and judged again: it is not grouped
+    by patient, or it was cut into parts that turned out not to hold whole patients and sessions
+    (see `workers`)."""
+
+
+class NotGrouped(ScanFirst):
     """The input turned out not to be grouped by patient (see `read_grouped`)."""
 
     def __init__(self, origin: Origin, patient: str) -> None:
@@ -973,21 +1064,26 @@ def csv_table(path: Path, columns: Columns) -> _CsvTable:
     return _CsvTable(path, columns)
 
 
-def keyed_rows(table: _CsvTable, columns: Columns) -> Iterator[tuple[str, str, int, Any]]:
+def keyed_rows(table: _CsvTable, columns: Columns,
+               stretch: tuple[int, int, int] | None = None) -> Iterator[tuple[str, str, int, Any]]:
     """(patient, session id, row) of each record of a CSV file as the reader reads them, with
     the record in a compact form that `keyed_records` turns back into the reader's record: the
     row's number and text for a file read without the csv module (`plain_rows`), else the
-    record itself. Used to cut a file into buckets by patient."""
+    record itself. Used to cut a file into buckets by patient. `stretch`, for a plain file
+    only: (start, end, row), the rows from byte `start` (the start of row number `row`) to
+    byte `end` (the start of a row, or the end of the file) alone."""
     path = table.path
     if not plain_rows(table):
+        assert stretch is None, "only a plain file is read by stretches"
         for record in _csv_records(path, columns):
             raw = record[0]
             yield clean(raw[1]), clean(raw[0]), record[1].row, record
         return
+    start, end, first = stretch if stretch is not None else (None, None, 2)
 
     def lines() -> Iterator[tuple[int, str]]:
-        row = 2
-        for block in _plain_blocks(path, None):  # the file was read as UTF-8 when it was found plain
+        row = first
+        for block in _plain_blocks(path, None, start, end):  # the file was read as UTF-8 when it was found plain
             found = block.decode("utf-8").split("\n")
             if found[-1] == "":
                 found.pop()  # after the last line break

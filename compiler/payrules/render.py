@@ -8,7 +8,9 @@ import csv
 import functools
 import io
 import json
+import os
 import re
+import shutil
 import sys
 import textwrap
 import unicodedata
@@ -369,6 +371,24 @@ class Writer(abc.ABC):
         self.held.extend(fragment.held)
         self.sessions += fragment.sessions
 
+    def extend_from(self, fragment: Fragment, path: Path) -> None:
+        """`extend` with a fragment whose text a continuation wrote to the file `path` (UTF-8)
+        instead: copied by the system into an output that is a file."""
+        self.extend(fragment._replace(text=""))
+        try:
+            self.out.flush()
+            target = self.out.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            self.out.write(path.read_text(encoding="utf-8"))
+            return
+        with open(path, "rb", buffering=0) as source:  # read from where the system's copy stopped
+            try:
+                while os.copy_file_range(source.fileno(), target, 1 << 30):
+                    pass
+            except OSError:  # not between these two files: by reading and writing
+                shutil.copyfileobj(source, self.out.buffer)
+                self.out.buffer.flush()
+
 
 def masked(block: Block, mask: Mask) -> Block:
     """`block` with its patient ids masked: each session's, and the value of each problem with
@@ -481,6 +501,9 @@ class JsonWriter(Writer):
 
     def continuation(self, out: TextIO) -> Writer:
         return JsonWriter(out, continued=True, mask=self.mask, keep=self.keep)
+
+    def extend_from(self, fragment: Fragment, path: Path) -> None:
+        self.extend(fragment._replace(text=path.read_text(encoding="utf-8")))
 
     def extend(self, fragment: Fragment) -> None:
         if fragment.sessions and not self.sessions:

@@ -29,8 +29,10 @@ from typing import Any
 
 from payrules.api import CheckRun
 from payrules.fields import Batch, RecordError
-from payrules.records import (Columns, Part, csv_table, is_csv, keyed_records, keyed_rows, plain_rows,
-                              read_blocks, read_part, read_patients, read_scanned)
+from payrules.diagnostics import InputError
+from payrules.records import (Columns, NotGrouped, Part, ScanFirst, csv_table, is_csv, keyed_records, keyed_rows,
+                              patient_start, plain_rows, read_blocks, read_part, read_part_once, read_patients,
+                              read_scanned, row_patients)
 from payrules.render import CsvWriter, Fragment, JsonlWriter, JsonWriter, TextWriter, Writer
 from payrules.runner import Judgement, Tally, judge_lines
 
@@ -45,7 +47,7 @@ _JOB: tuple[CheckRun, Writer] | None = None
 """The run and the main writer, inherited by forked workers (compiled rules are not pickled)."""
 
 
-BUCKET_LINES = 40_000
+BUCKET_LINES = 15_000
 """About how many lines each bucket of an ungrouped file holds: a bucket is held whole while
 it is judged, so this bounds the memory of each process."""
 
@@ -88,9 +90,24 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def reads_once(paths: list[Path]) -> bool:
+    """True when `payrules check` may judge `paths` without a scan first, into a file it can
+    throw away (see `api.start_check`): in this process, or, for one CSV file, in parts cut by
+    its bytes (see `write`)."""
+    return one_process() or (len(paths) == 1 and is_csv(paths[0]))
+
+
 def write(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
     """Judge every line of `run` and write it with `writer`, in input order, counting into
-    `tally`; yields the number of lines done after each step, for a progress bar."""
+    `tally`; yields the number of lines done after each step, for a progress bar.
+
+    A run that was not scanned (`Scan.unread`) raises `records.ScanFirst` when it turns out
+    that it must be scanned; what was written before then is to be thrown away."""
+    if not run.scan.scanned:
+        cut = _byte_parts(run)
+        if cut is not None:
+            yield from _write_byte_parts(run, writer, tally, *cut)
+            return
     if partitionable(run, writer):
         yield from _write_partitioned(run, writer, tally)
         return
@@ -139,6 +156,151 @@ def _judge_part(part: Part) -> tuple[Fragment, Tally]:
     return writer.fragment(), tally
 
 
+# --- one large CSV file, not scanned: cut by its bytes -----------------------------------------
+
+PART_BYTES = 2 << 20
+"""About how many bytes of a CSV file judged without a scan make one part."""
+
+_SAMPLES, _SAMPLE_ROWS = 8, 2_000
+"""Before a file is cut by its bytes, this many stretches of this many rows, spread over it, are
+looked at for a patient who comes back: a file sorted by date of service shows one at once."""
+
+_BYTE_PARTS: tuple[CheckRun, Writer, Any, list[tuple[int, int]], Path] | None = None
+"""The run, the main writer, how the file is read, where its parts start and the folder of
+their rendered texts, inherited by forked workers."""
+
+
+def _byte_parts(run: CheckRun) -> tuple[Any, list[tuple[int, int]]] | None:
+    """How the one CSV file of `run`, not scanned, is read, and the (byte offset, row) of the
+    start of each of its stretches of about `PART_BYTES`, then of its end, when it is judged in
+    parts cut by its bytes: a plain file (`plain_rows`) of at least `MIN_LINES` rows, with
+    processes to judge them. Each part is moved to the next change of patient (see
+    `_judge_byte_part`)."""
+    if len(run.sessions) != 1 or not is_csv(run.sessions[0]) or _allowed_workers(2) == 1:
+        return None
+    table = csv_table(run.sessions[0], run.columns or Columns())
+    if not plain_rows(table):
+        return None
+    starts, rows = _row_starts(table.path, None)
+    if rows < MIN_LINES or len(starts) < 3:  # fewer than two parts
+        return None
+    return table, starts
+
+
+def _row_starts(path: Path, count: int | None) -> tuple[list[tuple[int, int]], int]:
+    """The (byte offset, row) of the start of each of `count` stretches of about equal bytes
+    of the rows of a plain CSV file (by default stretches of about `PART_BYTES`), each at the
+    start of a row, then of the end of the file; and the number of line breaks after the header."""
+    with open(path, "rb") as stream:
+        first = len(stream.readline())
+        size = stream.seek(0, os.SEEK_END)
+        count = count or max(1, (size - first) // PART_BYTES)
+        offsets = [first]
+        for k in range(1, count):  # each stretch starts at the row that starts at or after its share of bytes
+            stream.seek(first + (size - first) * k // count - 1)
+            offsets.append(stream.tell() + len(stream.readline()))
+        offsets.append(size)
+        starts: list[tuple[int, int]] = []
+        stream.seek(first)
+        row = 2
+        for begin, end in zip(offsets, offsets[1:] + [size]):
+            if not starts or begin > starts[-1][0]:
+                starts.append((begin, row))
+            while begin < end:
+                block = stream.read(min(end - begin, 1 << 20))
+                row += block.count(b"\n")
+                begin += len(block)
+    return starts, row - 2
+
+
+def _write_byte_parts(run: CheckRun, writer: Writer, tally: Tally, table: Any,
+                      starts: list[tuple[int, int]]) -> Iterator[int]:
+    """Judge the parts of one CSV file cut by its bytes side by side and write them in order;
+    `ScanFirst` when a patient or a session id turns up in two parts (the file is not grouped
+    by patient, or a session id has two patients) or a part cannot be read so (a row the
+    reader refuses, which the scan says first)."""
+    if _comes_back(table, starts):
+        raise ScanFirst("a patient comes back")
+    import multiprocessing
+
+    global _BYTE_PARTS
+    with tempfile.TemporaryDirectory(prefix="payrules-parts-") as folder:
+        _BYTE_PARTS = (run, writer, table, starts, Path(folder))
+        try:
+            with multiprocessing.get_context("fork").Pool(_allowed_workers(len(starts) - 1),
+                                                          initializer=_leave_interrupts_to_main) as pool:
+                patients: set[str] = set()
+                sessions: set[str] = set()
+                for found in pool.imap(_judge_byte_part, range(len(starts) - 1)):
+                    if found is None:
+                        raise ScanFirst("a part cannot be read on its own")
+                    fragment, rendered, counted, own_patients, own_sessions = found
+                    if not (patients.isdisjoint(own_patients) and sessions.isdisjoint(own_sessions)):
+                        raise ScanFirst("a patient or a session is in two parts")
+                    patients |= own_patients
+                    sessions |= own_sessions
+                    writer.extend_from(fragment, rendered)
+                    rendered.unlink()
+                    tally.merge(counted)
+                    yield counted.lines_read
+        finally:
+            _BYTE_PARTS = None
+
+
+def _comes_back(table: Any, starts: list[tuple[int, int]]) -> bool:
+    """True when a patient comes back in `_SAMPLES` stretches of at most `_SAMPLE_ROWS` rows
+    spread over the file: it is not grouped by patient."""
+    seen: set[str] = set()
+    picks = sorted({starts[(len(starts) - 1) * i // _SAMPLES] for i in range(_SAMPLES)})
+    try:
+        for (offset, row), (bound, _) in zip(picks, [*picks[1:], starts[-1]]):
+            # Each stretch looked at starts where a patient starts: a patient of a grouped file
+            # is never seen in two of them.
+            offset, row = patient_start(table, starts[0][0], offset, row)
+            last = None
+            for _, (at, _, patient) in zip(range(_SAMPLE_ROWS), row_patients(table, offset, row)):
+                if at >= bound:  # the next stretch looked at
+                    break
+                if patient != last:
+                    if patient in seen:
+                        return True
+                    if last is not None:
+                        seen.add(last)
+                    last = patient
+            if last is not None:
+                seen.add(last)
+    except UnicodeDecodeError:
+        return True  # the reader says where, after a scan
+    return False
+
+
+def _judge_byte_part(index: int) -> tuple[Fragment, Path, Tally, set[str], set[str]] | None:
+    """Judge stretch `index` of the file, from its first change of patient to the next
+    stretch's, writing it to a file of its own: (the rest of what was rendered, that file, the
+    counts, the patients, the session ids), or None when the part cannot be judged on its own
+    (a patient comes back within it, or a row the reader refuses)."""
+    assert _BYTE_PARTS is not None, "byte parts are judged by write()"
+    run, main, table, starts, folder = _BYTE_PARTS
+    first = starts[0][0]
+    rendered = folder / f"part{index}"
+    tally = Tally()
+    patients: set[str] = set()
+    sessions: set[str] = set()
+    with open(rendered, "w", encoding="utf-8", newline="") as out:
+        writer = main.continuation(out)
+        try:
+            start, row = patient_start(table, first, *starts[index])
+            end, _ = patient_start(table, first, *starts[index + 1])
+            if start < end:
+                for batch in read_part_once(Part(table.path, start, end, row, 0), run.columns, patients, sessions):
+                    judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
+                    writer.judged(judgement)
+                    tally.add_judged(judgement)
+        except (NotGrouped, InputError, UnicodeDecodeError):
+            return None
+    return Fragment("", writer.held, writer.sessions), rendered, tally, patients, sessions
+
+
 # --- input not grouped by patient --------------------------------------------------------------
 
 
@@ -160,9 +322,10 @@ def partitionable(run: CheckRun, writer: Writer) -> bool:
     return bucketable(run) and type(writer) in _MERGEABLE
 
 
-_BUCKETS: tuple[CheckRun, Writer, Path, Any, int, int] | None = None
-"""The run, the main writer, the spill folder, how the file is read, the number of buckets and
-of shares of the cut, inherited by forked workers."""
+_BUCKETS: tuple[CheckRun, Writer, Path, Any, int, int, list[tuple[int, int]] | None] | None = None
+"""The run, the main writer, the spill folder, how the file is read, the number of buckets,
+of pieces of the cut, and where the stretches of a plain file start (see `_row_starts`),
+inherited by forked workers."""
 
 
 def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
@@ -173,32 +336,32 @@ def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[
         workers = _allowed_workers(buckets)
         buckets = -(-buckets // workers) * workers  # a whole number of rounds of workers
         table = csv_table(run.sessions[0], run.columns or Columns())
-        _BUCKETS = (run, writer, folder, table, buckets, workers)
+        # A plain file is cut by its bytes, a stretch per process into every bucket; another is
+        # read whole by every process, which keeps the buckets of its share.
+        stretches = _row_starts(table.path, workers)[0] if plain_rows(table) else None
+        _BUCKETS = (run, writer, folder, table, buckets, workers, stretches)
+        counted: list[Tally] = []
         try:
             if workers == 1:
-                whole = _cut(table, run.columns or Columns(), folder, buckets)
-                judged = map(_judge_bucket, range(buckets)) if whole else iter(())
-                for counted in judged:
-                    tally.merge(counted)
-                    yield counted.lines_read
+                _cut_piece(0)
+                for done in _checked(map(_judge_bucket, range(buckets)), counted):
+                    yield done
             else:
                 import multiprocessing
 
                 with multiprocessing.get_context("fork").Pool(workers, initializer=_leave_interrupts_to_main) as pool:
-                    # Every process reads the whole file and keeps the buckets of its share: this
-                    # one the first, each worker another.
-                    others = pool.map_async(_cut_share, range(1, workers))
-                    whole = _cut(table, run.columns or Columns(), folder, buckets, 0, workers)
-                    whole = all(others.get()) and whole
-                    if whole:
-                        for counted in pool.imap(_judge_bucket, range(buckets)):
-                            tally.merge(counted)
-                            yield counted.lines_read
+                    others = pool.map_async(_cut_piece, range(1, workers))  # and this process the first
+                    _cut_piece(0)
+                    others.get()
+                    for done in _checked(pool.imap(_judge_bucket, range(buckets)), counted):
+                        yield done
         finally:
             _BUCKETS = None
-        if not whole:  # a session id has two patients: only the whole input can say so
+        if len(counted) < buckets:  # a session id has two patients: only the whole input can say so
             yield from _write_here(read_blocks(run.sessions, run.columns, grouped=False), run, writer, tally)
             return
+        for one in counted:
+            tally.merge(one)
         # Sessions in the order their ids first appear, then the lines not judged by row: the
         # order in which one process writes the whole input (see `runner.judge_lines`).
         window = max(_SPILL_ITEMS, run.scan.lines // MERGE_WINDOWS)
@@ -212,6 +375,18 @@ def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[
             texts.append(text)
             held.extend(errors)
         writer.extend(Fragment("".join(texts), held, 0))
+
+
+def _checked(judged: Iterator[tuple[Tally, set[str]] | None], counted: list[Tally]) -> Iterator[int]:
+    """The buckets `judged`, each's counts added to `counted`, until a session id turns up with
+    two patients: in one bucket (None), or in two; yields the lines of each bucket."""
+    sessions: set[str] = set()
+    for found in judged:
+        if found is None or not sessions.isdisjoint(found[1]):
+            return
+        sessions |= found[1]
+        counted.append(found[0])
+        yield found[0].lines_read
 
 
 MERGE_WINDOWS = 100
@@ -258,37 +433,37 @@ def _first(item: tuple[Any, ...]) -> Any:
     return item[0]
 
 
-def _cut_share(share: int) -> bool:
-    """`_cut` of one share, in a worker."""
+def _cut_piece(piece: int) -> None:
+    """Cut piece `piece` of the file into buckets (see `_write_partitioned`): its stretch of
+    rows into every bucket, or, for a file that is not plain, the whole file into the buckets
+    of that share."""
     assert _BUCKETS is not None, "buckets are cut by write()"
-    run, _, folder, table, buckets, shares = _BUCKETS
-    return _cut(table, run.columns or Columns(), folder, buckets, share, shares)
+    run, _, folder, table, buckets, shares, stretches = _BUCKETS
+    columns = run.columns or Columns()
+    if stretches is None:
+        _cut(keyed_rows(table, columns), False, folder, buckets, piece, piece, shares)
+    else:
+        (start, row), (end, _) = stretches[piece], stretches[piece + 1]
+        _cut(keyed_rows(table, columns, (start, end, row)), True, folder, buckets, piece)
 
 
-def _cut(table: Any, columns: Columns, folder: Path, buckets: int, share: int = 0, shares: int = 1) -> bool:
-    """Spill the rows of the file `table` reads into `buckets` files by patient, each in input
-    order, keeping those of the buckets of `share` (bucket % shares == share); False when a
-    session id is used by two patients. The sessions of a share (by their id) are checked by
-    the process that cuts it, so that together the shares check every session.
+def _cut(rows: Iterator[tuple[str, str, int, Any]], plain: bool, folder: Path, buckets: int, piece: int,
+         share: int = 0, shares: int = 1) -> None:
+    """Spill `rows` (from `keyed_rows`) into `buckets` files by patient, the files `rows{B}.{piece}`,
+    each in input order, keeping those of the buckets of `share` (bucket % shares == share).
 
-    Buckets and shares go by `hash`: the processes that cut are forked from one, so they hash
-    alike, and the output does not depend on which bucket holds a patient. The rows of a file
-    read without the csv module are spilled as their number and text, a line each; others as
-    pickled records."""
-    owners: dict[str, str] = {}
+    Buckets go by `hash`: the processes that cut are forked from one, so they hash alike, and
+    the output does not depend on which bucket holds a patient. The rows of a plain file are
+    spilled as their number, patient, session and text, a line each; others as pickled records."""
     held: list[list[Any] | None] = [[] if i % shares == share else None for i in range(buckets)]
-    sinks = {i: open(folder / f"rows{i}", "wb") for i in range(share, buckets, shares)}
-    plain = plain_rows(table)
-    last: tuple[str, str] | None = None  # the session and patient of the row before
+    sinks = {i: open(folder / f"rows{i}.{piece}", "wb") for i in range(share, buckets, shares)}
+    last: str | None = None  # the patient of the row before
     pending: list[Any] | None = None
     index = 0
     try:
-        for patient, session, number, row in keyed_rows(table, columns):
-            if last is None or session != last[0] or patient != last[1]:  # else checked and placed already
-                if session and (shares == 1 or hash(session) % shares == share) \
-                        and owners.setdefault(session, patient) != patient:
-                    return False
-                last = (session, patient)
+        for patient, session, number, row in rows:
+            if patient != last:  # else placed already
+                last = patient
                 index = hash(patient) % buckets
                 pending = held[index]
             if pending is None:
@@ -305,7 +480,6 @@ def _cut(table: Any, columns: Columns, folder: Path, buckets: int, share: int = 
     finally:
         for sink in sinks.values():
             sink.close()
-    return True
 
 
 def _write_rows(sink: Any, rows: list[Any], plain: bool) -> None:
@@ -315,28 +489,36 @@ def _write_rows(sink: Any, rows: list[Any], plain: bool) -> None:
         pickle.dump(rows, sink, pickle.HIGHEST_PROTOCOL)
 
 
-def _bucket_patients(path: Path, table: Any) -> tuple[list[Any], dict[str, int]]:
-    """The rows `_cut` spilled to `path`, in the compact form of `keyed_rows`, put in the order
-    of their patients' first rows (each patient's rows in input order); and the row where each
-    session id first appears (blank rows included: they have none)."""
+def _bucket_patients(paths: list[Path], table: Any) -> tuple[list[Any], dict[str, tuple[int, str]]] | None:
+    """The rows `_cut` spilled to `paths` (in order), in the compact form of `keyed_rows`, put
+    in the order of their patients' first rows (each patient's rows in input order); and the
+    row where each session id first appears (blank rows included: they have none), with its
+    patient. None when a session id has two patients."""
     by_patient: dict[str, list[Any]] = {}
-    first: dict[str, int] = {}
-    if plain_rows(table):
-        lines = path.read_bytes().decode("utf-8").split("\n")
-        lines.pop()  # after the last line break
-        for line in lines:
-            number, patient, session, text = line.split("\0", 3)
-            row = int(number)
-            found = by_patient.get(patient)
-            if found is None:
-                found = by_patient[patient] = []
-            found.append((row, text))
-            if session not in first:
-                first[session] = row
-    else:
-        for patient, session, row, record in _chunks(path):
-            by_patient.setdefault(patient, []).append(record)
-            first.setdefault(session, row)
+    first: dict[str, tuple[int, str]] = {}
+    last = ("", "")  # the session and patient of the row before
+    plain = plain_rows(table)
+    for path in paths:
+        found: Iterator[Any]
+        if plain:
+            lines = path.read_bytes().decode("utf-8").split("\n")
+            lines.pop()  # after the last line break
+            found = (line.split("\0", 3) for line in lines)
+        else:
+            found = ((row, patient, session, record) for patient, session, row, record in _chunks(path))
+        for number, patient, session, text in found:
+            row = int(number) if plain else number
+            rows = by_patient.get(patient)
+            if rows is None:
+                rows = by_patient[patient] = []
+            rows.append((row, text) if plain else text)
+            if session != last[0] or patient != last[1]:
+                last = (session, patient)
+                known = first.get(session)
+                if known is None:
+                    first[session] = (row, patient)
+                elif known[1] != patient and session:
+                    return None
     return [row for rows in by_patient.values() for row in rows], first
 
 
@@ -356,16 +538,22 @@ def _chunk_lists(path: Path) -> Iterator[list[Any]]:
                 return
 
 
-def _judge_bucket(index: int) -> Tally:
+def _judge_bucket(index: int) -> tuple[Tally, set[str]] | None:
     """Judge one bucket as a whole input of its own, patient by patient (its rows put in the
     order of their patients' first rows: each patient's rows stay in input order, so every
     session and day is as in the whole input), and spill each session's and each error's
-    rendering with its place in the output of the whole input, in that order."""
+    rendering with its place in the output of the whole input, in that order. Its counts and
+    session ids, for the caller to check that no other bucket has them; None when a session
+    id has two patients in it."""
     assert _BUCKETS is not None, "buckets are judged by write()"
-    run, main, folder, table, _, _ = _BUCKETS
-    source = folder / f"rows{index}"
-    ordered, first = _bucket_patients(source, table)
-    source.unlink()
+    run, main, folder, table, _, shares, _ = _BUCKETS
+    sources = [path for piece in range(shares) if (path := folder / f"rows{index}.{piece}").exists()]
+    found = _bucket_patients(sources, table)
+    for source in sources:
+        source.unlink()
+    if found is None:
+        return None
+    ordered, first = found
     tally = Tally()
     sink = _Pieces()
     writer = main.continuation(sink)
@@ -375,7 +563,7 @@ def _judge_bucket(index: int) -> Tally:
         judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
         tally.add_judged(judgement)
         for judged, text in zip(judgement.sessions, writer.session_texts(judgement)):
-            sessions.append((first[judged[0].session_id], text, ()))
+            sessions.append((first[judged[0].session_id][0], text, ()))
         for error in judgement.errors:
             writer.judged(Judgement([], (error,), 0))
             errors.append(((error.origin.row, error.origin.path), sink.take(), writer.held))
@@ -386,7 +574,8 @@ def _judge_bucket(index: int) -> Tally:
     del sessions
     errors.sort(key=_first)  # never compares the errors themselves
     _spill(folder / f"errors{index}", errors)
-    return tally
+    first.pop("", None)  # rows without a session id
+    return tally, set(first)
 
 
 class _Pieces(io.StringIO):
