@@ -73,13 +73,13 @@ def test_parts_cut_by_bytes_give_the_bytes_of_scanning_first(
         past = tmp_path / "history.csv"
         past.write_text("\n".join([header, *base_rows[1][:80]]) + "\n")
         args += ["--history", str(past)]
-    in_parts = mock.Mock(wraps=workers._write_byte_parts)
+    in_parts = mock.Mock(wraps=workers._comes_back)  # the look before the parts are judged
     scans = mock.Mock(wraps=records.scan)
     # Without the sample, a patient who comes back is found where the parts meet.
     with mock.patch.dict(os.environ, {"PAYRULES_MASK_KEY": "a made-up key of enough bytes"}), \
             mock.patch.object(cli, "LARGE_INPUT_LINES", 100), mock.patch.object(workers, "PART_BYTES", part_bytes), \
             mock.patch.object(workers, "_SAMPLES", 8 if sample else 0), \
-            mock.patch.object(workers, "_write_byte_parts", in_parts), mock.patch.object(cli, "scan", scans):
+            mock.patch.object(workers, "_comes_back", in_parts), mock.patch.object(cli, "scan", scans):
         once, scanned = both_ways(args, tmp_path / "decisions.out")
     assert once == scanned
     assert once[3]  # something was written

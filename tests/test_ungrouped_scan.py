@@ -161,20 +161,21 @@ def test_a_session_id_with_two_patients_is_found_in_its_bucket_or_across_buckets
     path = tmp_path / "sessions.csv"
     _date_sorted(path, conflicting="S3-4")  # P3's session, also given to P999
     table = csv_table(path, Columns())
-    judged: list[tuple[Tally, set[str]] | None] = []
+    judged: list[tuple[Tally, set[int], list[tuple[int, int]]] | None] = []
     for files in _buckets_cut(table, tmp_path, buckets, 2, True).values():
         found = workers._bucket_patients(files, table)
-        judged.append(None if found is None else (Tally(), set(found[1]) - {""}))
+        judged.append(None if found is None else (Tally(), {hash(s) for s in found[1] if s}, []))
     same = hash("P3") % buckets == hash("P999") % buckets
     assert (None in judged) == same  # in one bucket, its reading finds it
-    counted: list[Tally] = []
+    counted: list[tuple[Tally, list[tuple[int, int]]]] = []
     assert len(list(workers._checked(iter(judged), counted))) < buckets  # else, across buckets
     assert len(counted) < buckets
     fine = tmp_path / "fine"
     fine.mkdir()
     _date_sorted(path)
     table = csv_table(path, Columns())
-    judged = [(Tally(), set(found[1]) - {""}) for files in _buckets_cut(table, fine, buckets, 2, True).values()
+    judged = [(Tally(), {hash(s) for s in found[1] if s}, [])
+              for files in _buckets_cut(table, fine, buckets, 2, True).values()
               if (found := workers._bucket_patients(files, table)) is not None]
     assert len(list(workers._checked(iter(judged), []))) == buckets
 
@@ -200,25 +201,29 @@ def test_a_file_is_read_for_quotes_once_while_unchanged_and_again_when_changed(t
 
 @settings(max_examples=200, deadline=None)
 @given(rows=st.lists(st.integers(2, 5_000), unique=True, max_size=400), spills=st.integers(1, 6),
-       chunk=st.integers(1, 50), window=st.integers(1, 700), seed=st.integers(0, 100))
+       chunk=st.integers(1, 50), window=st.integers(1, 700), seed=st.integers(0, 100), jobs=st.integers(1, 4),
+       lines=st.integers(0, 6_000))
 def test_spilled_sessions_are_merged_back_in_order_of_their_rows(rows: list[int], spills: int, chunk: int,
-                                                                window: int, seed: int) -> None:
-    import pickle
+                                                                window: int, seed: int, jobs: int, lines: int) -> None:
+    """Merged whole, and in stretches of rows each read from the chunk that holds its first row
+    (as the workers merge them), whatever the count of lines the stretches are cut by."""
     import random
 
     shares: list[list[int]] = [[] for _ in range(spills)]
     for row in rows:
         shares[random.Random(seed * 7919 + row).randrange(spills)].append(row)
-    with tempfile.TemporaryDirectory() as folder:
-        paths = []
+    expected = [f"session of row {row}\n" for row in sorted(rows)]
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(workers, "_SPILL_ITEMS", chunk):
+        paths, indexes = [], []
         for n, share in enumerate(shares):
-            items = [(row, f"session of row {row}\n", ()) for row in sorted(share)]
-            path = Path(folder) / f"sessions{n}"
-            with open(path, "wb") as sink:
-                for at in range(0, len(items), chunk):
-                    pickle.dump(items[at:at + chunk], sink)
-            paths.append(path)
+            paths.append(Path(folder) / f"sessions{n}")
+            indexes.append(workers._spill(paths[-1], [(row, f"session of row {row}\n") for row in sorted(share)]))
         merged = list(workers._merged([workers._Spilled(path) for path in paths], window))
-    assert [text for texts, _ in merged for text in texts] == [f"session of row {row}\n" for row in sorted(rows)]
-    assert sum(count for _, count in merged) == len(rows)
-    assert all(count == len(texts) for texts, count in merged)
+        assert [text for texts, _ in merged for text in texts] == expected
+        assert sum(count for _, count in merged) == len(rows)
+        assert all(count == len(texts) for texts, count in merged)
+        in_stretches: list[str] = []
+        for _, start, end, offsets, _ in workers._merge_jobs(indexes, jobs, lines, window):
+            spilled = [workers._Spilled(path, offset) for path, offset in zip(paths, offsets)]
+            in_stretches += [text for texts, _ in workers._merged(spilled, window, start, end) for text in texts]
+        assert in_stretches == expected

@@ -660,7 +660,12 @@ class CsvWriter(Writer):
             self._write_block(Block(sessions=(), errors=tuple(errors), lines_read=0))
 
     def session_texts(self, judgement: Judgement) -> list[str]:
-        return ["".join(self._rows([one], [])) for one in judgement.sessions]
+        rows = self._rows(judgement.sessions, [])  # a row per line
+        texts, at = [], 0
+        for _, _, lines in judgement.sessions:
+            texts.append("".join(rows[at:at + len(lines)]))
+            at += len(lines)
+        return texts
 
     def _rows(self, sessions: list[tuple[Session, Policy, Judged]], rows: list[str]) -> list[str]:
         """`rows` with the rows of each line of `sessions` added."""

@@ -17,6 +17,7 @@ input: sessions by the row where their id first appears, then the lines not judg
 from __future__ import annotations
 
 import bisect
+import gc
 import heapq
 import io
 import os
@@ -175,22 +176,31 @@ def _byte_parts(run: CheckRun) -> tuple[Any, list[tuple[int, int]]] | None:
     start of each of its stretches of about `PART_BYTES`, then of its end, when it is judged in
     parts cut by its bytes: a plain file (`plain_rows`) of at least `MIN_LINES` rows, with
     processes to judge them. Each part is moved to the next change of patient (see
-    `_judge_byte_part`)."""
+    `_judge_byte_part`). `ScanFirst` when a look at a few stretches shows that it is not
+    grouped by patient."""
     if len(run.sessions) != 1 or not is_csv(run.sessions[0]) or _allowed_workers(2) == 1:
         return None
     table = csv_table(run.sessions[0], run.columns or Columns())
     if not plain_rows(table):
         return None
-    starts, rows = _row_starts(table.path, None)
-    if rows < MIN_LINES or len(starts) < 3:  # fewer than two parts
+    offsets = _row_offsets(table.path, None)
+    if len(offsets) < 3:  # fewer than two parts
         return None
-    return table, starts
+    if _comes_back(table, offsets):
+        raise ScanFirst("a patient comes back")
+    starts, rows = _numbered(table.path, offsets)
+    return (table, starts) if rows >= MIN_LINES else None
 
 
 def _row_starts(path: Path, count: int | None) -> tuple[list[tuple[int, int]], int]:
     """The (byte offset, row) of the start of each of `count` stretches of about equal bytes
     of the rows of a plain CSV file (by default stretches of about `PART_BYTES`), each at the
     start of a row, then of the end of the file; and the number of line breaks after the header."""
+    return _numbered(path, _row_offsets(path, count))
+
+
+def _row_offsets(path: Path, count: int | None) -> list[int]:
+    """The byte offsets of `_row_starts`, without their rows."""
     with open(path, "rb") as stream:
         first = len(stream.readline())
         size = stream.seek(0, os.SEEK_END)
@@ -198,14 +208,23 @@ def _row_starts(path: Path, count: int | None) -> tuple[list[tuple[int, int]], i
         offsets = [first]
         for k in range(1, count):  # each stretch starts at the row that starts at or after its share of bytes
             stream.seek(first + (size - first) * k // count - 1)
-            offsets.append(stream.tell() + len(stream.readline()))
-        offsets.append(size)
-        starts: list[tuple[int, int]] = []
-        stream.seek(first)
-        row = 2
-        for begin, end in zip(offsets, offsets[1:] + [size]):
-            if not starts or begin > starts[-1][0]:
-                starts.append((begin, row))
+            offset = stream.tell() + len(stream.readline())
+            if offset > offsets[-1]:
+                offsets.append(offset)
+        if size > offsets[-1]:
+            offsets.append(size)
+    return offsets
+
+
+def _numbered(path: Path, offsets: list[int]) -> tuple[list[tuple[int, int]], int]:
+    """`offsets` (the first after the header) with the row that starts at each, counting the
+    line breaks before them; and the line breaks after the header."""
+    starts: list[tuple[int, int]] = []
+    row = 2
+    with open(path, "rb") as stream:
+        stream.seek(offsets[0])
+        for begin, end in zip(offsets, offsets[1:] + [offsets[-1]]):
+            starts.append((begin, row))
             while begin < end:
                 block = stream.read(min(end - begin, 1 << 20))
                 row += block.count(b"\n")
@@ -219,8 +238,6 @@ def _write_byte_parts(run: CheckRun, writer: Writer, tally: Tally, table: Any,
     `ScanFirst` when a patient or a session id turns up in two parts (the file is not grouped
     by patient, or a session id has two patients) or a part cannot be read so (a row the
     reader refuses, which the scan says first)."""
-    if _comes_back(table, starts):
-        raise ScanFirst("a patient comes back")
     import multiprocessing
 
     global _BYTE_PARTS
@@ -229,8 +246,8 @@ def _write_byte_parts(run: CheckRun, writer: Writer, tally: Tally, table: Any,
         try:
             with multiprocessing.get_context("fork").Pool(_allowed_workers(len(starts) - 1),
                                                           initializer=_leave_interrupts_to_main) as pool:
-                patients: set[str] = set()
-                sessions: set[str] = set()
+                patients: set[int] = set()
+                sessions: set[int] = set()
                 for found in pool.imap(_judge_byte_part, range(len(starts) - 1)):
                     if found is None:
                         raise ScanFirst("a part cannot be read on its own")
@@ -247,18 +264,19 @@ def _write_byte_parts(run: CheckRun, writer: Writer, tally: Tally, table: Any,
             _BYTE_PARTS = None
 
 
-def _comes_back(table: Any, starts: list[tuple[int, int]]) -> bool:
-    """True when a patient comes back in `_SAMPLES` stretches of at most `_SAMPLE_ROWS` rows
-    spread over the file: it is not grouped by patient."""
+def _comes_back(table: Any, offsets: list[int]) -> bool:
+    """True when a patient comes back in `_SAMPLES` stretches of at most `_SAMPLE_ROWS` rows,
+    from some of `offsets` (starts of rows, then the end of the file) spread over the file: it
+    is not grouped by patient."""
     seen: set[str] = set()
-    picks = sorted({starts[(len(starts) - 1) * i // _SAMPLES] for i in range(_SAMPLES)})
+    picks = sorted({offsets[(len(offsets) - 1) * i // _SAMPLES] for i in range(_SAMPLES)})
     try:
-        for (offset, row), (bound, _) in zip(picks, [*picks[1:], starts[-1]]):
+        for offset, bound in zip(picks, [*picks[1:], offsets[-1]]):
             # Each stretch looked at starts where a patient starts: a patient of a grouped file
-            # is never seen in two of them.
-            offset, row = patient_start(table, starts[0][0], offset, row)
+            # is never seen in two of them. (Rows are not numbered here.)
+            offset, _ = patient_start(table, offsets[0], offset, 0)
             last = None
-            for _, (at, _, patient) in zip(range(_SAMPLE_ROWS), row_patients(table, offset, row)):
+            for _, (at, _, patient) in zip(range(_SAMPLE_ROWS), row_patients(table, offset, 0)):
                 if at >= bound:  # the next stretch looked at
                     break
                 if patient != last:
@@ -274,10 +292,10 @@ def _comes_back(table: Any, starts: list[tuple[int, int]]) -> bool:
     return False
 
 
-def _judge_byte_part(index: int) -> tuple[Fragment, Path, Tally, set[str], set[str]] | None:
+def _judge_byte_part(index: int) -> tuple[Fragment, Path, Tally, set[int], set[int]] | None:
     """Judge stretch `index` of the file, from its first change of patient to the next
     stretch's, writing it to a file of its own: (the rest of what was rendered, that file, the
-    counts, the patients, the session ids), or None when the part cannot be judged on its own
+    counts, the hashes of its patients and of its session ids), or None when the part cannot be judged on its own
     (a patient comes back within it, or a row the reader refuses)."""
     assert _BYTE_PARTS is not None, "byte parts are judged by write()"
     run, main, table, starts, folder = _BYTE_PARTS
@@ -298,7 +316,13 @@ def _judge_byte_part(index: int) -> tuple[Fragment, Path, Tally, set[str], set[s
                     tally.add_judged(judgement)
         except (NotGrouped, InputError, UnicodeDecodeError):
             return None
-    return Fragment("", writer.held, writer.sessions), rendered, tally, patients, sessions
+    return Fragment("", writer.held, writer.sessions), rendered, tally, _hashes(patients), _hashes(sessions)
+
+
+def _hashes(ids: set[str]) -> set[int]:
+    """The hashes of `ids`: what the main process compares across parts or buckets, cheaper to
+    send than the ids. Two ids that hash alike only send the input down a slower path."""
+    return set(map(hash, ids))
 
 
 # --- input not grouped by patient --------------------------------------------------------------
@@ -340,12 +364,20 @@ def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[
         # read whole by every process, which keeps the buckets of its share.
         stretches = _row_starts(table.path, workers)[0] if plain_rows(table) else None
         _BUCKETS = (run, writer, folder, table, buckets, workers, stretches)
-        counted: list[Tally] = []
+        counted: list[tuple[Tally, list[tuple[int, int]]]] = []
+        whole = False
+        # Sessions in the order their ids first appear, then the lines not judged by row: the
+        # order in which one process writes the whole input (see `runner.judge_lines`).
+        window = max(_SPILL_ITEMS, run.scan.lines // MERGE_WINDOWS)
         try:
             if workers == 1:
                 _cut_piece(0)
                 for done in _checked(map(_judge_bucket, range(buckets)), counted):
                     yield done
+                whole = len(counted) == buckets
+                if whole:
+                    for pieces, count in _merged([_Spilled(folder / f"sessions{i}") for i in range(buckets)], window):
+                        writer.extend(Fragment("".join(pieces), [], count))
             else:
                 import multiprocessing
 
@@ -355,18 +387,19 @@ def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[
                     others.get()
                     for done in _checked(pool.imap(_judge_bucket, range(buckets)), counted):
                         yield done
+                    whole = len(counted) == buckets
+                    if whole:  # each worker puts a stretch of rows in order, into a file of its own
+                        jobs = _merge_jobs([chunks for _, chunks in counted], workers, run.scan.lines, window)
+                        for count, rendered in pool.imap(_merge_rows, jobs):
+                            writer.extend_from(Fragment("", [], count), rendered)
+                            rendered.unlink()
         finally:
             _BUCKETS = None
-        if len(counted) < buckets:  # a session id has two patients: only the whole input can say so
+        if not whole:  # a session id has two patients: only the whole input can say so
             yield from _write_here(read_blocks(run.sessions, run.columns, grouped=False), run, writer, tally)
             return
-        for one in counted:
+        for one, _ in counted:
             tally.merge(one)
-        # Sessions in the order their ids first appear, then the lines not judged by row: the
-        # order in which one process writes the whole input (see `runner.judge_lines`).
-        window = max(_SPILL_ITEMS, run.scan.lines // MERGE_WINDOWS)
-        for pieces, count in _merged([_Spilled(folder / f"sessions{i}") for i in range(buckets)], window):
-            writer.extend(Fragment("".join(pieces), [], count))
         # Items compare by their first value alone: no two lines not judged share a row.
         merged = heapq.merge(*[_chunks(folder / f"errors{i}") for i in range(buckets)])
         texts: list[str] = []
@@ -377,15 +410,17 @@ def _write_partitioned(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[
         writer.extend(Fragment("".join(texts), held, 0))
 
 
-def _checked(judged: Iterator[tuple[Tally, set[str]] | None], counted: list[Tally]) -> Iterator[int]:
-    """The buckets `judged`, each's counts added to `counted`, until a session id turns up with
-    two patients: in one bucket (None), or in two; yields the lines of each bucket."""
-    sessions: set[str] = set()
+def _checked(judged: Iterator[tuple[Tally, set[int], list[tuple[int, int]]] | None],
+             counted: list[tuple[Tally, list[tuple[int, int]]]]) -> Iterator[int]:
+    """The buckets `judged`, each's counts and chunks added to `counted`, until a session id
+    turns up with two patients: in one bucket (None), or in two; yields the lines of each
+    bucket."""
+    sessions: set[int] = set()
     for found in judged:
         if found is None or not sessions.isdisjoint(found[1]):
             return
         sessions |= found[1]
-        counted.append(found[0])
+        counted.append((found[0], found[2]))
         yield found[0].lines_read
 
 
@@ -396,8 +431,8 @@ MERGE_WINDOWS = 100
 class _Spilled:
     """The items of a spill file sorted by their first value, taken a stretch at a time."""
 
-    def __init__(self, path: Path) -> None:
-        self.chunks = _chunk_lists(path)
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.chunks = _chunk_lists(path, offset)
         self.chunk: list[Any] = next(self.chunks, [])
         self.at = 0
 
@@ -415,18 +450,56 @@ class _Spilled:
             return
 
 
-def _merged(spills: list[_Spilled], window: int) -> Iterator[tuple[list[str], int]]:
+def _merged(spills: list[_Spilled], window: int, start: int = 0,
+            end: int | None = None) -> Iterator[tuple[list[str], int]]:
     """The texts of the items of `spills` in the order of their first values (rows, none twice),
     a window of rows at a time: each window's items are gathered from every spill (each
-    already in order) and sorted together."""
-    bound = 0
-    while any(spill.chunk for spill in spills):
-        bound += window
+    already in order) and sorted together. Only the items from row `start` (those before are
+    skipped) to row `end` (when given)."""
+    for spill in spills:
+        spill.below(start, [])
+    bound = start
+    while (end is None or bound < end) and any(spill.chunk for spill in spills):
+        bound = bound + window if end is None else min(bound + window, end)
         items: list[Any] = []
         for spill in spills:
             spill.below(bound, items)
         items.sort()  # by row alone: no two items share one
-        yield [text for _, text, _ in items], len(items)
+        yield [text for _, text in items], len(items)
+
+
+_MergeJob = tuple[int, int, "int | None", list[int], int]
+"""(number, first row, row after the last or None for the rest, the byte offset in each
+bucket's spill of the chunk that holds the first row, window) of `_merge_rows`."""
+
+
+def _merge_jobs(chunks: list[list[tuple[int, int]]], jobs: int, lines: int, window: int) -> list[_MergeJob]:
+    """`jobs` stretches of rows of about equal lines, for `_merge_rows`, from where the chunks
+    of each bucket's spilled sessions start (see `_spill`)."""
+    found: list[_MergeJob] = []
+    for job in range(jobs):
+        start = 2 + lines * job // jobs
+        end = 2 + lines * (job + 1) // jobs if job < jobs - 1 else None
+        offsets = [index[max(0, bisect.bisect_right(index, start, key=_first) - 1)][1] if index else 0
+                   for index in chunks]
+        found.append((job, start, end, offsets, window))
+    return found
+
+
+def _merge_rows(job: _MergeJob) -> tuple[int, Path]:
+    """The rendered sessions of every bucket whose first rows are in the stretch of `job`, in
+    order, written to a file of their own: (how many, that file)."""
+    assert _BUCKETS is not None, "buckets are merged by write()"
+    folder = _BUCKETS[2]
+    number, start, end, offsets, window = job
+    spills = [_Spilled(folder / f"sessions{i}", offset) for i, offset in enumerate(offsets)]
+    merged = folder / f"merged{number}"
+    count = 0
+    with open(merged, "w", encoding="utf-8", newline="") as sink:
+        for pieces, items in _merged(spills, window, start, end):
+            sink.write("".join(pieces))
+            count += items
+    return count, merged
 
 
 def _first(item: tuple[Any, ...]) -> Any:
@@ -528,9 +601,10 @@ def _chunks(path: Path) -> Iterator[Any]:
         yield from chunk
 
 
-def _chunk_lists(path: Path) -> Iterator[list[Any]]:
-    """The pickled chunks (lists of items) of a spill file."""
+def _chunk_lists(path: Path, offset: int = 0) -> Iterator[list[Any]]:
+    """The pickled chunks (lists of items) of a spill file, from the one at byte `offset`."""
     with open(path, "rb") as stream:
+        stream.seek(offset)
         while True:
             try:
                 yield pickle.load(stream)
@@ -538,13 +612,27 @@ def _chunk_lists(path: Path) -> Iterator[list[Any]]:
                 return
 
 
-def _judge_bucket(index: int) -> tuple[Tally, set[str]] | None:
+def _judge_bucket(index: int) -> tuple[Tally, set[int], list[tuple[int, int]]] | None:
     """Judge one bucket as a whole input of its own, patient by patient (its rows put in the
     order of their patients' first rows: each patient's rows stay in input order, so every
     session and day is as in the whole input), and spill each session's and each error's
-    rendering with its place in the output of the whole input, in that order. Its counts and
-    session ids, for the caller to check that no other bucket has them; None when a session
-    id has two patients in it."""
+    rendering with its place in the output of the whole input, in that order. Its counts, its
+    session ids' hashes (for the caller to check that no other bucket has them) and where the chunks
+    of its sessions start (see `_spill`); None when a session id has two patients in it."""
+    assert _BUCKETS is not None, "buckets are judged by write()"
+    # A bucket's rows are held until it is judged: the cycle collector would walk them again
+    # and again, and judging makes no cycles.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _judge_rows(index)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _judge_rows(index: int) -> tuple[Tally, set[int], list[tuple[int, int]]] | None:
+    """`_judge_bucket` with the cycle collector off."""
     assert _BUCKETS is not None, "buckets are judged by write()"
     run, main, folder, table, _, shares, _ = _BUCKETS
     sources = [path for piece in range(shares) if (path := folder / f"rows{index}.{piece}").exists()]
@@ -557,25 +645,25 @@ def _judge_bucket(index: int) -> tuple[Tally, set[str]] | None:
     tally = Tally()
     sink = _Pieces()
     writer = main.continuation(sink)
-    sessions: list[tuple[int, str, tuple[()]]] = []
+    sessions: list[tuple[int, str]] = []
     errors: list[tuple[tuple[int, str], str, list[RecordError]]] = []
     for batch in read_patients(keyed_records(table, ordered)):
         judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
         tally.add_judged(judgement)
-        for judged, text in zip(judgement.sessions, writer.session_texts(judgement)):
-            sessions.append((first[judged[0].session_id][0], text, ()))
+        sessions.extend(zip([first[judged[0].session_id][0] for judged in judgement.sessions],
+                            writer.session_texts(judgement)))
         for error in judgement.errors:
             writer.judged(Judgement([], (error,), 0))
             errors.append(((error.origin.row, error.origin.path), sink.take(), writer.held))
             writer.held = []
     del ordered
     sessions.sort()
-    _spill(folder / f"sessions{index}", sessions)
+    chunks = _spill(folder / f"sessions{index}", sessions)
     del sessions
     errors.sort(key=_first)  # never compares the errors themselves
     _spill(folder / f"errors{index}", errors)
     first.pop("", None)  # rows without a session id
-    return tally, set(first)
+    return tally, _hashes(set(first)), chunks
 
 
 class _Pieces(io.StringIO):
@@ -595,7 +683,11 @@ class _Pieces(io.StringIO):
         return text
 
 
-def _spill(path: Path, items: list[Any]) -> None:
+def _spill(path: Path, items: list[Any]) -> list[tuple[Any, int]]:
+    """Spill `items` in chunks; the first value of each chunk's first item, and its byte offset."""
+    index = []
     with open(path, "wb") as sink:
         for at in range(0, len(items), _SPILL_ITEMS):
+            index.append((items[at][0], sink.tell()))
             pickle.dump(items[at:at + _SPILL_ITEMS], sink, pickle.HIGHEST_PROTOCOL)
+    return index
