@@ -1,22 +1,29 @@
 """Judging a large input in parts, side by side in worker processes, written in input order.
 
-A grouped CSV file without quote characters is cut into parts at patient changes (see
-`records.Scan.parts`). Facts that span sessions never cross patients, so each part is judged
-on its own: a worker reads, judges and renders it, and the main process writes the rendered
-parts in input order. The output is the same as when one process judges the whole input.
+A grouped CSV file without quote characters is cut into parts at patient changes. Facts that
+span sessions never cross patients, so each part is judged on its own: a worker reads, judges
+and renders it, and the main process writes the rendered parts in input order. The output is
+the same as when one process judges the whole input. The parts come from the scan
+(`records.Scan.parts`), or, for one file judged into a file without a scan, from its bytes:
+stretches of about `PART_BYTES`, each moved to the next change of patient. Each such part is
+rendered into a file of its own and copied into the output; when a patient or a session id
+turns up in two parts, the file was not grouped after all, and it is scanned (`ScanFirst`).
 
 A CSV file that is not grouped by patient (a practice export sorted by date of service) is
-cut by patient into buckets spilled to a temporary folder. Every process reads the whole file
-and spills only the buckets of its share, checking the session ids of its share (a session id
-used by two patients sends the whole input down the one-process path). Each bucket is then
-judged like a whole input of its own, patient by patient; each session and each line not
-judged is rendered on its own, and the main process merges them into the order of the whole
-input: sessions by the row where their id first appears, then the lines not judged by row.
+cut by patient into buckets spilled to a temporary folder: each process cuts a stretch of the
+bytes of a plain file into every bucket (or, for another file, reads it whole and keeps the
+buckets of its share). Each bucket is then judged like a whole input of its own, patient by
+patient; each session and each line not judged is rendered on its own. A session id used by
+two patients, found in one bucket or across buckets, sends the whole input down the
+one-process path. The workers then merge the rendered sessions into the order of the whole
+input, a stretch of rows each (sessions by the row where their id first appears), and the
+main process adds the lines not judged by row.
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
 import gc
 import heapq
 import io
@@ -24,13 +31,13 @@ import os
 import pickle
 import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from payrules.api import CheckRun
-from payrules.fields import Batch, RecordError
 from payrules.diagnostics import InputError
+from payrules.fields import Batch, RecordError
 from payrules.records import (Columns, NotGrouped, Part, ScanFirst, csv_table, is_csv, keyed_records, keyed_rows,
                               patient_start, plain_rows, read_blocks, read_part, read_part_once, read_patients,
                               read_scanned, row_patients)
@@ -346,6 +353,25 @@ def partitionable(run: CheckRun, writer: Writer) -> bool:
     return bucketable(run) and type(writer) in _MERGEABLE
 
 
+_Task = TypeVar("_Task", bound=Callable[..., Any])
+
+
+def _uncollected(task: _Task) -> _Task:
+    """`task` run with the cycle collector off. Cutting, judging and merging buckets hold many
+    rows or rendered sessions at once, which the collector would walk again and again, and
+    they make no cycles; what they leave is freed as they go."""
+    @functools.wraps(task)
+    def run(*args: Any) -> Any:
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return task(*args)
+        finally:
+            if collecting:
+                gc.enable()
+    return run  # type: ignore[return-value]
+
+
 _BUCKETS: tuple[CheckRun, Writer, Path, Any, int, int, list[tuple[int, int]] | None] | None = None
 """The run, the main writer, the spill folder, how the file is read, the number of buckets,
 of pieces of the cut, and where the stretches of a plain file start (see `_row_starts`),
@@ -486,6 +512,7 @@ def _merge_jobs(chunks: list[list[tuple[int, int]]], jobs: int, lines: int, wind
     return found
 
 
+@_uncollected
 def _merge_rows(job: _MergeJob) -> tuple[int, Path]:
     """The rendered sessions of every bucket whose first rows are in the stretch of `job`, in
     order, written to a file of their own: (how many, that file)."""
@@ -506,6 +533,7 @@ def _first(item: tuple[Any, ...]) -> Any:
     return item[0]
 
 
+@_uncollected
 def _cut_piece(piece: int) -> None:
     """Cut piece `piece` of the file into buckets (see `_write_partitioned`): its stretch of
     rows into every bucket, or, for a file that is not plain, the whole file into the buckets
@@ -612,6 +640,7 @@ def _chunk_lists(path: Path, offset: int = 0) -> Iterator[list[Any]]:
                 return
 
 
+@_uncollected
 def _judge_bucket(index: int) -> tuple[Tally, set[int], list[tuple[int, int]]] | None:
     """Judge one bucket as a whole input of its own, patient by patient (its rows put in the
     order of their patients' first rows: each patient's rows stay in input order, so every
@@ -619,20 +648,6 @@ def _judge_bucket(index: int) -> tuple[Tally, set[int], list[tuple[int, int]]] |
     rendering with its place in the output of the whole input, in that order. Its counts, its
     session ids' hashes (for the caller to check that no other bucket has them) and where the chunks
     of its sessions start (see `_spill`); None when a session id has two patients in it."""
-    assert _BUCKETS is not None, "buckets are judged by write()"
-    # A bucket's rows are held until it is judged: the cycle collector would walk them again
-    # and again, and judging makes no cycles.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        return _judge_rows(index)
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _judge_rows(index: int) -> tuple[Tally, set[int], list[tuple[int, int]]] | None:
-    """`_judge_bucket` with the cycle collector off."""
     assert _BUCKETS is not None, "buckets are judged by write()"
     run, main, folder, table, _, shares, _ = _BUCKETS
     sources = [path for piece in range(shares) if (path := folder / f"rows{index}.{piece}").exists()]
