@@ -20,7 +20,7 @@ from payrules import cli, records, render, workers
 from payrules.records import Columns, csv_table, patient_start, row_patients
 
 from conftest import ROOT, transcript
-from ungrouped_rows import CHANGES, arranged, generated_rows
+from ungrouped_rows import CHANGES, arranged, check_args, generated_rows, once_and_scanned
 
 RULES = str(ROOT / "benchmarks" / "reference.payer")
 FORMATS = ("text", "json", "jsonl", "csv")
@@ -38,18 +38,6 @@ def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers, "cpu_count", lambda: 2)
 
 
-def both_ways(args: list[str], output: Path) -> tuple[tuple[int, str, str, bytes], tuple[int, str, str, bytes]]:
-    """(exit code, stdout, stderr, output file) read once in parts, and scanned first."""
-    results = []
-    for once in (True, False):
-        output.unlink(missing_ok=True)
-        with mock.patch.object(workers, "reads_once", lambda paths: once):
-            code, out, err = transcript([*args, "--output", str(output)])
-        assert not output.with_name(output.name + ".partial").exists()
-        results.append((code, out, err, output.read_bytes() if output.exists() else b""))
-    return results[0], results[1]
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(order=st.sampled_from(["grouped", "grouped", "grouped", "late", "date", "shuffled"]),
        seed=st.integers(0, 1000),
@@ -64,15 +52,7 @@ def test_parts_cut_by_bytes_give_the_bytes_of_scanning_first(
     rows = arranged(rows, order, seed, changes)
     path = tmp_path / "sessions.csv"
     path.write_bytes(("\r\n" if crlf else "\n").join([header, *rows, ""]).encode())
-    args = ["check", str(path), "--rules", RULES, "--format", output_format]
-    if mask:
-        args.append("--mask-patient-ids")
-    if keep:
-        args += ["--keep", "ref"]
-    if history:
-        past = tmp_path / "history.csv"
-        past.write_text("\n".join([header, *base_rows[1][:80]]) + "\n")
-        args += ["--history", str(past)]
+    args = check_args(path, output_format, mask, keep, [header, *base_rows[1][:80]] if history else None)
     in_parts = mock.Mock(wraps=workers._comes_back)  # the look before the parts are judged
     scans = mock.Mock(wraps=records.scan)
     # Without the sample, a patient who comes back is found where the parts meet.
@@ -80,7 +60,7 @@ def test_parts_cut_by_bytes_give_the_bytes_of_scanning_first(
             mock.patch.object(cli, "LARGE_INPUT_LINES", 100), mock.patch.object(workers, "PART_BYTES", part_bytes), \
             mock.patch.object(workers, "_SAMPLES", 8 if sample else 0), \
             mock.patch.object(workers, "_comes_back", in_parts), mock.patch.object(cli, "scan", scans):
-        once, scanned = both_ways(args, tmp_path / "decisions.out")
+        once, scanned = once_and_scanned(args, tmp_path / "decisions.out")
     assert once == scanned
     assert once[3]  # something was written
     plain = not any(CHANGES[which][1].startswith('"') for _, which in changes)

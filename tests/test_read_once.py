@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from payrules import api, cli, records, workers
 
 from conftest import ROOT, transcript
-from ungrouped_rows import CHANGES, arranged, generated_rows
+from ungrouped_rows import CHANGES, arranged, check_args, generated_rows, once_and_scanned
 
 RULES = str(ROOT / "benchmarks" / "reference.payer")
 FORMATS = ("text", "json", "jsonl", "csv")
@@ -25,18 +25,6 @@ FORMATS = ("text", "json", "jsonl", "csv")
 @pytest.fixture(scope="module")
 def base_rows(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, list[str]]:
     return generated_rows(tmp_path_factory.mktemp("once"), 300, 5)
-
-
-def both_ways(args: list[str], output: Path) -> tuple[tuple[int, str, str, bytes], tuple[int, str, str, bytes]]:
-    """(exit code, stdout, stderr, output file) read once, and scanned first."""
-    results = []
-    for once in (True, False):
-        output.unlink(missing_ok=True)
-        with mock.patch.object(workers, "reads_once", lambda paths: once):
-            code, out, err = transcript([*args, "--output", str(output)])
-        assert not output.with_name(output.name + ".partial").exists()
-        results.append((code, out, err, output.read_bytes() if output.exists() else b""))
-    return results[0], results[1]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -54,18 +42,12 @@ def test_reading_once_gives_the_bytes_of_scanning_first(
         path = tmp_path / f"sessions{n}.csv"
         path.write_text("\n".join([header, *rows[n * len(rows) // files:(n + 1) * len(rows) // files]]) + "\n")
         paths.append(str(path))
-    args = ["check", *paths, "--rules", RULES, "--format", output_format]
-    if mask:
-        args.append("--mask-patient-ids")
-    if keep:
-        args += ["--keep", "ref"]
-    if history:
-        past = tmp_path / "history.csv"
-        past.write_text("\n".join([base_rows[0], *base_rows[1][:60]]) + "\n")
-        args += ["--history", str(past)]
+    past = [base_rows[0], *base_rows[1][:60]] if history else None
+    args = check_args(Path(paths[0]), output_format, mask, keep, past)
+    args[2:2] = paths[1:]  # the second file after the first
     with mock.patch.dict(os.environ, {"PAYRULES_MASK_KEY": "a made-up key of enough bytes"}), \
             mock.patch.object(cli, "LARGE_INPUT_LINES", 100):  # the note on input not grouped, too
-        once, scanned = both_ways(args, tmp_path / "decisions.out")
+        once, scanned = once_and_scanned(args, tmp_path / "decisions.out")
     assert once == scanned
     assert once[3]  # something was written
 

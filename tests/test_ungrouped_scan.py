@@ -147,7 +147,8 @@ def test_the_cut_keeps_every_row_once_in_buckets_by_patient(tmp_path: Path, plai
         assert first == {session: (min(row for _, s, row, _ in keys if s == session), patient)
                          for patient, session, _, _ in keys}
     everything = list(keyed_rows(table, Columns()))
-    assert sorted((p, s, n) for rows in kept.values() for p, s, n, _ in rows) == sorted((p, s, n) for p, s, n, _ in everything)
+    keyed = sorted((patient, session, row) for rows in kept.values() for patient, session, row, _ in rows)
+    assert keyed == sorted((patient, session, row) for patient, session, row, _ in everything)
     patients = {patient: index for index, rows in kept.items() for patient, *_ in rows}
     assert all(patients[patient] == index for index, rows in kept.items() for patient, *_ in rows)
     for rows in kept.values():  # patient by patient, in the order of their first rows; each in input order

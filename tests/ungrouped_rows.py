@@ -8,8 +8,11 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
-from conftest import ROOT
+from payrules import workers
+
+from conftest import ROOT, transcript
 
 # (column, value) changes that make a row a line not judged, or test how rows are cut
 CHANGES = [
@@ -71,3 +74,32 @@ def arranged(rows: list[str], order: str, seed: int, changes: list[tuple[int, in
     else:
         assert order == "grouped", order
     return rows
+
+
+def check_args(path: Path, output_format: str, mask: bool, keep: bool, history: list[str] | None,
+               rules: str = str(ROOT / "benchmarks" / "reference.payer")) -> list[str]:
+    """`payrules check` of the sessions at `path`, with masked patient ids, the `ref` column
+    kept, and a history of the rows `history` (a header and rows) written beside it, as asked."""
+    args = ["check", str(path), "--rules", rules, "--format", output_format]
+    if mask:
+        args.append("--mask-patient-ids")
+    if keep:
+        args += ["--keep", "ref"]
+    if history is not None:
+        past = path.with_name("history.csv")
+        past.write_text("\n".join(history) + "\n")
+        args += ["--history", str(past)]
+    return args
+
+
+def once_and_scanned(args: list[str], output: Path) -> tuple[tuple[int, str, str, bytes], tuple[int, str, str, bytes]]:
+    """(exit code, stdout, stderr, bytes of the output file) of `args` written with `--output`:
+    read once (not scanned first), and scanned first."""
+    results = []
+    for once in (True, False):
+        output.unlink(missing_ok=True)
+        with mock.patch.object(workers, "reads_once", lambda paths: once):
+            code, out, err = transcript([*args, "--output", str(output)])
+        assert not output.with_name(output.name + ".partial").exists()
+        results.append((code, out, err, output.read_bytes() if output.exists() else b""))
+    return results[0], results[1]

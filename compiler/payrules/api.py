@@ -115,9 +115,10 @@ def start_check(sessions: list[Path], rules: Path, columns: Columns | None = Non
     """Compile the rules, read the history and the accumulators and scan the sessions; raises
     before any output. The warnings of the accumulators are in `run.accumulators.warnings`.
 
-    `scan_sessions=False` leaves the scan out (`Scan.unread`): the run is judged in one process,
-    as if grouped by patient, and `records.NotGrouped` is raised while it is judged if it is not
-    (see `records.read_grouped`), so that its output must be held until the end."""
+    `scan_sessions=False` leaves the scan out (`Scan.unread`): the run is judged as if grouped
+    by patient (in one process, or one CSV file in parts cut by its bytes, see
+    `workers.write`), and `records.ScanFirst` is raised while it is judged if it turns out not
+    to be (see `records.read_grouped`), so that its output must be held until the end."""
     _refuse_renamed_json(sessions + (history or []), columns)
     loaded = load_policies(rules)
     policies = policies_by_payer(loaded)

@@ -515,9 +515,10 @@ def _plain_records(table: _CsvTable, part: Part | None) -> Iterator[Record]:
         row += 1
 
 
-def _plain_blocks(path: Path, part: Part | None, offset: int | None = None, end: int | None = None) -> Iterator[bytes]:
+def _plain_blocks(path: Path, part: Part | None, offset: int | None = None,
+                  stop: int | None = None) -> Iterator[bytes]:
     """The rows of a plain file after its header, or from byte `offset` (the start of a line)
-    to byte `end` (the start of a line, or the end of the file) when given, or those of
+    to byte `stop` (the start of a line, or the end of the file) when given, or those of
     `part`, in blocks of whole lines (the last one may lack its line break)."""
     if part is not None:
         yield _read_part(part)
@@ -527,7 +528,7 @@ def _plain_blocks(path: Path, part: Part | None, offset: int | None = None, end:
             stream.readline()
         else:
             stream.seek(offset)
-        left = -1 if end is None else end - stream.tell()
+        left = -1 if stop is None else stop - stream.tell()
         carry = b""
         while left and (data := stream.read(PLAIN_BLOCK if left < 0 else min(PLAIN_BLOCK, left))):
             left -= len(data) if left > 0 else 0

@@ -111,7 +111,7 @@ def write(run: CheckRun, writer: Writer, tally: Tally) -> Iterator[int]:
 
     A run that was not scanned (`Scan.unread`) raises `records.ScanFirst` when it turns out
     that it must be scanned; what was written before then is to be thrown away."""
-    if not run.scan.scanned:
+    if not run.scan.scanned and type(writer) in _MERGEABLE:
         cut = _byte_parts(run)
         if cut is not None:
             yield from _write_byte_parts(run, writer, tally, *cut)
@@ -302,8 +302,8 @@ def _comes_back(table: Any, offsets: list[int]) -> bool:
 def _judge_byte_part(index: int) -> tuple[Fragment, Path, Tally, set[int], set[int]] | None:
     """Judge stretch `index` of the file, from its first change of patient to the next
     stretch's, writing it to a file of its own: (the rest of what was rendered, that file, the
-    counts, the hashes of its patients and of its session ids), or None when the part cannot be judged on its own
-    (a patient comes back within it, or a row the reader refuses)."""
+    counts, the hashes of its patients and of its session ids), or None when the part cannot
+    be judged on its own (a patient comes back within it, or a row the reader refuses)."""
     assert _BYTE_PARTS is not None, "byte parts are judged by write()"
     run, main, table, starts, folder = _BYTE_PARTS
     first = starts[0][0]
@@ -361,7 +361,7 @@ def _uncollected(task: _Task) -> _Task:
     rows or rendered sessions at once, which the collector would walk again and again, and
     they make no cycles; what they leave is freed as they go."""
     @functools.wraps(task)
-    def run(*args: Any) -> Any:
+    def uncollected(*args: Any) -> Any:
         collecting = gc.isenabled()
         gc.disable()
         try:
@@ -369,7 +369,7 @@ def _uncollected(task: _Task) -> _Task:
         finally:
             if collecting:
                 gc.enable()
-    return run  # type: ignore[return-value]
+    return uncollected  # type: ignore[return-value]
 
 
 _BUCKETS: tuple[CheckRun, Writer, Path, Any, int, int, list[tuple[int, int]] | None] | None = None
@@ -645,9 +645,10 @@ def _judge_bucket(index: int) -> tuple[Tally, set[int], list[tuple[int, int]]] |
     """Judge one bucket as a whole input of its own, patient by patient (its rows put in the
     order of their patients' first rows: each patient's rows stay in input order, so every
     session and day is as in the whole input), and spill each session's and each error's
-    rendering with its place in the output of the whole input, in that order. Its counts, its
-    session ids' hashes (for the caller to check that no other bucket has them) and where the chunks
-    of its sessions start (see `_spill`); None when a session id has two patients in it."""
+    rendering with its place in the output of the whole input, in that order. Its counts, the
+    hashes of its session ids (for the caller to check that no other bucket has them) and where
+    the chunks of its sessions start (see `_spill`); None when a session id has two patients in
+    it."""
     assert _BUCKETS is not None, "buckets are judged by write()"
     run, main, folder, table, _, shares, _ = _BUCKETS
     sources = [path for piece in range(shares) if (path := folder / f"rows{index}.{piece}").exists()]
