@@ -12,7 +12,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from payrules import records, workers
@@ -228,3 +228,20 @@ def test_spilled_sessions_are_merged_back_in_order_of_their_rows(rows: list[int]
             spilled = [workers._Spilled(path, offset) for path, offset in zip(paths, offsets)]
             in_stretches += [text for texts, _ in workers._merged(spilled, window, start, end) for text in texts]
         assert in_stretches == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.sampled_from(["a", "1", ",", "\n", "\r", "\r\n", '"', "\x00", "é", " "]), max_size=40),
+       at_block_end=st.booleans())
+@example(pieces=["\r\n"], at_block_end=True)  # the CR ends the first block, its LF starts the next
+@example(pieces=["\r", "a"], at_block_end=True)  # a lone CR ends the first block
+def test_a_file_read_as_bytes_is_plain_as_when_read_as_text(pieces: list[str], at_block_end: bool) -> None:
+    """Quote characters, NULs and lone CRs, also where a 1 MiB block ends (a CR there may be
+    followed by the LF that starts the next block); a file that is not ASCII is read as text."""
+    data = "".join(pieces).encode("utf-8")
+    if at_block_end:  # `text` astride the end of the first block
+        data = b"x" * ((1 << 20) - len(data) // 2) + data
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sessions.csv"
+        path.write_bytes(data)
+        assert records._read_is_plain(path) == records._read_is_plain_text(path)
