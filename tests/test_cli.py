@@ -11,7 +11,7 @@ from syrupy.assertion import SnapshotAssertion
 
 from payrules import cli as cli_module
 
-from conftest import render_transcript, transcript
+from conftest import ROOT, render_transcript, transcript
 
 
 def test_all_paid_exits_0(tmp_path: Path) -> None:
@@ -66,6 +66,20 @@ def test_internal_error_exits_3_without_traceback(monkeypatch: pytest.MonkeyPatc
     assert exited.value.code == 3
     err = capsys.readouterr().err
     assert "internal error in payrules" in err and "simulated fault" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("where", ["--output", "stdout"])
+def test_a_full_disk_is_an_error_of_the_system_not_of_payrules(where: str, text_snapshot: SnapshotAssertion) -> None:
+    """/dev/full refuses every write as a full disk does: exit status 2 and what the system
+    said, not an internal error; the same for a file named with --output (written in place:
+    a device) and for stdout."""
+    args = [sys.executable, "-m", "payrules", "check", "examples/auto-pip/sessions.csv", "--rules",
+            "examples/auto-pip/rules.payer"]
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([*args, "--output", "/dev/full"] if where == "--output" else args, cwd=ROOT,
+                                stdout=full, stderr=subprocess.PIPE, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr == text_snapshot
 
 
 def test_python_dash_m_runs_the_cli() -> None:

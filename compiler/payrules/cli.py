@@ -6,6 +6,7 @@ import contextlib
 import datetime
 import difflib
 import enum
+import errno
 import importlib
 import io
 import os
@@ -869,8 +870,14 @@ def _printable_line(line: str) -> str:
     return printable(content) + line[len(content):]
 
 
+_SYSTEM_REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+"""Errors of the system that no fault of payrules or of its input causes (a full disk, a disk
+that fails): exit status 2 with what the system said, not an internal error."""
+
+
 def main() -> None:
-    """Entry point: run the CLI and turn a fault in payrules into exit status 3, not a traceback."""
+    """Entry point: run the CLI and turn a fault in payrules into exit status 3, not a traceback
+    (a full or failing disk into exit status 2)."""
     for stream in (sys.stdout, sys.stderr):
         # Output is UTF-8-safe by construction (user text is escaped); a terminal with a narrower
         # encoding still gets every character it cannot show as an escape, not a crash.
@@ -880,7 +887,13 @@ def main() -> None:
         cli.main(prog_name="payrules", standalone_mode=True)
     except SystemExit:
         raise
-    except Exception:  # noqa: BLE001 - the last line of defence
+    except Exception as error:  # noqa: BLE001 - the last line of defence
+        if isinstance(error, OSError) and error.errno in _SYSTEM_REFUSALS and not os.environ.get("PAYRULES_DEBUG"):
+            where = f" ({printable(os.fsdecode(error.filename))})" if error.filename else ""
+            click.echo(f"error: the system refused to read or write a file: {error.strerror}{where}. "
+                       "Free some space (or fix the disk) and run again: any output written so far may be "
+                       "incomplete.", err=True)
+            sys.exit(EXIT_USAGE)
         if os.environ.get("PAYRULES_DEBUG"):
             traceback.print_exc()
         else:
