@@ -945,6 +945,23 @@ def read_part(part: Part, columns: Columns | None = None) -> Iterator[Batch]:
     return _batches(_csv_records(part.path, columns or Columns(), part), grouped=True)
 
 
+def comes_back(patients: Iterable[str], seen: set[str]) -> bool:
+    """True when a patient of `patients` (each a record's, in order) comes back after another
+    one, or is in `seen`; the patients passed are added to `seen` (as far as the first that
+    comes back)."""
+    current: str | None = None
+    for patient in patients:
+        if patient != current:
+            if patient in seen:
+                return True
+            if current is not None:
+                seen.add(current)
+            current = patient
+    if current is not None:
+        seen.add(current)
+    return False
+
+
 def row_patients(table: _CsvTable, offset: int, row: int) -> Iterator[tuple[int, int, str]]:
     """(byte offset, row, patient as the reader groups it) of each row that is not blank in a
     plain file (`plain_rows`), from byte `offset`, the start of row `row`, to the end."""

@@ -31,7 +31,7 @@ from payrules.fields import Record, _session_records, clean, limited, normal_key
 from payrules.judging import declared_fields, error_dict
 from payrules.masking import MaskKeyError, PatientMask, load_key
 from payrules.parser import parse
-from payrules.records import Columns, _batches, _json_layout, _json_loads, refuse_x12_keep, with_kept
+from payrules.records import Columns, _batches, _json_layout, comes_back, _json_loads, refuse_x12_keep, with_kept
 from payrules.runner import Block, Policies, Tally, judge_batch, policies_by_payer
 from payrules.source import Source
 
@@ -178,17 +178,7 @@ def judge_records(found: Sequence[Record], policies: Policies, keep: tuple[str, 
 
 def _grouped(found: Sequence[Record]) -> bool:
     """Whether every patient's records are contiguous (`records.scan` for one JSON or 837P input)."""
-    seen: set[str] = set()
-    current: str | None = None
-    for raw, _, _ in found:
-        patient = clean(raw[1])
-        if patient != current:
-            if patient in seen:
-                return False
-            if current is not None:
-                seen.add(current)
-            current = patient
-    return True
+    return not comes_back((clean(raw[1]) for raw, _, _ in found), set())
 
 
 def json_records(body: bytes, name: str, keep: tuple[str, ...] = (), facts: tuple[str, ...] = ()) -> list[Record]:

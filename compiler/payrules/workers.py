@@ -27,6 +27,7 @@ import functools
 import gc
 import heapq
 import io
+import itertools
 import os
 import pickle
 import signal
@@ -38,9 +39,9 @@ from typing import Any, TypeVar
 from payrules.api import CheckRun
 from payrules.diagnostics import InputError
 from payrules.fields import Batch, RecordError
-from payrules.records import (Columns, NotGrouped, Part, ScanFirst, csv_table, is_csv, keyed_records, keyed_rows,
-                              patient_start, plain_rows, read_blocks, read_part, read_part_once, read_patients,
-                              read_scanned, row_patients)
+from payrules.records import (Columns, NotGrouped, Part, ScanFirst, comes_back, csv_table, is_csv, keyed_records,
+                              keyed_rows, patient_start, plain_rows, read_blocks, read_part, read_part_once,
+                              read_patients, read_scanned, row_patients)
 from payrules.render import CsvWriter, Fragment, JsonlWriter, JsonWriter, TextWriter, Writer
 from payrules.runner import Judgement, Tally, judge_lines
 
@@ -282,18 +283,10 @@ def _comes_back(table: Any, offsets: list[int]) -> bool:
             # Each stretch looked at starts where a patient starts: a patient of a grouped file
             # is never seen in two of them. (Rows are not numbered here.)
             offset, _ = patient_start(table, offsets[0], offset, 0)
-            last = None
-            for _, (at, _, patient) in zip(range(_SAMPLE_ROWS), row_patients(table, offset, 0)):
-                if at >= bound:  # the next stretch looked at
-                    break
-                if patient != last:
-                    if patient in seen:
-                        return True
-                    if last is not None:
-                        seen.add(last)
-                    last = patient
-            if last is not None:
-                seen.add(last)
+            rows = itertools.islice(row_patients(table, offset, 0), _SAMPLE_ROWS)
+            within = itertools.takewhile(lambda found: found[0] < bound, rows)  # before the next stretch looked at
+            if comes_back((patient for _, _, patient in within), seen):
+                return True
     except UnicodeDecodeError:
         return True  # the reader says where, after a scan
     return False
