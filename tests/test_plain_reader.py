@@ -92,3 +92,81 @@ def test_a_row_that_is_not_utf8_is_named_after_the_rows_before_it(tmp_path: Path
         list(table.rows())
     assert read == [2, 3, 4]
     assert str(raised.value) == str(expected.value) == f"{path}:5: not UTF-8 text (byte 4 of the line)"
+
+
+_SESSIONS, _PATIENTS = ["S1", "S2", "S3", " S1", ""], ["P1", "P2", " P1", ""]
+_DATES, _PAYERS = ["2024-05-06", "2024-05-07", "2024-13-01", " 2024-05-06"], ["ACME", "acme ", ""]
+_TAILS = ["97140,,1,15,40.00,M54.50,MD", "97140,,1,15,40.00,M54.50,MD", "98941,,1,,55.00,M99.03,",
+          "97140,GP,2,30,80.00,,", ",,1,15,40.00,M54.50,MD", "97140,,x,15,40.00,M54.50,MD", "97140,,1,15,40.00"]
+
+
+@st.composite
+def _sessions_file(draw: st.DrawFn) -> str:
+    """Rows of a few sessions, patients, dates and payers, most of them valid and alike (so that
+    rows are taken both in short and the general way), with bad, blank and odd rows."""
+    rows = []
+    for _ in range(draw(st.integers(0, 40))):
+        shape = draw(st.sampled_from(["row"] * 6 + ["blank", "short", "wide", "long"]))
+        if shape == "blank":
+            rows.append(draw(st.sampled_from(["", " ", ",,,,,,,,,,,,"])))
+            continue
+        cells = [draw(st.sampled_from(_SESSIONS)), draw(st.sampled_from(_PATIENTS)), draw(st.sampled_from(_DATES)),
+                 draw(st.sampled_from(_PAYERS)), draw(st.sampled_from(["1328719467", "1328719468"])),
+                 draw(st.sampled_from(["DC", "LMT"])), draw(st.sampled_from(_TAILS))]
+        if shape == "short":
+            cells = cells[:3]
+        elif shape == "wide":
+            cells.append("extra")
+        elif shape == "long":
+            cells[6] += "x" * 1_000
+        rows.append(",".join(cells))
+    ends = [draw(st.sampled_from(["\n", "\r\n"])) for _ in rows]
+    if ends:
+        ends[-1] = draw(st.sampled_from(["\n", "\r\n", ""]))
+    return HEADER + "\n" + "".join(r + e for r, e in zip(rows, ends))
+
+
+def _batches_of(found: object) -> list[object]:
+    """Each batch's sessions, errors and count of lines; then the error raised, if one is."""
+    out: list[object] = []
+    try:
+        for batch in found:  # type: ignore[attr-defined]
+            out.append((batch.sessions, batch.errors, batch.lines_read))
+    except (InputError, records.ScanFirst) as error:
+        out.append((type(error).__name__, str(error)))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=_sessions_file(), block=st.sampled_from([1, 64, 1 << 20]))
+def test_batches_read_in_short_are_those_of_the_records(text: str, block: int) -> None:
+    """The reader of plain files that takes valid rows in short (`_Batching.rows`) gives the
+    batches that grouping the reader's records gives: read whole, by patient, patient by patient
+    where a patient may not come back, and from the rows of buckets ordered by patient."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "sessions.csv"
+        path.write_text(text, encoding="utf-8", newline="")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(records, "PLAIN_BLOCK", block)
+            for grouped in (True, False):
+                assert _batches_of(records.read_blocks([path], grouped=grouped)) == \
+                    _batches_of(records._batches(_csv_records(path, Columns()), grouped))
+            assert _batches_of(records.read_grouped([path])) == \
+                _batches_of(records._batches(_csv_records(path, Columns()), True, once=True))
+            table = records.csv_table(path, Columns())
+            ordered = sorted(records.keyed_rows(table, Columns()), key=lambda keyed: keyed[0])
+            rows = [keyed[3] for keyed in ordered]
+            assert _batches_of(records.read_patients(table, rows)) == \
+                _batches_of(records._batches(records.keyed_records(table, rows), True))
+
+
+def test_a_row_that_is_not_utf8_ends_the_batches_read_in_short_where_the_records_end(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = "S{0},P{0},2024-05-06,ACME,1328719467,DC,97140,,1,15,40.00,M54.50,MD\n"
+    path = tmp_path / "sessions.csv"
+    path.write_bytes((HEADER + "\n" + good.format(1) * 2 + good.format(2)).encode() + b"S3,P\xff,2024-05-06\n")
+    monkeypatch.setattr(records, "_is_plain", lambda _: True)
+    found = _batches_of(records.read_blocks([path]))
+    assert found == _batches_of(records._batches(_csv_records(path, Columns()), True))
+    assert [lines for _, _, lines in found[:-1]] == [2]  # type: ignore[misc]  # P2 had not ended
+    assert found[-1] == ("InputError", f"{path}:5: not UTF-8 text (byte 4 of the line)")

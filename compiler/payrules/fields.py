@@ -534,27 +534,10 @@ class _Grouper:
         """When a set, the session ids of the lines given are added to it as they are taken."""
 
     def add(self, raw: Sequence[str], origin: Origin, structural: Problem | None = None) -> None:
-        self.lines_read += 1
         values, problems = _values(raw)
-        if problems is None and structural is None:  # the common case, in short
-            v = values
-            entry = self._open.get(v[0])
-            if entry is None and v[0] not in self._closed:
-                day = self._days.setdefault((v[1], v[2]), [0])
-                if day[0] < MAX_DAY_LINES:  # else the general path says why the line is not judged
-                    entry = self._open[v[0]] = _Open()
-                    self._order.append(v[0])
-                    entry.head, entry.row, entry.day, entry.count = v, origin.row, day, 1
-                    day[0] += 1
-                    entry.lines.append(_line(v, 1, origin))
-                    return
-            head = entry.head if entry is not None else None
-            if (entry is not None and head is not None and v[1] == head[1] and v[2] == head[2]
-                    and v[3] == head[3] and entry.count < MAX_SESSION_LINES and entry.day[0] < MAX_DAY_LINES):
-                entry.count += 1
-                entry.day[0] += 1
-                entry.lines.append(_line(v, entry.count, origin))
-                return
+        if problems is None and structural is None and self.add_valid(values, origin):
+            return
+        self.lines_read += 1
         if structural is not None:
             problems = [structural]
         session_id = values[0] or None
@@ -606,6 +589,33 @@ class _Grouper:
             entry.head, entry.row, entry.day = values, origin.row, day
         day[0] += 1
         entry.lines.append(_line(values, number, origin))
+
+    def add_valid(self, v: list[Any], origin: Origin) -> bool:
+        """`add` of a record whose values `v` are valid (in `ALL_FIELDS` order, with a session,
+        patient and payer), in short, when it opens a session or continues one as its lines
+        before it did; False, with nothing added, for any other (for `add` to say why)."""
+        entry = self._open.get(v[0])
+        if entry is None:
+            if v[0] in self._closed:
+                return False
+            day = self._days.setdefault((v[1], v[2]), [0])
+            if day[0] >= MAX_DAY_LINES:  # the general path says why the line is not judged
+                return False
+            entry = self._open[v[0]] = _Open()
+            self._order.append(v[0])
+            entry.head, entry.row, entry.day = v, origin.row, day
+        else:
+            head = entry.head
+            if (head is None or v[1] != head[1] or v[2] != head[2] or v[3] != head[3]
+                    or entry.count >= MAX_SESSION_LINES or entry.day[0] >= MAX_DAY_LINES):
+                return False
+        self.lines_read += 1
+        entry.count += 1
+        entry.day[0] += 1
+        # `_line`, in place (a call per line costs what the rest of this does).
+        entry.lines.append(new_named_tuple(Line, (v[0], v[1], v[2], v[3], entry.count, v[6], v[7], v[8], v[9], v[10],
+                                                  v[4], v[5], v[11], v[12], origin, v[13], NO_FACTS)))
+        return True
 
     def take(self) -> Batch:
         """The sessions and errors gathered so far; the grouper starts afresh (it remembers ids)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import operator
 import os
@@ -30,7 +31,9 @@ from payrules.fields import (
     REQUIRED_FIELDS,
     Batch,
     Problem,
+    MEMO_SIZE,
     Record,
+    _FIELD_PARSERS,
     _Grouper,
     _session_records,
     clean,
@@ -448,11 +451,13 @@ def _read_is_plain_text(path: Path) -> bool:
     return not carry
 
 
-def _csv_records(path: Path, columns: Columns, part: Part | None = None) -> Iterator[Record]:
+def _csv_records(path: Path, columns: Columns, part: Part | None = None,
+                 table: _CsvTable | None = None) -> Iterator[Record]:
     """The file's records, or those of one part of it (whose header is the file's first line).
     A file is cut into parts only when its scan found it plain, so a part's reader does not
-    read the whole file again to check that."""
-    table = _CsvTable(path, columns, plain=True if part is not None else None)
+    read the whole file again to check that. `table`: how the file is read, when known."""
+    if table is None:
+        table = _CsvTable(path, columns, plain=True if part is not None else None)
     file, headers = str(path), table.headers
     if table.facts:
         names, at, facts = table.keep, table.kept_at, table.facts
@@ -485,34 +490,29 @@ PLAIN_BLOCK = 1 << 20
 
 def _plain_records(table: _CsvTable, part: Part | None) -> Iterator[Record]:
     """`_csv_records` of a plain file with one column per field and no kept ids: the same
-    records, from text decoded a block at a time. A row of the header's width, no longer than
-    `MAX_FIELD_CHARS` and with a first cell, is what `table.record` would make of it at once;
-    any other row, and a block that is not UTF-8, takes the way of `table.rows`."""
-    file, headers, width, pick = str(table.path), table.headers, table.width, table.pick
-    row = part.row if part is not None else 2
-    for block in _plain_blocks(table.path, part):
-        try:
-            lines = block.decode("utf-8").split("\n")
-        except UnicodeDecodeError:  # `table.rows` says which row, and yields those before it
-            for found in table._plain_rows(io.BytesIO(block), row, 0):
-                raw, problem = table.record(found[3])
-                yield raw, new_named_tuple(Origin, (file, found[0], "", headers, (), ())), problem
-            raise AssertionError("a block that is not UTF-8 has a row that is not")  # pragma: no cover
-        if lines[-1] == "":
-            lines.pop()  # after the last line break
-        for row, text in enumerate(lines, start=row):
-            cells = text.rstrip("\r").split(",")
-            if len(cells) != width or len(text) > MAX_FIELD_CHARS or not cells[0].strip():
-                if len(text) > CSV_READ_LIMIT and max(map(len, cells)) > CSV_READ_LIMIT:
-                    raise _too_long(table.path, row)
-                if _blank(cells):
-                    continue
-                raw, problem = table.record(cells)
-                yield raw, new_named_tuple(Origin, (file, row, "", headers, (), ())), problem
-                continue
-            cells.append("")
-            yield pick(cells), new_named_tuple(Origin, (file, row, "", headers, (), ())), None
-        row += 1
+    records, from text decoded a block at a time (see `_Batching.rows`, which reads them so
+    for judging)."""
+    for row, text in _plain_lines(table, part):
+        found = _plain_record(table, row, text)
+        if found is not None:
+            yield found
+
+
+def _plain_record(table: _CsvTable, row: int, text: str) -> Record | None:
+    """The record of row `row` of a plain file with one column per field and no kept ids, from
+    its text; None for a blank row. A row of the header's width, no longer than
+    `MAX_FIELD_CHARS` and with a first cell, is what `table.record` would make of it at once."""
+    cells = _plain_cells(text)
+    if len(cells) == table.width and len(text) <= MAX_FIELD_CHARS and cells[0].strip():
+        cells.append("")
+        raw, problem = table.pick(cells), None
+    else:
+        if len(text) > CSV_READ_LIMIT and max(map(len, cells)) > CSV_READ_LIMIT:
+            raise _too_long(table.path, row)
+        if _blank(cells):
+            return None
+        raw, problem = table.record(cells)
+    return raw, new_named_tuple(Origin, (str(table.path), row, "", table.headers, (), ())), problem
 
 
 def _plain_blocks(path: Path, part: Part | None, offset: int | None = None,
@@ -937,12 +937,26 @@ def read_blocks(paths: list[Path], columns: Columns | None = None, *, grouped: b
     Facts that span sessions (same patient, same day) never cross patients, so a block holds
     all a rule can need. Use `scan` first to know whether the input is grouped.
     """
-    return _batches(records(paths, columns), grouped)
+    return _table_batches(_sources(paths, columns), grouped)
 
 
 def read_part(part: Part, columns: Columns | None = None) -> Iterator[Batch]:
     """The patient blocks of one part of a grouped CSV file (see `Scan.parts`)."""
-    return _batches(_csv_records(part.path, columns or Columns(), part), grouped=True)
+    return _table_batches([_part_source(part, columns)], grouped=True)
+
+
+def _part_source(part: Part, columns: Columns | None) -> tuple[_CsvTable, Part]:
+    return _CsvTable(part.path, columns or Columns(), plain=True), part
+
+
+def _sources(paths: list[Path], columns: Columns | None) -> Iterator[tuple[_CsvTable, None] | Iterator[Record]]:
+    """What `records` reads, file by file, for `_table_batches`: a CSV file as its table."""
+    columns = columns or Columns()
+    for path in paths:
+        if _kind(path) == ".csv":
+            yield _CsvTable(path, columns), None
+        else:
+            yield records([path], columns)
 
 
 def comes_back(patients: Iterable[str], seen: set[str]) -> bool:
@@ -1014,32 +1028,165 @@ def read_part_once(part: Part, columns: Columns | None, patients: set[str], sess
     patients of a grouped file: `NotGrouped` is raised where a patient comes back within the
     part, and the part's patients and session ids are added to `patients` and `sessions`, for
     the caller to check that no other part has any of them."""
-    return _batches(_csv_records(part.path, columns or Columns(), part), grouped=True, once=True,
-                    patients=patients, sessions=sessions)
+    return _table_batches([_part_source(part, columns)], grouped=True, once=True, patients=patients,
+                          sessions=sessions)
 
 
 def _batches(found: Iterator[Record], grouped: bool, once: bool = False, patients: set[str] | None = None,
              sessions: set[str] | None = None) -> Iterator[Batch]:
-    grouper = _Grouper()
-    grouper.ids = sessions
-    current: str | None = None
-    seen: set[str] = set() if patients is None else patients
-    for raw, origin, problem in found:
-        if grouped:
-            patient = clean(raw[1])
-            if patient != current and current is not None:
-                if once:  # `read_grouped`: a patient may not come back
-                    seen.add(current)
-                    if patient in seen:
-                        raise NotGrouped(origin, patient)
-                if grouper.lines_read:
-                    yield grouper.take()
-            current = patient
-        grouper.add(raw, origin, problem)
-    if grouper.lines_read:
-        yield grouper.take()
-    if current is not None:
-        seen.add(current)
+    batching = _Batching(grouped, once, patients, sessions)
+    yield from batching.records(found)
+    yield from batching.end()
+
+
+def _table_batches(tables: Iterable[tuple[_CsvTable, Part | None] | Iterator[Record]], grouped: bool,
+                   once: bool = False, patients: set[str] | None = None,
+                   sessions: set[str] | None = None) -> Iterator[Batch]:
+    """`_batches` of the records of each source in turn: a CSV file (or a part of one) given as
+    its table, read the shortest way there is for it (see `_Batching.rows`), or records."""
+    batching = _Batching(grouped, once, patients, sessions)
+    for source in tables:
+        if not isinstance(source, tuple):
+            yield from batching.records(source)
+            continue
+        table, part = source
+        if table.plain and table.simple and not table.keep and not table.facts:
+            yield from batching.rows(table, _plain_lines(table, part))
+        else:
+            yield from batching.records(_csv_records(table.path, Columns(), part, table))
+    yield from batching.end()
+
+
+class _Batching:
+    """Records into batches: what `_batches` keeps from one record to the next."""
+
+    def __init__(self, grouped: bool, once: bool, patients: set[str] | None, sessions: set[str] | None) -> None:
+        self.grouper = _Grouper()
+        self.grouper.ids = sessions
+        self.grouped, self.once = grouped, once
+        self.current: str | None = None
+        """For grouped input, the patient of the record before."""
+        self.seen: set[str] = set() if patients is None else patients
+
+    def turn(self, patient: str, origin: Origin) -> Batch | None:
+        """For grouped input, at a record of `patient`: the batch of the patient before it when
+        that patient's records end here."""
+        current, self.current = self.current, patient
+        if patient == current or current is None:
+            return None
+        if self.once:  # `read_grouped`: a patient may not come back
+            self.seen.add(current)
+            if patient in self.seen:
+                raise NotGrouped(origin, patient)
+        return self.grouper.take() if self.grouper.lines_read else None
+
+    def records(self, found: Iterator[Record]) -> Iterator[Batch]:
+        grouper, grouped = self.grouper, self.grouped
+        for raw, origin, problem in found:
+            if grouped and (ended := self.turn(clean(raw[1]), origin)) is not None:
+                yield ended
+            grouper.add(raw, origin, problem)
+
+    def rows(self, table: _CsvTable, rows: Iterable[tuple[int, str]]) -> Iterator[Batch]:
+        """`records` of the rows (number, text) of a plain file with one column per field and no
+        kept ids, as `_plain_records` reads them. Where the columns are those of `ALL_FIELDS` in
+        order, a row is taken in short when its cells from the code on were seen before in a
+        valid row (`_TAILS`) and its others are valid: split at its first six commas, with
+        one lookup for those cells, and no record built."""
+        grouper, grouped = self.grouper, self.grouped
+        file, headers, width, pick = str(table.path), table.headers, table.width, table.pick
+        tails = _tails(table)
+        dates, npis, credentials = _valid[2], _valid[4], _valid[5]
+        for row, text in rows:
+            if tails is not None and len(text) <= MAX_FIELD_CHARS:
+                parts = text.rstrip("\r\n").split(",", 6)
+                tail = tails.get(parts[-1]) if len(parts) == 7 else None
+                if tail is not None:
+                    session_id, patient, payer = parts[0].strip(), parts[1].strip(), parts[3].strip()
+                    date, npi, credential = dates.get(parts[2]), npis.get(parts[4]), credentials.get(parts[5])
+                    if session_id and patient and payer and date is not None and npi is not None \
+                            and credential is not None:
+                        origin = new_named_tuple(Origin, (file, row, "", headers, (), ()))
+                        if grouped and patient != self.current and (ended := self.turn(patient, origin)) is not None:
+                            yield ended
+                        if not grouper.add_valid([session_id, patient, date, payer, npi, credential, *tail], origin):
+                            cells = parts[:6] + parts[6].split(",")
+                            cells.append("")
+                            grouper.add(pick(cells), origin, None)
+                        continue
+            found = _plain_record(table, row, text)
+            if found is None:
+                continue
+            raw, origin, problem = found
+            if grouped and (ended := self.turn(clean(raw[1]), origin)) is not None:
+                yield ended
+            grouper.add(raw, origin, problem)
+            if tails is not None and problem is None and text.count(",") == width - 1:
+                _remember_tail(tails, text, raw)
+
+    def end(self) -> Iterator[Batch]:
+        """The last batch, once every record is in."""
+        if self.grouper.lines_read:
+            yield self.grouper.take()
+        if self.current is not None:
+            self.seen.add(self.current)
+
+
+_valid = {index: parse.valid for index, _, parse in _FIELD_PARSERS}
+"""Position in `ALL_FIELDS` → the text already found valid for that field, and its value."""
+
+_TAILS: dict[int, dict[str, tuple[Any, ...]]] = {}
+"""By a file's number of columns: the text of a row's cells from the code on → their values
+(those of the fields from the code to the place of service), for cells found valid together."""
+
+_MISSING = object()
+
+
+def _tails(table: _CsvTable) -> dict[str, tuple[Any, ...]] | None:
+    """The `_TAILS` of a file whose columns are the fields of `ALL_FIELDS` in order, as far as
+    the code at least; None for any other."""
+    width = table.width
+    if not 7 <= width <= len(ALL_FIELDS) or table.picks != [[i] if i < width else None
+                                                          for i in range(len(ALL_FIELDS))]:
+        return None
+    return _TAILS.setdefault(width, {})
+
+
+def _remember_tail(tails: dict[str, tuple[Any, ...]], text: str, raw: Sequence[str]) -> None:
+    """Note the values of the cells from the code on of a row with a cell per column, when
+    each was found valid."""
+    values = tuple([_valid[i].get(raw[i], _MISSING) for i in range(6, len(ALL_FIELDS))])
+    if _MISSING not in values:
+        if len(tails) >= MEMO_SIZE:
+            tails.clear()
+        tails[text.rstrip("\r\n").split(",", 6)[6]] = values
+
+
+def _plain_lines(table: _CsvTable, part: Part | None) -> Iterator[tuple[int, str]]:
+    """The rows of a plain file (or of `part`) as (number, text), as `_plain_records` reads them."""
+    return itertools.chain.from_iterable(_plain_line_blocks(table, part))
+
+
+def _plain_line_blocks(table: _CsvTable, part: Part | None) -> Iterator[Iterator[tuple[int, str]]]:
+    row = part.row if part is not None else 2
+    for block in _plain_blocks(table.path, part):
+        try:
+            lines = block.decode("utf-8").split("\n")
+        except UnicodeDecodeError:  # `table.rows` says which row, after the rows before it
+            yield _undecoded(table, block, row)
+            return
+        if lines[-1] == "":
+            lines.pop()  # after the last line break
+        yield enumerate(lines, start=row)
+        row += len(lines)
+
+
+def _undecoded(table: _CsvTable, block: bytes, row: int) -> Iterator[tuple[int, str]]:
+    """The rows of a block of a plain file that is not UTF-8 up to the one that is not, where
+    `InputError` says so."""
+    for found in table._plain_rows(io.BytesIO(block), row, 0):
+        yield found[0], ",".join(found[3])
+    raise AssertionError("a block that is not UTF-8 has a row that is not")  # pragma: no cover
 
 
 class ScanFirst(Exception):
@@ -1069,7 +1216,7 @@ def read_grouped(paths: list[Path], columns: Columns | None = None) -> Iterator[
     record of a patient that comes back after another patient (the batches given out before
     then are not those of the input's order, and must be thrown away). Reading the input once
     instead of scanning it first: it pays when the output can wait for the end."""
-    return _batches(records(paths, columns), grouped=True, once=True)
+    return _table_batches(_sources(paths, columns), grouped=True, once=True)
 
 
 def is_csv(path: Path) -> bool:
@@ -1146,20 +1293,6 @@ def keyed_records(table: _CsvTable, rows: Iterable[Any]) -> Iterator[Record]:
         yield from rows
         return
     file, headers, names, at = str(path), table.headers, table.keep, table.kept_at
-    if not names and not table.facts:
-        width, pick = table.width, table.pick
-        for row, text in rows:
-            cells = _plain_cells(text)
-            if len(cells) == width and len(text) <= MAX_FIELD_CHARS and cells[0].strip():
-                # No field can be longer than `MAX_FIELD_CHARS`: the record of `table.record` at once.
-                cells.append("")
-                yield pick(cells), new_named_tuple(Origin, (file, row, "", headers, (), ())), None
-                continue
-            if _blank(cells):
-                continue
-            raw, problem = table.record(cells)
-            yield raw, new_named_tuple(Origin, (file, row, "", headers, (), ())), problem
-        return
     for row, text in rows:
         cells = _plain_cells(text)
         if _blank(cells):
@@ -1174,11 +1307,19 @@ def keyed_records(table: _CsvTable, rows: Iterable[Any]) -> Iterator[Record]:
         yield raw, new_named_tuple(Origin, (file, row, "", headers, kept, found)), problem
 
 
-def read_patients(found: Iterable[Record]) -> Iterator[Batch]:
-    """Records already read with each patient's records together (such as a bucket of an
-    ungrouped file, patient by patient), in batches of one patient, as `read_blocks` reads a
-    grouped input."""
-    return _batches(iter(found), grouped=True)
+def read_patients(table: _CsvTable, rows: Iterable[Any]) -> Iterator[Batch]:
+    """The records of `rows` (in the compact form of `keyed_rows`, read from `table`) with each
+    patient's records together (such as a bucket of an ungrouped file, patient by patient), in
+    batches of one patient, as `read_blocks` reads a grouped input."""
+    if not plain_rows(table) or table.keep or table.facts:
+        return _batches(keyed_records(table, rows), grouped=True)
+    return _row_batches(table, rows)
+
+
+def _row_batches(table: _CsvTable, rows: Iterable[tuple[int, str]]) -> Iterator[Batch]:
+    batching = _Batching(grouped=True, once=False, patients=None, sessions=None)
+    yield from batching.rows(table, rows)
+    yield from batching.end()
 
 
 def read_sessions(paths: list[Path], columns: Columns | None = None) -> Batch:

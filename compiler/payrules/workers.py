@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from payrules.api import CheckRun
 from payrules.diagnostics import InputError
 from payrules.fields import Batch, RecordError
-from payrules.records import (Columns, NotGrouped, Part, ScanFirst, comes_back, csv_table, is_csv, keyed_records,
+from payrules.records import (Columns, NotGrouped, Part, ScanFirst, comes_back, csv_table, is_csv,
                               keyed_rows, patient_start, plain_rows, read_blocks, read_part, read_part_once,
                               read_patients, read_scanned, row_patients)
 from payrules.render import CsvWriter, Fragment, JsonlWriter, JsonWriter, TextWriter, Writer
@@ -656,7 +656,7 @@ def _judge_bucket(index: int) -> tuple[Tally, set[int], list[tuple[int, int]]] |
     writer = main.continuation(sink)
     sessions: list[tuple[int, str]] = []
     errors: list[tuple[tuple[int, str], str, list[RecordError]]] = []
-    for batch in read_patients(keyed_records(table, ordered)):
+    for batch in read_patients(table, ordered):
         judgement = judge_lines(batch, run.policies, run.history, run.accumulators)
         tally.add_judged(judgement)
         sessions.extend(zip([first[judged[0].session_id][0] for judged in judgement.sessions],
