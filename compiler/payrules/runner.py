@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import operator
 from collections.abc import Callable, Mapping, Sequence
@@ -196,6 +197,11 @@ class Block:
 
 _STATUS, _CHARGE, _ALLOWED = operator.attrgetter("status"), operator.attrgetter("input.charge"), \
     operator.attrgetter("allowed")
+_JUDGED_LINES = operator.itemgetter(2)
+"""The judged lines of a (session, policy, judged lines) of a `Judgement`."""
+_JUDGED_LINE, _JUDGED_CENTS, _JUDGED_STATUS = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
+"""The line, allowed cents and status of a judged line (see `Judged`)."""
+_LINE_CHARGE = operator.attrgetter("charge")
 
 
 @attrs.define
@@ -215,17 +221,15 @@ class Tally:
         """`add` for a block not yet turned into result objects."""
         self.lines_read += judgement.lines_read
         self.rejected += len(judgement.errors)
-        for _, _, lines in judgement.sessions:
-            for line, cents, status, _, _ in lines:
-                if status == PAID:
-                    self.paid += 1
-                elif status == REDUCED:
-                    self.reduced += 1
-                else:
-                    self.denied += 1
-                self.charged += line.charge
-                self.allowed += cents
-            self.judged += len(lines)
+        judged = list(itertools.chain.from_iterable(map(_JUDGED_LINES, judgement.sessions)))
+        statuses = list(map(_JUDGED_STATUS, judged))
+        paid, reduced = statuses.count(PAID), statuses.count(REDUCED)
+        self.judged += len(judged)
+        self.paid += paid
+        self.reduced += reduced
+        self.denied += len(judged) - paid - reduced
+        self.charged += sum(map(_LINE_CHARGE, map(_JUDGED_LINE, judged)))
+        self.allowed += sum(map(_JUDGED_CENTS, judged))
 
     def add(self, block: Block) -> None:
         self.lines_read += block.lines_read
