@@ -1162,14 +1162,17 @@ def _remember_tail(tails: dict[str, tuple[Any, ...]], text: str, raw: Sequence[s
         tails[text.rstrip("\r\n").split(",", 6)[6]] = values
 
 
-def _plain_lines(table: _CsvTable, part: Part | None) -> Iterator[tuple[int, str]]:
-    """The rows of a plain file (or of `part`) as (number, text), as `_plain_records` reads them."""
-    return itertools.chain.from_iterable(_plain_line_blocks(table, part))
+def _plain_lines(table: _CsvTable, part: Part | None,
+                 stretch: tuple[int, int, int] | None = None) -> Iterator[tuple[int, str]]:
+    """The rows of a plain file (or of `part`, or of `stretch`: see `keyed_rows`) as (number,
+    text), as `_plain_records` reads them."""
+    return itertools.chain.from_iterable(_plain_line_blocks(table, part, stretch))
 
 
-def _plain_line_blocks(table: _CsvTable, part: Part | None) -> Iterator[Iterator[tuple[int, str]]]:
-    row = part.row if part is not None else 2
-    for block in _plain_blocks(table.path, part):
+def _plain_line_blocks(table: _CsvTable, part: Part | None,
+                       stretch: tuple[int, int, int] | None) -> Iterator[Iterator[tuple[int, str]]]:
+    start, end, row = stretch if stretch is not None else (None, None, part.row if part is not None else 2)
+    for block in _plain_blocks(table.path, part, start, end):
         try:
             lines = block.decode("utf-8").split("\n")
         except UnicodeDecodeError:  # `table.rows` says which row, after the rows before it
@@ -1244,18 +1247,7 @@ def keyed_rows(table: _CsvTable, columns: Columns,
             raw = record[0]
             yield clean(raw[1]), clean(raw[0]), record[1].row, record
         return
-    start, end, first = stretch if stretch is not None else (None, None, 2)
-
-    def lines() -> Iterator[tuple[int, str]]:
-        row = first
-        for block in _plain_blocks(path, None, start, end):  # the file was read as UTF-8 when it was found plain
-            found = block.decode("utf-8").split("\n")
-            if found[-1] == "":
-                found.pop()  # after the last line break
-            yield from enumerate(found, start=row)
-            row += len(found)
-
-    yield from keyed_lines(table, lines())
+    yield from keyed_lines(table, _plain_lines(table, None, stretch))
 
 
 def plain_rows(table: _CsvTable) -> bool:
